@@ -1,0 +1,3 @@
+from deploygen.cli import main
+
+main()

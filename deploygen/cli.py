@@ -1,0 +1,124 @@
+"""The command line: each command parses options and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from deploygen import __version__
+from deploygen.errors import DeploygenError
+
+SITES = click.argument("sites", nargs=-1, required=True, type=click.Path())
+
+
+class _Exit(click.ClickException):
+    def __init__(self, error: DeploygenError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(self.message, err=True)
+
+
+def _load(sites: tuple[str, ...]):
+    from deploygen.check import check, contexts
+    from deploygen.load import load_sites
+
+    try:
+        loaded = load_sites(list(sites))
+    except DeploygenError as exc:
+        raise _Exit(exc) from None
+    ctx = contexts(loaded)
+    return ctx, check(ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="deploygen", message="%(prog)s %(version)s")
+def main() -> None:
+    """Keep a web app's deployment settings in one file per site, aligned and proven."""
+
+
+@main.command()
+@SITES
+@click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder that receives OUT/NAME/root/... and OUT/NAME/manifest.json.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def render(sites: tuple[str, ...], out: str, strict: bool) -> None:
+    """Render every file of each SITE (a site file or a folder of them)."""
+    from deploygen.output import write_sites
+    from deploygen.render import render_site
+    from deploygen.report import format_findings, summary
+
+    ctx, findings = _load(sites)
+    if findings:
+        click.echo(format_findings(findings, "text"), nl=False, err=True)
+    if any(f.severity == "error" or strict for f in findings):
+        click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
+        sys.exit(1)
+    rendered = [render_site(c.loaded, c.effective) for c in ctx]
+    try:
+        folders = write_sites(rendered, out)
+    except OSError as exc:
+        click.echo(f"deploygen: cannot write {out}: {exc.strerror or exc}; nothing written", err=True)
+        sys.exit(2)
+    for folder, site in zip(folders, rendered):
+        click.echo(f"{folder}: {len(site.files)} files and manifest.json")
+
+
+@main.command()
+@SITES
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
+    """Check each SITE against the rule catalogue."""
+    from deploygen.report import format_findings, summary
+
+    _, findings = _load(sites)
+    click.echo(format_findings(findings, fmt), nl=False)
+    if fmt == "text" and findings:
+        click.echo(summary(findings), err=True)
+    if any(f.severity == "error" or strict for f in findings):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("site", type=click.Path())
+def explain(site: str) -> None:
+    """Show SITE's timeout and session chain and where every value came from."""
+    from deploygen.explain import explain as explain_site
+    from deploygen.report import format_findings
+
+    ctx, findings = _load((site,))
+    for c in ctx:
+        click.echo(explain_site(c), nl=False)
+    if findings:
+        click.echo("\nfindings:\n" + format_findings(findings, "text"), nl=False)
+
+
+@main.command()
+@click.argument("code", required=False)
+def rules(code: str | None) -> None:
+    """List the rule catalogue, or print the page of rule CODE."""
+    from deploygen.rules import BY_CODE, RULES
+
+    if code is None:
+        for rule in RULES:
+            click.echo(f"{rule.code}  {rule.severity:<7}  {rule.name}: {rule.summary}")
+        return
+    rule = BY_CODE.get(code.upper())
+    if rule is None:
+        click.echo(f"deploygen: no rule {code!r}; `deploygen rules` lists them", err=True)
+        sys.exit(2)
+    click.echo(f"# {rule.code} {rule.name} ({rule.severity})\n\n{rule.page()}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the site file."""
+    from deploygen.model import Site
+
+    document = Site.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    click.echo(json.dumps(document, indent=2, sort_keys=True))

@@ -1,0 +1,192 @@
+"""One duration type that every layer can read back in its own syntax.
+
+A site file writes `500ms`, `30s`, `5m`, `12h`, `1d` (or combinations written
+largest unit first, `1h30m`); a bare integer means seconds. The value is kept as
+whole milliseconds, the finest unit any target layer understands, so that
+arithmetic in derivations is exact and output is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import total_ordering
+from typing import Any
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_ORDER = ["d", "h", "m", "s", "ms"]
+_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+PATTERN = r"^([0-9]+(ms|s|m|h|d))+$|^[0-9]+$"
+
+# PostgreSQL stores these settings as a signed 32-bit count of milliseconds.
+POSTGRES_MAX_MS = 2**31 - 1
+
+
+@total_ordering
+class Duration:
+    """A non-negative span of time in whole milliseconds."""
+
+    __slots__ = ("ms",)
+
+    def __init__(self, ms: int) -> None:
+        if ms < 0:
+            raise ValueError("a duration cannot be negative")
+        self.ms = int(ms)
+
+    # -- construction -----------------------------------------------------
+
+    @classmethod
+    def parse(cls, value: object) -> Duration:
+        """Read a site-file duration: `30s`, `1h30m`, or an integer of seconds.
+
+        Raises:
+            ValueError: with a message meant for the user.
+        """
+        if isinstance(value, Duration):
+            return value
+        if isinstance(value, bool):
+            raise ValueError("expected a duration such as 30s, 5m or 12h, got a boolean")
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError("a duration cannot be negative")
+            return cls(value * 1000)
+        if isinstance(value, float):
+            raise ValueError(
+                "fractions are not accepted (nginx and gunicorn reject them): write 1500ms, not 1.5s"
+            )
+        if not isinstance(value, str):
+            raise ValueError(f"expected a duration such as 30s, 5m or 12h, got {type(value).__name__}")
+        text = value.strip()
+        if text.isdigit():
+            return cls(int(text) * 1000)
+        pos = 0
+        total = 0
+        last_rank = -1
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            unit = match.group(2)
+            rank = _ORDER.index(unit)
+            if rank <= last_rank:
+                raise ValueError(f"{value!r}: write units once each, largest first (1h30m)")
+            last_rank = rank
+            total += int(match.group(1)) * _UNIT_MS[unit]
+            pos = match.end()
+        if pos != len(text) or not text:
+            if re.fullmatch(r"\d+\.\d+\s*\w*", text):
+                raise ValueError(
+                    f"{value!r}: fractions are not accepted (nginx and gunicorn reject them): "
+                    "use a smaller unit, e.g. 1500ms"
+                )
+            raise ValueError(
+                f"{value!r} is not a duration: write e.g. 500ms, 30s, 5m, 12h, 1d or 1h30m"
+            )
+        return cls(total)
+
+    @classmethod
+    def seconds_(cls, seconds: int) -> Duration:
+        """A duration of whole seconds."""
+        return cls(seconds * 1000)
+
+    # -- arithmetic used by derivations ------------------------------------
+
+    def __add__(self, other: Duration) -> Duration:
+        return Duration(self.ms + other.ms)
+
+    def __sub__(self, other: Duration) -> Duration:
+        return Duration(max(0, self.ms - other.ms))
+
+    def scaled(self, numerator: int, denominator: int = 1) -> Duration:
+        """This duration times numerator/denominator, rounded down to whole ms."""
+        return Duration(self.ms * numerator // denominator)
+
+    def ceil_seconds(self) -> Duration:
+        """Rounded up to whole seconds (gunicorn and Flask take only those)."""
+        return Duration(-(-self.ms // 1000) * 1000)
+
+    def floor_seconds(self) -> Duration:
+        """Rounded down to whole seconds."""
+        return Duration(self.ms // 1000 * 1000)
+
+    # -- comparisons --------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Duration) and other.ms == self.ms
+
+    def __lt__(self, other: Duration) -> bool:
+        return self.ms < other.ms
+
+    def __hash__(self) -> int:
+        return hash(self.ms)
+
+    def __repr__(self) -> str:
+        return f"Duration({self})"
+
+    # -- output in each layer's syntax ---------------------------------------
+
+    @property
+    def is_whole_seconds(self) -> bool:
+        return self.ms % 1000 == 0
+
+    @property
+    def seconds(self) -> int:
+        """Whole seconds; only for values known to be whole (see ceil_seconds)."""
+        if not self.is_whole_seconds:
+            raise ValueError(f"{self} is not a whole number of seconds")
+        return self.ms // 1000
+
+    def __str__(self) -> str:
+        """The largest-unit-first form a site file would use: `1h30m`, `500ms`."""
+        if self.ms == 0:
+            return "0s"
+        rest = self.ms
+        parts = []
+        for unit in _ORDER:
+            size = _UNIT_MS[unit]
+            if rest >= size:
+                parts.append(f"{rest // size}{unit}")
+                rest %= size
+        return "".join(parts)
+
+    def nginx(self) -> str:
+        """nginx time: `310s`, or `1500ms` when not whole seconds."""
+        return f"{self.ms // 1000}s" if self.is_whole_seconds else f"{self.ms}ms"
+
+    def systemd(self) -> str:
+        """systemd time span: `45s`, or `1500ms`."""
+        return self.nginx()
+
+    def postgres(self) -> str:
+        """A PostgreSQL literal: `'290s'` or `'1500ms'` (`m` would mean nothing there)."""
+        return f"'{self.nginx()}'"
+
+    # -- pydantic integration --------------------------------------------------
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        def validate(value: object) -> Duration:
+            try:
+                return cls.parse(value)
+            except ValueError as exc:
+                raise PydanticCustomError("duration", str(exc)) from None
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.to_string_ser_schema()
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "anyOf": [
+                {"type": "string", "pattern": PATTERN},
+                {"type": "integer", "minimum": 0},
+            ],
+            "description": "A duration: 500ms, 30s, 5m, 12h, 1d, 1h30m; a bare integer is seconds.",
+        }

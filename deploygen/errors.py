@@ -1,0 +1,47 @@
+"""The exception root and the located problem every user-facing error is made of."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where a value sits in a site file. Lines and columns count from 1."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with the input, printed as `FILE:LINE:COL: key.path: message`."""
+
+    location: Location
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.key:
+            return f"{self.location}: {self.key}: {self.message}"
+        return f"{self.location}: {self.message}"
+
+
+class DeploygenError(Exception):
+    """Root of every error deploygen raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(DeploygenError):
+    """Bad input (exit status 2): every problem found, not only the first."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

@@ -1,0 +1,245 @@
+"""Constrained value types for the site file.
+
+Every value here ends up inside another file's syntax: an nginx directive, a
+systemd unit line, a Python string, an SQL statement. Escaping differs per
+target and nginx and systemd have places where no escaping is safe, so values
+are refused at load unless they are made only of characters that mean nothing
+special in any of those targets.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+from deploygen.duration import POSTGRES_MAX_MS, Duration
+
+
+def _fail(message: str) -> PydanticCustomError:
+    return PydanticCustomError("value", message)
+
+
+def _matching(pattern: str, what: str, hint: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise _fail(f"{value!r} is not a valid {what}: {hint}")
+        return value
+
+    return AfterValidator(check)
+
+
+SiteName = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9_-]{0,31}",
+        "site name",
+        "start with a-z, then up to 31 of a-z, 0-9, _ or - (it names the unit, files and upstream)",
+    ),
+]
+
+# Names that would make the rendered unit replace the stack's own services.
+RESERVED_SITE_NAMES = frozenset(
+    {"nginx", "postgresql", "redis", "redis-server", "ssh", "sshd", "cron", "dbus",
+     "systemd", "networking", "deploygen", "gunicorn", "default"}
+)
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_SITE_NAMES or value.startswith("systemd-"):
+        raise _fail(
+            f"{value!r} is reserved: its unit /etc/systemd/system/{value}.service would shadow "
+            "a system service; choose another name"
+        )
+    return value
+
+
+Name = Annotated[SiteName, AfterValidator(_not_reserved)]
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+HostName = Annotated[
+    str,
+    Field(max_length=253),
+    _matching(
+        rf"(\*\.)?{_LABEL}(\.{_LABEL})*",
+        "host name",
+        "lower-case letters, digits and hyphens in dot-separated labels (punycode for IDN; "
+        "a leading *. for a wildcard)",
+    ),
+]
+
+_PATH_CHARS = re.compile(r"/[A-Za-z0-9._@+/-]*")
+
+
+def _safe_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise _fail(f"{value!r} must be an absolute path (start with /)")
+    if not _PATH_CHARS.fullmatch(value):
+        bad = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._@+/-]", c)})
+        shown = " ".join(repr(c) for c in bad)
+        raise _fail(
+            f"{value!r} contains {shown}: paths may use only letters, digits and . _ @ + - / "
+            "(anything else can break out of an nginx or systemd line)"
+        )
+    parts = value.split("/")
+    if ".." in parts or "." in parts:
+        raise _fail(f"{value!r} must not contain . or .. segments")
+    if "//" in value or (len(value) > 1 and value.endswith("/")):
+        raise _fail(f"{value!r}: write the path without doubled or trailing slashes")
+    return value
+
+
+AbsPath = Annotated[str, Field(max_length=4095), AfterValidator(_safe_path)]
+
+PosixName = Annotated[
+    str,
+    _matching(
+        r"[a-z_][a-z0-9_-]{0,31}",
+        "user or group name",
+        "start with a-z or _, then up to 31 of a-z, 0-9, _ or -",
+    ),
+]
+
+WsgiTarget = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\(\))?",
+        "WSGI target",
+        "write module:callable, e.g. app:app, myshop.wsgi:application or app:create_app()",
+    ),
+]
+
+PgIdentifier = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z_][A-Za-z0-9_-]{0,62}",
+        "PostgreSQL name",
+        "start with a letter or _, then up to 62 of letters, digits, _ or -",
+    ),
+]
+
+CookieName = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z0-9_-]{1,64}",
+        "cookie name",
+        "use letters, digits, _ and - only",
+    ),
+]
+
+NginxSize = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    _matching(r"[0-9]+[kKmMgG]?", "nginx size", "write bytes or a number with k, m or g, e.g. 10m"),
+]
+
+
+@dataclass(frozen=True)
+class Bind:
+    """gunicorn's `bind`: a unix socket under /run, or an IP literal and a port."""
+
+    unix_path: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+    @property
+    def is_unix(self) -> bool:
+        return self.unix_path is not None
+
+    @property
+    def runtime_directory(self) -> str | None:
+        """The /run sub-directory systemd must create for the socket."""
+        if self.unix_path is None:
+            return None
+        return self.unix_path[len("/run/"):].rsplit("/", 1)[0]
+
+    def __str__(self) -> str:
+        """As gunicorn writes it: `unix:/run/x/gunicorn.sock`, `127.0.0.1:8001`."""
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def nginx_server(self) -> str:
+        """As nginx's `server` directive in an `upstream {}` block writes it."""
+        return f"unix:{self.unix_path}" if self.unix_path else str(self)
+
+    @classmethod
+    def parse(cls, value: object) -> Bind:
+        if not isinstance(value, str):
+            raise _fail("bind must be a string: unix:/run/NAME/gunicorn.sock or 127.0.0.1:8001")
+        if value.startswith("unix:"):
+            path = _safe_path(value[len("unix:"):])
+            if not re.fullmatch(r"/run/[^/]+(/[^/]+)*/[^/]+", path):
+                raise _fail(
+                    f"{value!r}: put the socket in a directory under /run (e.g. "
+                    "unix:/run/NAME/gunicorn.sock): the unit creates it with RuntimeDirectory=, "
+                    "and /tmp is private to the service"
+                )
+            return cls(unix_path=path)
+        match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([0-9.]+):(\d{1,5})", value)
+        if not match:
+            raise _fail(
+                f"{value!r} is not a bind address: write unix:/run/NAME/gunicorn.sock, "
+                "127.0.0.1:8001 or [::1]:8001 (an IP, not a host name: nginx would resolve "
+                "localhost to two peers)"
+            )
+        host = match.group(1) or match.group(3)
+        port = int(match.group(2) or match.group(4))
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise _fail(f"{value!r}: {host!r} is not an IP address") from None
+        if not 1 <= port <= 65535:
+            raise _fail(f"{value!r}: port must be between 1 and 65535")
+        return cls(host=host, port=port)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse, serialization=core_schema.to_string_ser_schema()
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict:
+        return {
+            "type": "string",
+            "pattern": r"^(unix:/run/.+|[0-9.]+:[0-9]+|\[[0-9A-Fa-f:.]+\]:[0-9]+)$",
+            "description": "unix:/run/NAME/gunicorn.sock, or IP:PORT",
+        }
+
+
+def _positive(value: Duration) -> Duration:
+    if value.ms == 0:
+        raise _fail("must be longer than 0 (0 would switch the timeout off)")
+    return value
+
+
+def _whole_seconds(value: Duration) -> Duration:
+    if not value.is_whole_seconds:
+        raise _fail(f"{value} is not a whole number of seconds, which is all this layer accepts")
+    return value
+
+
+def _postgres_range(value: Duration) -> Duration:
+    if value.ms > POSTGRES_MAX_MS:
+        raise _fail(f"{value} is above PostgreSQL's limit of 2147483647ms (about 24.8 days)")
+    return value
+
+
+def _at_most_a_year(value: Duration) -> Duration:
+    if value.ms > 365 * 86_400_000:
+        raise _fail(f"{value} is longer than a year")
+    return value
+
+
+Span = Annotated[Duration, AfterValidator(_positive), AfterValidator(_at_most_a_year)]
+Seconds = Annotated[Span, AfterValidator(_whole_seconds)]
+PgSpan = Annotated[Span, AfterValidator(_postgres_range)]

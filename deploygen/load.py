@@ -1,0 +1,127 @@
+"""Site files -> located, validated models, or every problem found in them."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from deploygen.errors import InputError, Location, Problem
+from deploygen.model import Site
+from deploygen.yamlsource import Document, dotted, load_document
+
+
+@dataclass(frozen=True)
+class LoadedSite:
+    """A validated site and where each of its values was written."""
+
+    file: str
+    site: Site
+    document: Document
+
+    def locate(self, *path: str | int) -> Location:
+        return self.document.locate(path)
+
+    def written(self, *path: str) -> bool:
+        """True when the site file itself writes the key at `path`."""
+        return tuple(path) in self.document.positions
+
+
+def expand(arguments: list[str]) -> list[str]:
+    """Files named, and every `*.yaml`/`*.yml` in directories named, sorted per directory."""
+    files: list[str] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            files.extend(str(p) for p in found)
+        else:
+            files.append(argument)
+    return files
+
+
+def load_sites(arguments: list[str]) -> list[LoadedSite]:
+    """Load every site named; raise InputError listing every problem in every file."""
+    files = expand(arguments)
+    if not files:
+        raise InputError(
+            [Problem(Location(a, 1, 1), "", "no *.yaml or *.yml site files here") for a in arguments]
+        )
+    loaded: list[LoadedSite] = []
+    problems: list[Problem] = []
+    for file in files:
+        site, found = load_site(file)
+        problems.extend(found)
+        if site is not None:
+            loaded.append(site)
+    if problems:
+        raise InputError(problems)
+    return loaded
+
+
+def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
+    """Load one site file."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {reason}")]
+    document, problems = load_document(text, file)
+    if document is None:
+        return None, problems
+    try:
+        site = Site.model_validate(document.data)
+    except ValidationError as exc:
+        return None, [_problem(document, error) for error in exc.errors()]
+    return LoadedSite(file, site, document), []
+
+
+def _problem(document: Document, error: dict) -> Problem:
+    loc = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return Problem(document.locate(loc), dotted(loc), _unknown_key(loc))
+    if kind == "missing":
+        return Problem(document.locate(loc[:-1]), dotted(loc), "required key is missing")
+    message = error["msg"]
+    if kind in ("value", "duration"):
+        message = message[len("Value error, "):] if message.startswith("Value error, ") else message
+    elif "input" in error and not isinstance(error["input"], (dict, list)):
+        message = f"{message} (got {error['input']!r})"
+    return Problem(document.locate(loc), dotted(loc), message)
+
+
+def _unknown_key(loc: tuple) -> str:
+    """Name the unknown key and, like ruff, the key the user probably meant."""
+    known = _known_keys(loc[:-1])
+    message = f"unknown key {loc[-1]!r}"
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        message += f": did you mean {close[0]!r}?"
+    elif known:
+        message += f" (known here: {', '.join(sorted(known))})"
+    return message
+
+
+def _known_keys(parent: tuple) -> list[str]:
+    model: type[BaseModel] | None = Site
+    for part in parent:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return list(model.model_fields) if model else []
+
+
+def _model_of(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found:
+            return found
+    return None

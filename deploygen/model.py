@@ -1,0 +1,168 @@
+"""The site file as strict pydantic models.
+
+Keys under `timeouts.<layer>` carry the layer's own names. A key left out is
+None here and gets its value in `deploygen.derive`, never in a template.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deploygen.fields import (
+    AbsPath,
+    Bind,
+    CookieName,
+    HostName,
+    Name,
+    NginxSize,
+    PgIdentifier,
+    PgSpan,
+    PosixName,
+    Seconds,
+    Span,
+    WsgiTarget,
+)
+
+
+class Strict(BaseModel):
+    """Unknown keys and loose types are errors, as the contract asks."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Tls(Strict):
+    """Certificate files; when present nginx listens on 443 and 80 redirects."""
+
+    certificate: AbsPath
+    certificate_key: AbsPath
+
+
+class App(Strict):
+    """The application gunicorn runs."""
+
+    framework: Literal["flask"] = Field(description="flask (django and php are planned)")
+    wsgi: WsgiTarget = Field(description="module:callable gunicorn loads")
+    root: AbsPath = Field(description="working directory of the service")
+    venv: AbsPath = Field(description="virtualenv; gunicorn is VENV/bin/gunicorn")
+    user: PosixName = "www-data"
+    group: PosixName = "www-data"
+    static: AbsPath | None = Field(None, description="served by nginx at /static/")
+    secrets_file: AbsPath | None = Field(
+        None, description="environment file with FLASK_SECRET_KEY, DATABASE_URL, REDIS_URL; never rendered"
+    )
+
+
+class Server(Strict):
+    """gunicorn's process model."""
+
+    bind: Bind
+    workers: int | None = Field(None, ge=1, le=256)
+    worker_class: Literal["sync", "gthread", "gevent", "eventlet"] | None = None
+    threads: int | None = Field(None, ge=1, le=1024)
+    max_requests: int | None = Field(None, ge=0, le=10_000_000)
+    max_requests_jitter: int | None = Field(None, ge=0, le=10_000_000)
+
+
+class NginxUpstreamTimeouts(Strict):
+    keepalive_timeout: Span | None = None
+
+
+class NginxTimeouts(Strict):
+    proxy_connect_timeout: Span | None = None
+    proxy_read_timeout: Span | None = None
+    proxy_send_timeout: Span | None = None
+    send_timeout: Span | None = None
+    client_header_timeout: Span | None = None
+    client_body_timeout: Span | None = None
+    keepalive_timeout: Span | None = None
+    upstream: NginxUpstreamTimeouts = NginxUpstreamTimeouts()
+
+
+class GunicornTimeouts(Strict):
+    timeout: Seconds | None = None
+    graceful_timeout: Seconds | None = None
+    keepalive: Seconds | None = None
+
+
+class PostgresTimeouts(Strict):
+    statement_timeout: PgSpan | None = None
+    lock_timeout: PgSpan | None = None
+    idle_in_transaction_session_timeout: PgSpan | None = None
+    idle_session_timeout: PgSpan | None = None
+    client_connection_check_interval: PgSpan | None = None
+
+
+class SystemdTimeouts(Strict):
+    TimeoutStopSec: Span | None = None
+    RestartSec: Span | None = None
+
+
+class Timeouts(Strict):
+    """`request` is the budget; every other value is derived from it unless written."""
+
+    request: Seconds = Field(description="how long one request may legitimately run")
+    nginx: NginxTimeouts = NginxTimeouts()
+    gunicorn: GunicornTimeouts = GunicornTimeouts()
+    postgres: PostgresTimeouts = PostgresTimeouts()
+    systemd: SystemdTimeouts = SystemdTimeouts()
+
+
+class NginxUpstream(Strict):
+    keepalive: int | None = Field(None, ge=0, le=10_000, description="idle connections kept per nginx worker")
+
+
+class Nginx(Strict):
+    """nginx settings that are not timeouts."""
+
+    client_max_body_size: NginxSize | None = None
+    upstream: NginxUpstream = NginxUpstream()
+
+
+class Pool(Strict):
+    """SQLAlchemy's connection pool, per process."""
+
+    size: int | None = Field(None, ge=1, le=1000)
+    max_overflow: int | None = Field(None, ge=0, le=1000)
+    timeout: Span | None = None
+    recycle: Seconds | None = None
+    pre_ping: bool | None = None
+
+
+class Database(Strict):
+    """The PostgreSQL database the site's role works in."""
+
+    name: PgIdentifier
+    role: PgIdentifier
+    max_connections: int = Field(100, ge=1, le=262_143, description="the server's, for the capacity rule")
+    pool: Pool = Pool()
+
+
+class Cookie(Strict):
+    name: CookieName | None = None
+    secure: bool | None = None
+    httponly: bool | None = None
+    samesite: Literal["Lax", "Strict", "None"] | None = None
+
+
+class Session(Strict):
+    lifetime: Seconds | None = None
+    permanent: Literal["always", "remember-me"] = "always"
+    refresh_each_request: bool | None = None
+    store: Literal["cookie", "redis", "filesystem"] = "cookie"
+    cookie: Cookie = Cookie()
+
+
+class Site(Strict):
+    """One site: the single source of truth for every layer."""
+
+    name: Name
+    domains: list[HostName] = Field(min_length=1)
+    tls: Tls | None = None
+    app: App
+    server: Server
+    timeouts: Timeouts
+    nginx: Nginx = Nginx()
+    database: Database | None = None
+    session: Session = Session()

@@ -1,0 +1,140 @@
+"""Effective settings -> the files of one site and its manifest, in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from deploygen import __version__
+from deploygen.derive import derive
+from deploygen.duration import Duration
+from deploygen.layout import post_install, runtime_directories, targets
+from deploygen.load import LoadedSite
+from deploygen.settings import Effective
+from deploygen.templating import environment
+
+GENERATOR = f"deploygen {__version__}"
+
+# Settings a site can turn off; the SQL resets them so the file stays the whole truth.
+_POSTGRES_SETTINGS = (
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+    "idle_session_timeout",
+    "client_connection_check_interval",
+)
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    kind: str
+    target: str
+    mode: str
+    content: bytes
+
+    @property
+    def relative(self) -> str:
+        """Path inside the site's output folder: `root/etc/...`."""
+        return "root" + self.target
+
+
+@dataclass(frozen=True)
+class RenderedSite:
+    name: str
+    files: list[RenderedFile]
+    manifest: bytes
+
+
+def render_site(loaded: LoadedSite, effective: Effective | None = None) -> RenderedSite:
+    """Render every file of one site and its manifest."""
+    site = loaded.site
+    eff = effective or derive(loaded)
+    source = PurePosixPath(loaded.file).name
+    site_targets = targets(site)
+    paths = {t.kind: t.path for t in site_targets}
+    layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask")
+    context = {
+        "site": site,
+        "paths": paths,
+        "why": {layer: eff.notes(layer, source) for layer in layers},
+        "upstream": f"{site.name}_gunicorn",
+        "runtime_directories": runtime_directories(site),
+        "control_socket": f"/run/{site.name}/gunicorn.ctl",
+        **{layer: eff.layer(layer) for layer in layers},
+    }
+    if site.database is not None:
+        context.update(_sql_context(site.database.role, site.database.name, eff, source))
+    context["variables"] = _flask_variables(eff, source)
+
+    env = environment()
+    files = []
+    for target in site_targets:
+        def header(mark: str, _target=target) -> str:
+            return (f"{mark} Written by {GENERATOR} from {source}: edit the site file and render again,\n"
+                    f"{mark} not this file ({_target.kind}).")
+
+        text = env.get_template(target.template).render(context, header=header)
+        files.append(RenderedFile(target.kind, target.path, target.mode, text.encode()))
+
+    manifest = {
+        "site": site.name,
+        "generator": GENERATOR,
+        "source": source,
+        "files": [
+            {"path": f.relative, "target": f.target, "kind": f.kind, "mode": f.mode,
+             "sha256": hashlib.sha256(f.content).hexdigest()}
+            for f in files
+        ],
+        "post_install": post_install(site, paths),
+    }
+    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return RenderedSite(site.name, files, data)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier as PostgreSQL's format('%I') does."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_context(role: str, database: str, eff: Effective, source: str) -> dict:
+    statements, resets = [], []
+    for name in _POSTGRES_SETTINGS:
+        setting = eff[f"postgres.{name}"]
+        if setting.value is None:
+            resets.append(name)
+        else:
+            statements.append((name, setting.value.postgres(), setting.provenance.comment(source)))
+    return {"role": quote_ident(role), "database": quote_ident(database),
+            "statements": statements, "resets": resets}
+
+
+def _env_value(value: object) -> str:
+    """A FLASK_* value: JSON, which from_prefixed_env() parses, safe for systemd.
+
+    systemd strips double quotes from unquoted values, so strings that JSON
+    would read as something else (`123`, `true`) are single-quoted JSON strings.
+    """
+    if isinstance(value, Duration):
+        return str(value.seconds) if value.is_whole_seconds else str(value.ms / 1000)
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+        return "'" + json.dumps(value) + "'"
+    return json.dumps(value)
+
+
+def _flask_variables(eff: Effective, source: str) -> list[tuple[str, str, str]]:
+    out = []
+    for setting in eff:
+        if setting.layer == "flask":
+            name = setting.name
+        elif setting.layer == "sqlalchemy":
+            name = f"SQLALCHEMY_ENGINE_OPTIONS__{setting.name}"
+        else:
+            continue
+        out.append((name, _env_value(setting.value), setting.provenance.comment(source)))
+    return sorted(out)

@@ -1,0 +1,38 @@
+"""Shared machinery of the cross-site rules: two sites claiming one thing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from deploygen.errors import Location
+from deploygen.findings import Finding
+from deploygen.rules.base import Rule, SiteContext
+
+
+class CollisionRule(Rule):
+    """Sites named in one call must not share `what`; indexed, never compared pairwise."""
+
+    what: str
+    consequence: str
+
+    def claims(self, site: SiteContext) -> Iterator[tuple[str, str, Location]]:
+        """(value, setting key, where it is written) for each thing `site` claims."""
+        raise NotImplementedError
+
+    def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
+        index: dict[str, list[tuple[SiteContext, str, Location]]] = defaultdict(list)
+        for site in sites:
+            for value, key, location in self.claims(site):
+                index[value].append((site, key, location))
+        for value, owners in index.items():
+            if len(owners) < 2:
+                continue
+            for site, key, location in owners:
+                others = [o for o in owners if o[2] != location]
+                if not others:
+                    continue
+                named = ", ".join(f"{o[0].name} ({o[2]})" for o in others)
+                yield Finding(location.file, location.line, location.column, self.code, self.severity,
+                              site.name, f"{self.what} {value} is also used by {named}: {self.consequence}",
+                              f"{key}={value}", {key: value})

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from deploygen.findings import Finding
+from deploygen.rules.base import Rule, SiteContext
+
+
+class StatementOutlivesWorker(Rule):
+    """A query may run longer than the worker that waits for it.
+
+    ## What it checks
+    With sync workers, PostgreSQL's `statement_timeout` must be shorter than
+    gunicorn's `timeout`.
+
+    ## Why it is bad
+    gunicorn kills the worker first: the client gets a 500 or 502 with no
+    message, and the query goes on running on the server (unless
+    `client_connection_check_interval` notices the dead client), holding locks
+    and a connection slot.
+
+    ## Example
+    ```yaml
+    timeouts:
+      request: 60s
+      postgres: {statement_timeout: 120s}
+    ```
+
+    ## Fix
+    Remove `timeouts.postgres.statement_timeout` (deploygen derives it below
+    gunicorn's timeout) or lower it.
+    """
+
+    code = "DG201"
+    name = "statement-timeout-outlives-worker"
+    severity = "error"
+    summary = "PostgreSQL statement_timeout at or above gunicorn timeout (sync workers)"
+
+    def check(self, site: SiteContext) -> Iterator[Finding]:
+        eff = site.effective
+        if "postgres.statement_timeout" not in eff or eff.value("gunicorn.worker_class") != "sync":
+            return
+        statement, worker = eff["postgres.statement_timeout"], eff["gunicorn.timeout"]
+        if statement.value >= worker.value:
+            yield self.finding(site, statement, ">=", worker,
+                               "the query outlives the worker that waits for it: gunicorn kills the worker "
+                               "and the query runs on")

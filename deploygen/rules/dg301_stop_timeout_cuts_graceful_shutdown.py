@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from deploygen.findings import Finding
+from deploygen.rules.base import Rule, SiteContext
+
+
+class StopTimeoutCutsGracefulShutdown(Rule):
+    """systemd kills gunicorn before its workers have drained.
+
+    ## What it checks
+    systemd's `TimeoutStopSec` must be longer than gunicorn's
+    `graceful_timeout`.
+
+    ## Why it is bad
+    On every `systemctl restart` or stop, systemd sends SIGKILL while requests
+    are still in flight: clients get 502 on every deploy, and uploads or
+    payments are cut in half.
+
+    ## Example
+    ```yaml
+    timeouts:
+      request: 60s
+      gunicorn: {graceful_timeout: 30s}
+      systemd: {TimeoutStopSec: 5s}
+    ```
+
+    ## Fix
+    Remove `timeouts.systemd.TimeoutStopSec` (derived as graceful_timeout plus
+    max(5s, half of it)) or raise it.
+    """
+
+    code = "DG301"
+    name = "stop-timeout-cuts-graceful-shutdown"
+    severity = "error"
+    summary = "systemd TimeoutStopSec at or below gunicorn graceful_timeout"
+
+    def check(self, site: SiteContext) -> Iterator[Finding]:
+        eff = site.effective
+        stop, graceful = eff["systemd.TimeoutStopSec"], eff["gunicorn.graceful_timeout"]
+        if stop.value <= graceful.value:
+            yield self.finding(site, stop, "<=", graceful,
+                               "systemd SIGKILLs requests in flight on every restart")

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from deploygen.rules.collision import CollisionRule
+
+
+class DuplicateBind(CollisionRule):
+    """Two sites' gunicorns bind the same socket or port.
+
+    ## What it checks
+    Every site's `server.bind` is its own.
+
+    ## Why it is bad
+    The second gunicorn fails to start ("Address already in use") or, for a
+    unix socket, replaces the first one's socket: nginx then sends one site's
+    visitors to the other site's app.
+
+    ## Example
+    ```yaml
+    # in two site files
+    server: {bind: 127.0.0.1:8001}
+    ```
+
+    ## Fix
+    Give each site its own port, or its own socket under /run/NAME/.
+    """
+
+    code = "DG902"
+    name = "duplicate-bind"
+    severity = "error"
+    summary = "two sites with the same gunicorn bind"
+    what = "bind"
+    consequence = "one gunicorn cannot start, or takes the other's traffic"
+
+    def claims(self, site):
+        yield str(site.loaded.site.server.bind), "gunicorn.bind", site.loaded.locate("server", "bind")

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from deploygen.rules.collision import CollisionRule
+
+
+class DuplicateDatabaseRole(CollisionRule):
+    """Two sites share a PostgreSQL role.
+
+    ## What it checks
+    Every site with a `database` has its own `database.role`.
+
+    ## Why it is bad
+    The timeouts are set per role (`ALTER ROLE ... SET`): the site rendered last
+    silently changes the other site's `statement_timeout`, and one site's leak
+    of connections counts against the other's.
+
+    ## Example
+    ```yaml
+    # in two site files
+    database: {name: shop, role: web}
+    ```
+
+    ## Fix
+    Create one role per site and write it in `database.role`.
+    """
+
+    code = "DG904"
+    name = "duplicate-database-role"
+    severity = "error"
+    summary = "two sites with the same database role"
+    what = "database role"
+    consequence = "each render overwrites the other site's timeouts"
+
+    def claims(self, site):
+        if site.loaded.site.database is not None:
+            yield site.loaded.site.database.role, "postgres.role", site.loaded.locate("database", "role")

@@ -1,0 +1,112 @@
+"""Effective settings: each layer value with where it came from.
+
+Keys are `LAYER.NATIVE_NAME`, the names the layers use themselves
+(`nginx.proxy_read_timeout`, `systemd.TimeoutStopSec`), so rules, findings,
+`explain` and templates all speak of a setting the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from deploygen.duration import Duration
+from deploygen.errors import Location
+
+Kind = Literal["written", "derived", "default"]
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Why a setting has its value.
+
+    `location` is where the value was written, or, for derived values, where
+    the value they were derived from was written: the line a finding about the
+    setting should point at.
+    """
+
+    kind: Kind
+    how: str
+    location: Location
+    inputs: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        if self.kind == "written":
+            return f"written at {self.location}"
+        if self.kind == "derived":
+            return f"derived: {self.how}"
+        return f"default: {self.how}"
+
+    def comment(self, file_name: str) -> str:
+        """The short note beside a value in a rendered file."""
+        if self.kind == "written":
+            return f"{file_name}:{self.location.line}"
+        return f"{self.kind}: {self.how.split(': ', 1)[0]}"
+
+
+Value = Duration | int | str | bool | None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One effective value of one layer."""
+
+    key: str
+    value: Value
+    provenance: Provenance
+
+    @property
+    def layer(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.key.split(".", 1)[1]
+
+    @property
+    def display(self) -> str:
+        """The value as findings and `explain` show it: `310s`, `true`, `Lax`."""
+        return display(self.value)
+
+
+def display(value: Value) -> str:
+    if isinstance(value, Duration):
+        return value.nginx()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "off"
+    return str(value)
+
+
+class Effective:
+    """Every effective setting of one site, in derivation order."""
+
+    def __init__(self, settings: dict[str, Setting]) -> None:
+        self._settings = settings
+
+    def __getitem__(self, key: str) -> Setting:
+        return self._settings[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._settings
+
+    def value(self, key: str) -> Value:
+        return self._settings[key].value
+
+    def __iter__(self):
+        return iter(self._settings.values())
+
+    def layer(self, layer: str) -> dict[str, Value]:
+        """`{name: value}` of one layer, for templates: `nginx.proxy_read_timeout`."""
+        prefix = layer + "."
+        return {s.key[len(prefix):]: s.value for s in self._settings.values() if s.key.startswith(prefix)}
+
+    def notes(self, layer: str, file_name: str) -> dict[str, str]:
+        """`{name: comment}` of one layer, the provenance note templates print."""
+        prefix = layer + "."
+        return {
+            s.key[len(prefix):]: s.provenance.comment(file_name)
+            for s in self._settings.values()
+            if s.key.startswith(prefix)
+        }

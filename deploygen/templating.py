@@ -1,0 +1,44 @@
+"""The one Jinja environment every template is rendered through."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from deploygen.duration import Duration
+
+_HERE = Path(__file__).resolve().parent
+
+
+def templates_dir() -> Path:
+    """Templates inside the installed package, else the repository's `templates/`."""
+    packaged = _HERE / "templates"
+    return packaged if packaged.is_dir() else _HERE.parent / "templates"
+
+
+def _py(value: object) -> str:
+    """A Python literal for gunicorn.conf.py; durations become whole seconds."""
+    if isinstance(value, Duration):
+        return str(value.seconds)
+    if isinstance(value, list):
+        return "[" + ", ".join(_py(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["nginx"] = Duration.nginx
+    env.filters["systemd"] = Duration.systemd
+    env.filters["py"] = _py
+    return env

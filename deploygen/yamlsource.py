@@ -1,0 +1,153 @@
+"""YAML text -> plain data plus the position of every key and item.
+
+libyaml's composer (PyYAML's CSafeLoader) builds the node tree in C and gives
+every node its line and column, so positions cost almost nothing. The tree is
+then turned into dicts, lists and scalars here, which is also where YAML's
+loopholes are closed: duplicate keys (PyYAML silently keeps the last), tags
+other than the plain core types, non-string keys, aliases that recurse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import yaml
+
+from deploygen.errors import Location, Problem
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - libyaml is part of every PyYAML wheel
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+Path = tuple[str | int, ...]
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+}
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_constructor = yaml.constructor.SafeConstructor()
+
+
+def dotted(path: Path) -> str:
+    """`('domains', 1)` -> `domains[1]`, `('timeouts', 'request')` -> `timeouts.request`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+@dataclass
+class Document:
+    """A YAML mapping document with the location of every key and list item."""
+
+    file: str
+    data: dict
+    positions: dict[Path, Location] = field(default_factory=dict)
+
+    def locate(self, path: Path) -> Location:
+        """The location of `path`, or of its nearest located ancestor."""
+        path = tuple(path)
+        while path:
+            loc = self.positions.get(path)
+            if loc is not None:
+                return loc
+            path = path[:-1]
+        return self.positions.get((), Location(self.file, 1, 1))
+
+
+def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]:
+    """Compose `text` and build plain data; return the document or the problems."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = exc.problem or exc.context or "invalid YAML"
+        return None, [Problem(Location(file, line, col), "", f"YAML syntax error: {reason}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(Location(file, 1, 1), "", f"YAML error: {exc}")]
+    if root is None:
+        return None, [Problem(Location(file, 1, 1), "", "empty file: expected a mapping with the site's keys")]
+    if not isinstance(root, yaml.MappingNode) or root.tag != _MAP_TAG:
+        return None, [
+            Problem(_mark(file, root), "", "the document must be a mapping of keys (name:, domains:, ...)")
+        ]
+    builder = _Builder(file)
+    data = builder.build(root, ())
+    if builder.problems:
+        return None, builder.problems
+    doc = Document(file, data, builder.positions)
+    doc.positions[()] = _mark(file, root)
+    return doc, []
+
+
+def _mark(file: str, node: yaml.Node) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[Path, Location] = {}
+        self.problems: list[Problem] = []
+        self._open: set[int] = set()
+
+    def _problem(self, node: yaml.Node, path: Path, message: str) -> None:
+        self.problems.append(Problem(_mark(self.file, node), dotted(path), message))
+
+    def build(self, node: yaml.Node, path: Path) -> object:
+        if id(node) in self._open:
+            self._problem(node, path, "a YAML alias refers to its own parent")
+            return None
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _SCALAR_TAGS:
+                self._problem(node, path, f"YAML tag {node.tag!r} is not allowed: write a plain value")
+                return None
+            return _constructor.construct_object(node)
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            return self._sequence(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict | None:
+        if node.tag != _MAP_TAG:
+            self._problem(node, path, f"YAML tag {node.tag!r} is not allowed: write a plain mapping")
+            return None
+        out: dict = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                shown = getattr(key_node, "value", "?")
+                self._problem(key_node, path, f"key {shown!r} must be a plain string")
+                continue
+            key = key_node.value
+            key_path = path + (key,)
+            if key in out or key_path in self.positions:
+                first = self.positions[key_path]
+                self._problem(key_node, key_path, f"duplicate key (first written at line {first.line})")
+                continue
+            self.positions[key_path] = _mark(self.file, key_node)
+            out[key] = self.build(value_node, key_path)
+        return out
+
+    def _sequence(self, node: yaml.SequenceNode, path: Path) -> list | None:
+        if node.tag != _SEQ_TAG:
+            self._problem(node, path, f"YAML tag {node.tag!r} is not allowed: write a plain list")
+            return None
+        out = []
+        for index, item in enumerate(node.value):
+            item_path = path + (index,)
+            self.positions[item_path] = _mark(self.file, item)
+            out.append(self.build(item, item_path))
+        return out
