@@ -1,0 +1,84 @@
+"""Shared test helpers: site files built from dicts, the CLI, and real binaries."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from deploygen.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+SITES = REPO / "sites"
+UNDER_CI = os.environ.get("CI", "").lower() == "true"
+
+BASE_SITE = {
+    "name": "shop",
+    "domains": ["shop.example.com"],
+    "app": {
+        "framework": "flask",
+        "wsgi": "app:app",
+        "root": "/var/www/shop",
+        "venv": "/var/www/shop/venv",
+        "secrets_file": "/etc/shop/secrets.env",
+    },
+    "server": {"bind": "unix:/run/shop/gunicorn.sock", "workers": 3},
+    "timeouts": {"request": "60s"},
+    "database": {"name": "shop_db", "role": "shop"},
+    "session": {"lifetime": "12h"},
+}
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """Deep-merge `overrides` into a copy of `base`; a None value deletes the key."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@pytest.fixture
+def make_site(tmp_path):
+    """Write a site file from BASE_SITE plus overrides; return its path."""
+
+    def make(overrides: dict | None = None, *, filename: str | None = None, folder: Path | None = None) -> Path:
+        data = merge(BASE_SITE, overrides or {})
+        target = (folder or tmp_path) / (filename or f"{data.get('name', 'site')}.yaml")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(data, sort_keys=False))
+        return target
+
+    return make
+
+
+@pytest.fixture
+def cli():
+    """Run deploygen in-process; returns click's Result (exit_code, stdout, stderr)."""
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+def require_binary(name: str, *candidates: str) -> str:
+    """Path of a real binary; a skip on a laptop, a failure under CI=true."""
+    for candidate in (name, *candidates):
+        found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
+        if found:
+            return found
+    message = f"{name} is not installed (.ci/run installs it)"
+    if UNDER_CI:
+        pytest.fail(message)
+    pytest.skip(message)
