@@ -1,0 +1,115 @@
+"""The outside of deploygen: output layout, manifest, atomic writes, commands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from conftest import REPO, SITES
+from deploygen import __version__
+
+
+def test_render_layout_and_manifest(cli, tmp_path):
+    result = cli("render", SITES / "dokon.yaml", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((tmp_path / "dokon" / "manifest.json").read_text())
+    assert manifest["site"] == "dokon" and manifest["generator"] == f"deploygen {__version__}"
+    kinds = {f["kind"] for f in manifest["files"]}
+    assert kinds == {"nginx-site", "gunicorn-config", "systemd-service", "postgres-sql", "flask-env"}
+    for entry in manifest["files"]:
+        path = tmp_path / "dokon" / entry["path"]
+        assert entry["path"] == "root" + entry["target"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+        assert oct(path.stat().st_mode & 0o777) == "0o" + entry["mode"].lstrip("0")
+    on_disk = sorted(str(p.relative_to(tmp_path / "dokon")) for p in (tmp_path / "dokon").rglob("*") if p.is_file())
+    assert on_disk == sorted([f["path"] for f in manifest["files"]] + ["manifest.json"])
+    assert manifest["post_install"][-2:] == ["nginx -t", "systemctl reload nginx"]
+    assert (f"ln -sf /etc/nginx/sites-available/dokon.conf /etc/nginx/sites-enabled/dokon.conf"
+            in manifest["post_install"])
+
+
+def test_render_replaces_earlier_output_whole(cli, make_site, tmp_path):
+    out = tmp_path / "out"
+    site = make_site()
+    assert cli("render", site, "-o", out).exit_code == 0
+    stale = out / "shop" / "root" / "stale.conf"
+    stale.write_text("left over")
+    assert cli("render", make_site({"database": None}), "-o", out).exit_code == 0
+    assert not stale.exists()
+    assert not (out / "shop" / "root" / "etc" / "deploygen" / "shop" / "postgres.sql").exists()
+    assert [p.name for p in out.iterdir()] == ["shop"]
+
+
+def test_unwritable_output_is_reported_and_leaves_nothing(cli, make_site, tmp_path):
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    result = cli("render", make_site(), "-o", blocker / "sub")
+    assert result.exit_code == 2
+    assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert blocker.read_text() == "a file where the output folder should be"
+
+
+def test_render_writes_all_sites_of_a_folder(cli, tmp_path):
+    result = cli("render", SITES, "-o", tmp_path)
+    assert result.exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dokon", "sergeli0606"]
+
+
+def test_folder_loads_yaml_and_yml_sorted(cli, make_site, tmp_path):
+    folder = tmp_path / "sites"
+    make_site({"name": "b", "domains": ["b.example.com"], "server": {"bind": "127.0.0.1:8002"},
+               "database": {"role": "b"}}, filename="b.yml", folder=folder)
+    make_site({"name": "a", "domains": ["a.example.com"], "database": {"role": "a"}}, filename="a.yaml",
+              folder=folder)
+    (folder / "notes.txt").write_text("not a site")
+    result = cli("render", folder, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert [line.split(":")[0].rsplit("/", 1)[1] for line in result.stdout.splitlines()] == ["a", "b"]
+
+
+def test_explain_shows_chain_and_provenance(cli):
+    result = cli("explain", SITES / "dokon.yaml")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "postgres.statement_timeout = 290s" in out
+    assert "gunicorn.timeout = 300s  (+10s after postgres.statement_timeout)" in out
+    assert "nginx.proxy_read_timeout = 310s  (+10s after gunicorn.timeout)" in out
+    assert "session.permanent = True" in out
+    assert "written at" in out and "derived: " in out and "default: " in out
+
+
+def test_version_and_schema(cli):
+    assert cli("--version").stdout.strip() == f"deploygen {__version__}"
+    schema = json.loads(cli("schema").stdout)
+    assert schema["additionalProperties"] is False
+    assert {"name", "domains", "app", "server", "timeouts"} <= set(schema["required"])
+    assert "request" in schema["$defs"]["Timeouts"]["properties"]
+
+
+def test_wheel_installs_and_renders_from_any_directory(tmp_path):
+    """`pip install .` (not -e): templates must travel inside the wheel."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, REPO],
+                   check=True, capture_output=True)
+    [wheel] = wheels.glob("deploygen-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=True)
+    py = env_dir / "bin" / "python"
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", wheel], check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([env_dir / "bin" / "deploygen", "render", SITES / "dokon.yaml", "-o", "out"],
+                            cwd=elsewhere, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    where = subprocess.run([py, "-c", "import deploygen.templating as t; print(t.templates_dir())"],
+                           cwd=elsewhere, capture_output=True, text=True, env=env).stdout.strip()
+    assert Path(where).is_relative_to(env_dir), where
+    golden = Path(__file__).parent / "golden" / "dokon" / "root" / "etc" / "nginx" / "sites-available" / "dokon.conf"
+    rendered = elsewhere / "out" / "dokon" / "root" / "etc" / "nginx" / "sites-available" / "dokon.conf"
+    assert rendered.read_bytes() == golden.read_bytes()

@@ -1,0 +1,177 @@
+"""Every rule fires on its bad pattern, stays quiet on the fixed one, and has a page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SITES
+from deploygen.rules import RULES
+from deploygen.rules.base import PAGE_SECTIONS
+
+GTHREAD = {"server": {"worker_class": "gthread", "threads": 4}}
+
+# code -> (sites that must fire it, sites that must not); each site is overrides of BASE_SITE.
+CASES = {
+    "DG101": (
+        [{"timeouts": {"request": "120s", "nginx": {"proxy_read_timeout": "60s"}}}],
+        [{"timeouts": {"request": "120s"}},
+         {"timeouts": {"request": "120s", "nginx": {"proxy_read_timeout": "60s"}}, **GTHREAD}],
+    ),
+    "DG102": (
+        [{"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "60s"}}, **GTHREAD}],
+        [{"timeouts": {"request": "300s"}, **GTHREAD}],
+    ),
+    "DG111": (
+        [{"timeouts": {"gunicorn": {"keepalive": "2s"}, "nginx": {"upstream": {"keepalive_timeout": "60s"}}},
+          **GTHREAD}],
+        [{"timeouts": {"gunicorn": {"keepalive": "2s"}}, **GTHREAD},
+         {"timeouts": {"gunicorn": {"keepalive": "2s"}, "nginx": {"upstream": {"keepalive_timeout": "60s"}}}}],
+    ),
+    "DG201": (
+        [{"timeouts": {"request": "60s", "postgres": {"statement_timeout": "120s"}}}],
+        [{"timeouts": {"request": "60s"}},
+         {"timeouts": {"request": "60s", "postgres": {"statement_timeout": "120s"},
+                       "nginx": {"proxy_read_timeout": "130s"}}, **GTHREAD}],
+    ),
+    "DG202": (
+        [{"timeouts": {"postgres": {"statement_timeout": "30s", "lock_timeout": "30s"}}}],
+        [{"timeouts": {"postgres": {"statement_timeout": "30s"}}}],
+    ),
+    "DG301": (
+        [{"timeouts": {"gunicorn": {"graceful_timeout": "30s"}, "systemd": {"TimeoutStopSec": "5s"}}}],
+        [{"timeouts": {"gunicorn": {"graceful_timeout": "30s"}}}],
+    ),
+    "DG501": (
+        [{"session": {"cookie": {"secure": True}}}],
+        [{"session": {"cookie": {"secure": True}},
+          "tls": {"certificate": "/etc/ssl/shop.pem", "certificate_key": "/etc/ssl/shop.key"}},
+         {}],
+    ),
+}
+
+# Cross-site rules: (second site that collides with BASE_SITE, second site that does not).
+OTHER = {"name": "other", "domains": ["other.example.com"], "server": {"bind": "127.0.0.1:8002"},
+         "database": {"name": "other_db", "role": "other"}}
+CROSS = {
+    "DG901": ({**OTHER, "name": "shop"}, OTHER),
+    "DG902": ({**OTHER, "server": {"bind": "unix:/run/shop/gunicorn.sock"}}, OTHER),
+    "DG903": ({**OTHER, "domains": ["other.example.com", "shop.example.com"]}, OTHER),
+    "DG904": ({**OTHER, "database": {"name": "other_db", "role": "shop"}}, OTHER),
+}
+
+
+def _codes(cli, *paths, strict=False):
+    result = cli("validate", "--format", "json", *paths, *(["--strict"] if strict else []))
+    assert result.exit_code in (0, 1), result.stderr
+    findings = json.loads(result.stdout)
+    return findings, result.exit_code
+
+
+def test_every_rule_has_cases_a_page_and_a_unique_code():
+    codes = [rule.code for rule in RULES]
+    assert codes == sorted(codes) and len(set(codes)) == len(codes)
+    assert set(codes) == set(CASES) | set(CROSS)
+    for rule in RULES:
+        page = rule.page()
+        for section in PAGE_SECTIONS:
+            assert f"## {section}\n" in page, (rule.code, section)
+        assert rule.severity in ("error", "warning")
+        assert rule.name == rule.name.lower() and " " not in rule.name
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_rule_fires(code, make_site, cli):
+    rule = next(r for r in RULES if r.code == code)
+    for overrides in CASES[code][0]:
+        findings, status = _codes(cli, make_site(overrides))
+        mine = [f for f in findings if f["code"] == code]
+        assert mine, (code, overrides, findings)
+        assert all(f["severity"] == rule.severity for f in mine)
+        assert status == (1 if rule.severity == "error" else 0)
+        for f in mine:
+            assert f["site"] == "shop" and f["line"] >= 1 and f["column"] >= 1
+            assert f["settings"] and all("." in k for k in f["settings"])
+
+
+@pytest.mark.parametrize("code", sorted(CASES))
+def test_rule_stays_quiet(code, make_site, cli):
+    for overrides in CASES[code][1]:
+        findings, _ = _codes(cli, make_site(overrides))
+        assert [f for f in findings if f["code"] == code] == [], (code, overrides)
+
+
+@pytest.mark.parametrize("code", sorted(CROSS))
+def test_cross_site_rule(code, make_site, cli, tmp_path):
+    colliding, fine = CROSS[code]
+    first = make_site({}, folder=tmp_path / "a")
+    second = make_site(colliding, filename="second.yaml", folder=tmp_path / "a")
+    findings, status = _codes(cli, first, second)
+    mine = [f for f in findings if f["code"] == code]
+    assert status == 1
+    assert sorted(f["file"] for f in mine) == sorted([str(first), str(second)])
+    for f in mine:
+        other = str(second) if f["file"] == str(first) else str(first)
+        assert other in f["message"]
+    third = make_site(fine, filename="third.yaml", folder=tmp_path / "b")
+    findings, _ = _codes(cli, first, third)
+    assert [f for f in findings if f["code"] == code] == []
+
+
+def test_derived_values_never_trip_a_rule(make_site, cli):
+    for request in ("1s", "5s", "30s", "300s", "1h"):
+        for extra in ({}, GTHREAD, {"tls": {"certificate": "/etc/c.pem", "certificate_key": "/etc/k.pem"}}):
+            findings, status = _codes(cli, make_site({"timeouts": {"request": request}, **extra}), strict=True)
+            assert (findings, status) == ([], 0), (request, extra)
+
+
+def test_finding_points_at_the_written_value(make_site, cli):
+    site = make_site({"timeouts": {"request": "120s", "nginx": {"proxy_read_timeout": "60s"}}})
+    result = cli("validate", site)
+    assert result.exit_code == 1
+    line = result.stdout.splitlines()[0]
+    lineno = int(line.split(":")[1])
+    assert site.read_text().splitlines()[lineno - 1].strip() == "proxy_read_timeout: 60s"
+    assert line.endswith(
+        "DG101 error [nginx.proxy_read_timeout=60s < gunicorn.timeout=120s] nginx gives up before gunicorn "
+        "does: clients get 504 while the worker still runs"
+    )
+
+
+def test_finding_on_derived_value_points_at_its_budget(make_site, cli):
+    site = make_site({"timeouts": {"request": "120s", "postgres": {"statement_timeout": "100s"},
+                                   "nginx": {"proxy_read_timeout": "100s"}}, **GTHREAD})
+    findings, _ = _codes(cli, site)
+    [f] = [f for f in findings if f["code"] == "DG102"]
+    assert site.read_text().splitlines()[f["line"] - 1].strip() == "proxy_read_timeout: 100s"
+
+
+def test_shipped_sites_are_clean(cli):
+    result = cli("validate", "--strict", SITES)
+    assert (result.exit_code, result.stdout) == (0, "")
+
+
+def test_render_refuses_sites_with_errors(make_site, cli, tmp_path):
+    site = make_site({"timeouts": {"request": "120s", "nginx": {"proxy_read_timeout": "60s"}}})
+    result = cli("render", site, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "DG101" in result.stderr and "nothing written" in result.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_github_format(make_site, cli):
+    site = make_site({"timeouts": {"request": "120s", "nginx": {"proxy_read_timeout": "60s"}}})
+    result = cli("validate", "--format", "github", site)
+    assert result.exit_code == 1
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"::error file={site},line=") and "::DG101 [nginx.proxy_read_timeout=60s" in first
+
+
+def test_rules_command_lists_and_shows_pages(cli):
+    listing = cli("rules")
+    assert listing.exit_code == 0
+    assert [line.split()[0] for line in listing.stdout.splitlines()] == [r.code for r in RULES]
+    page = cli("rules", "DG301")
+    assert page.exit_code == 0 and "## Why it is bad" in page.stdout
+    assert cli("rules", "DG999").exit_code == 2
