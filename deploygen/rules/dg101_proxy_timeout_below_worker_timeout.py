@@ -17,8 +17,8 @@ class ProxyTimeoutBelowWorkerTimeout(Rule):
     ## Why it is bad
     nginx answers 504 Gateway Time-out and logs `upstream timed out (110:
     Connection timed out)` while the worker goes on running the request for
-    nobody: the client retries, and the work is done twice. This was seed
-    000's outage: nginx's default 60 s in front of gunicorn's 120 s.
+    nobody: the client retries, and the work is done twice. The common
+    case is nginx's default 60 s in front of a gunicorn raised to 120 s.
 
     ## Example
     ```yaml
