@@ -30,7 +30,10 @@ class LoadedSite:
 
 
 def expand(arguments: list[str]) -> list[str]:
-    """Files named, and every `*.yaml`/`*.yml` in directories named, sorted per directory."""
+    """Files named, and every `*.yaml`/`*.yml` in directories named, sorted per directory.
+
+    A file named twice (`sites/` and `sites/dokon.yaml`) is loaded once.
+    """
     files: list[str] = []
     for argument in arguments:
         path = Path(argument)
@@ -39,7 +42,14 @@ def expand(arguments: list[str]) -> list[str]:
             files.extend(str(p) for p in found)
         else:
             files.append(argument)
-    return files
+    seen: set[Path] = set()
+    unique = []
+    for file in files:
+        key = Path(file).resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(file)
+    return unique
 
 
 def load_sites(arguments: list[str]) -> list[LoadedSite]:

@@ -113,3 +113,9 @@ def test_wheel_installs_and_renders_from_any_directory(tmp_path):
     golden = Path(__file__).parent / "golden" / "dokon" / "root" / "etc" / "nginx" / "sites-available" / "dokon.conf"
     rendered = elsewhere / "out" / "dokon" / "root" / "etc" / "nginx" / "sites-available" / "dokon.conf"
     assert rendered.read_bytes() == golden.read_bytes()
+
+
+def test_a_file_named_twice_is_rendered_once(cli, tmp_path):
+    result = cli("render", SITES, SITES / "dokon.yaml", "-o", tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dokon", "sergeli0606"]
