@@ -85,14 +85,17 @@ def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
 
 @main.command()
 @click.argument("site", type=click.Path())
-def explain(site: str) -> None:
-    """Show SITE's timeout and session chain and where every value came from."""
-    from deploygen.explain import explain as explain_site
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def explain(site: str, fmt: str) -> None:
+    """Show SITE's chain, client to PostgreSQL: each value, its margin and where it came from."""
+    from deploygen.explain import explain_json, explain_text
     from deploygen.report import format_findings
 
     ctx, findings = _load((site,))
-    for c in ctx:
-        click.echo(explain_site(c), nl=False)
+    if fmt == "json":
+        click.echo(explain_json(ctx), nl=False)
+        return
+    click.echo("\n".join(explain_text(c) for c in ctx), nl=False)
     if findings:
         click.echo("\nfindings:\n" + format_findings(findings, "text"), nl=False)
 

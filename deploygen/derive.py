@@ -195,7 +195,7 @@ def derive(loaded: LoadedSite) -> Effective:
               "gunicorn.worker_class")
     else:
         d.put("nginx.upstream.keepalive", site.nginx.upstream.keepalive, ("nginx", "upstream", "keepalive"),
-              lambda: 0, "0: sync workers close every connection, so nginx keeps none",
+              lambda: 0, "none for sync workers: they close every connection",
               "gunicorn.worker_class")
     if "nginx.upstream.keepalive_timeout" not in d.settings:
         d.put("nginx.upstream.keepalive_timeout", upstream_kt_written,

@@ -1,51 +1,118 @@
-"""The timeout and session chain of one site, layer by layer, in words."""
+"""One site's chain, client to PostgreSQL, as a table a person reads in ten seconds."""
 
 from __future__ import annotations
+
+import json
 
 from deploygen.rules.base import SiteContext
 from deploygen.settings import Setting
 
-# Innermost first: the order a slow request meets the limits.
-CHAIN = (
-    "postgres.lock_timeout",
-    "postgres.statement_timeout",
-    "gunicorn.timeout",
-    "nginx.proxy_read_timeout",
-)
+# Client to PostgreSQL: the order a request meets the layers.
+LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "postgres", "flask")
 
 
-def explain(site: SiteContext) -> str:
-    eff = site.effective
-    lines = [f"site {site.name} ({site.loaded.file})", ""]
-    lines.append("timeout chain, innermost first (each should fire before the next):")
-    previous: Setting | None = None
-    for key in CHAIN:
-        if key not in eff:
-            continue
-        setting = eff[key]
-        gap = ""
-        if previous is not None:
-            delta = setting.value.ms - previous.value.ms
-            gap = f"  ({'+' if delta >= 0 else '-'}{abs(delta) / 1000:g}s after {previous.key})"
-        lines.append(f"  {key} = {setting.display}{gap}")
-        previous = setting
-    if eff.value("gunicorn.worker_class") != "sync":
-        lines.append("  note: gthread/gevent/eventlet workers: gunicorn.timeout is a heartbeat and bounds no "
-                     "request; statement_timeout and nginx close the chain.")
-    stop, graceful = eff["systemd.TimeoutStopSec"], eff["gunicorn.graceful_timeout"]
-    lines.append(f"shutdown: gunicorn.graceful_timeout = {graceful.display}, systemd.TimeoutStopSec = "
-                 f"{stop.display} (+{(stop.value.ms - graceful.value.ms) / 1000:g}s to drain)")
-    permanent = site.loaded.site.session.permanent
-    lines.append(
-        f"session: {eff['flask.PERMANENT_SESSION_LIFETIME'].display} lifetime, "
-        f"{'sliding' if eff.value('flask.SESSION_REFRESH_EACH_REQUEST') else 'absolute'}, "
-        f"permanent: {permanent}"
-    )
-    if site.loaded.site.session.store == "cookie" and permanent == "always":
-        lines.append("  the app must set session.permanent = True (in a before_request hook): Flask has no "
-                     "setting for it, and without it the cookie ends with the browser.")
-    lines += ["", "every setting (value, then where it came from):"]
-    width = max(len(s.key) for s in eff)
-    for setting in eff:
-        lines.append(f"  {setting.key:<{width}}  {setting.display:<14}  {setting.provenance}")
+def _neighbour(key: str, ctx: SiteContext) -> str | None:
+    """The setting `key` must outlast (its margin is measured against it)."""
+    eff = ctx.effective
+    sync = eff.value("gunicorn.worker_class") == "sync"
+    has_db = "postgres.statement_timeout" in eff
+    inner_of_nginx = "gunicorn.timeout" if sync or not has_db else "postgres.statement_timeout"
+    table = {
+        "nginx.proxy_read_timeout": inner_of_nginx,
+        "nginx.proxy_send_timeout": inner_of_nginx,
+        "gunicorn.timeout": "postgres.statement_timeout" if has_db else None,
+        "postgres.statement_timeout": "postgres.lock_timeout",
+        "systemd.TimeoutStopSec": "gunicorn.graceful_timeout",
+        "gunicorn.keepalive": "nginx.upstream.keepalive_timeout" if eff.value("nginx.upstream.keepalive") else None,
+    }
+    return table.get(key)
+
+
+def _margin(setting: Setting, ctx: SiteContext) -> tuple[str, float] | None:
+    other = _neighbour(setting.key, ctx)
+    if other is None or other not in ctx.effective:
+        return None
+    return other, (setting.value.ms - ctx.effective.value(other).ms) / 1000
+
+
+def idle_session_end(ctx: SiteContext) -> str:
+    """When an idle user's session really ends, in words."""
+    eff = ctx.effective
+    site = ctx.loaded.site
+    lifetime = eff["flask.PERMANENT_SESSION_LIFETIME"].display
+    sliding = eff.value("flask.SESSION_REFRESH_EACH_REQUEST")
+    if site.session.permanent == "remember-me":
+        return (f"without remember-me: when the browser closes, or {lifetime} after the session was last "
+                f"modified; with remember-me: {lifetime} after the last "
+                f"{'request' if sliding else 'login'}")
+    if sliding:
+        return f"{lifetime} after the last request (the cookie's expiry slides with every request)"
+    return f"{lifetime} after login, however active the user is (refresh_each_request is off)"
+
+
+def as_rows(ctx: SiteContext) -> list[dict]:
+    rows = []
+    for layer in LAYERS:
+        for setting in ctx.effective:
+            if setting.layer != layer:
+                continue
+            margin = _margin(setting, ctx)
+            p = setting.provenance
+            rows.append({
+                "setting": setting.key, "value": setting.display, "source": p.kind, "how": p.how,
+                "line": p.location.line, "column": p.location.column,
+                "margin": None if margin is None else {"over": margin[0], "seconds": margin[1]},
+            })
+    return rows
+
+
+def explain_json(sites: list[SiteContext]) -> str:
+    out = []
+    for ctx in sites:
+        eff = ctx.effective
+        out.append({
+            "site": ctx.name, "file": ctx.loaded.file,
+            "request": eff["deploygen.request"].display,
+            "worker_class": eff.value("gunicorn.worker_class"),
+            "settings": as_rows(ctx),
+            "session": {
+                "store": ctx.loaded.site.session.store,
+                "permanent": ctx.loaded.site.session.permanent,
+                "lifetime": eff["flask.PERMANENT_SESSION_LIFETIME"].display,
+                "refresh_each_request": eff.value("flask.SESSION_REFRESH_EACH_REQUEST"),
+                "idle_session_ends": idle_session_end(ctx),
+            },
+        })
+    return json.dumps(out, indent=2, sort_keys=True) + "\n"
+
+
+def explain_text(ctx: SiteContext) -> str:
+    eff = ctx.effective
+    request = eff["deploygen.request"]
+    worker_class = eff.value("gunicorn.worker_class")
+    lines = [f"{ctx.name} ({ctx.loaded.file}): request budget {request.display} "
+             f"(line {request.provenance.location.line}), {worker_class} workers", ""]
+    table = [("setting", "value", "margin", "source")]
+    for row in as_rows(ctx):
+        margin = ""
+        if row["margin"]:
+            margin = f"{row['margin']['seconds']:+g}s over {row['margin']['over']}"
+        how = row["how"].split(": ", 1)[0]
+        source = f"line {row['line']}" if row["source"] == "written" else f"{row['source']}: {how}"
+        table.append((row["setting"], row["value"], margin, source))
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for r in table:
+        lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip())
+    lines.append("")
+    if worker_class != "sync":
+        lines.append(f"{worker_class} workers: gunicorn.timeout is a heartbeat and bounds no request; "
+                     "statement_timeout and nginx close the chain.")
+    s = ctx.loaded.site.session
+    lines.append(f"session: {s.store} store, permanent: {s.permanent}, "
+                 f"{'sliding' if eff.value('flask.SESSION_REFRESH_EACH_REQUEST') else 'absolute'} "
+                 f"{eff['flask.PERMANENT_SESSION_LIFETIME'].display}; an idle session ends "
+                 f"{idle_session_end(ctx)}.")
+    if s.store == "cookie" and s.permanent == "always":
+        lines.append("the app sets session.permanent = True in a before_request hook (Flask has no setting "
+                     "for it; without it the cookie ends with the browser).")
     return "\n".join(lines) + "\n"

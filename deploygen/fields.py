@@ -124,6 +124,15 @@ PgIdentifier = Annotated[
     ),
 ]
 
+DatabaseHost = Annotated[
+    str,
+    _matching(
+        r"/[A-Za-z0-9._@+/-]*|[A-Za-z0-9.:-]{1,253}",
+        "database host",
+        "a host name, an IP address or a socket directory; only used to group sites per server",
+    ),
+]
+
 CookieName = Annotated[
     str,
     _matching(

@@ -14,6 +14,7 @@ from deploygen.fields import (
     AbsPath,
     Bind,
     CookieName,
+    DatabaseHost,
     HostName,
     Name,
     NginxSize,
@@ -135,7 +136,15 @@ class Database(Strict):
 
     name: PgIdentifier
     role: PgIdentifier
-    max_connections: int = Field(100, ge=1, le=262_143, description="the server's, for the capacity rule")
+    host: DatabaseHost = Field(
+        "localhost",
+        description="the PostgreSQL server; sites naming the same host share its connections",
+        examples=["localhost", "10.0.0.5", "/var/run/postgresql"],
+    )
+    max_connections: int = Field(100, ge=1, le=262_143, description="the server's max_connections")
+    superuser_reserved_connections: int = Field(
+        3, ge=0, le=262_143, description="the server's; slots applications cannot use"
+    )
     pool: Pool = Pool()
 
 

@@ -11,6 +11,7 @@ from deploygen.rules import RULES
 from deploygen.rules.base import PAGE_SECTIONS
 
 GTHREAD = {"server": {"worker_class": "gthread", "threads": 4}}
+TLS = {"tls": {"certificate": "/etc/ssl/shop.pem", "certificate_key": "/etc/ssl/shop.key"}}
 
 # code -> (sites that must fire it, sites that must not); each site is overrides of BASE_SITE.
 CASES = {
@@ -23,11 +24,23 @@ CASES = {
         [{"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "60s"}}, **GTHREAD}],
         [{"timeouts": {"request": "300s"}, **GTHREAD}],
     ),
+    "DG103": (
+        [{"timeouts": {"request": "300s", "nginx": {"proxy_connect_timeout": "300s"}}}],
+        [{"timeouts": {"request": "300s", "nginx": {"proxy_connect_timeout": "75s"}}}],
+    ),
+    "DG104": (
+        [{**GTHREAD, "database": None}],
+        [GTHREAD, {"database": None}],
+    ),
     "DG111": (
         [{"timeouts": {"gunicorn": {"keepalive": "2s"}, "nginx": {"upstream": {"keepalive_timeout": "60s"}}},
           **GTHREAD}],
         [{"timeouts": {"gunicorn": {"keepalive": "2s"}}, **GTHREAD},
          {"timeouts": {"gunicorn": {"keepalive": "2s"}, "nginx": {"upstream": {"keepalive_timeout": "60s"}}}}],
+    ),
+    "DG112": (
+        [{"nginx": {"upstream": {"keepalive": 16}}}],
+        [{"nginx": {"upstream": {"keepalive": 16}}, **GTHREAD}, {}],
     ),
     "DG201": (
         [{"timeouts": {"request": "60s", "postgres": {"statement_timeout": "120s"}}}],
@@ -39,15 +52,53 @@ CASES = {
         [{"timeouts": {"postgres": {"statement_timeout": "30s", "lock_timeout": "30s"}}}],
         [{"timeouts": {"postgres": {"statement_timeout": "30s"}}}],
     ),
+    "DG203": (
+        [{"timeouts": {"request": "60s", "postgres": {"idle_in_transaction_session_timeout": "1h"}}}],
+        [{"timeouts": {"request": "60s", "postgres": {"idle_in_transaction_session_timeout": "60s"}}}],
+    ),
     "DG301": (
         [{"timeouts": {"gunicorn": {"graceful_timeout": "30s"}, "systemd": {"TimeoutStopSec": "5s"}}}],
         [{"timeouts": {"gunicorn": {"graceful_timeout": "30s"}}}],
     ),
+    "DG401": (
+        [{"timeouts": {"postgres": {"idle_session_timeout": "10m"}},
+          "database": {"pool": {"recycle": "1h", "pre_ping": False}}}],
+        [{"timeouts": {"postgres": {"idle_session_timeout": "10m"}}},
+         {"timeouts": {"postgres": {"idle_session_timeout": "10m"}}, "database": {"pool": {"recycle": "1h"}}},
+         {"database": {"pool": {"recycle": "1h", "pre_ping": False}}}],
+    ),
+    "DG402": (
+        [{"server": {"workers": 9}}],
+        [{"server": {"workers": 6}}, {"server": {"workers": 9}, "database": {"max_connections": 200}}],
+    ),
+    "DG403": (
+        [{"timeouts": {"request": "30s"}, "database": {"pool": {"timeout": "60s"}}}],
+        [{"timeouts": {"request": "30s"}, "database": {"pool": {"timeout": "10s"}}}],
+    ),
+    "DG404": (
+        [{"server": {"worker_class": "gthread", "threads": 32}, "database": {"pool": {"size": 5}}}],
+        [{"server": {"worker_class": "gthread", "threads": 32}}],
+    ),
     "DG501": (
         [{"session": {"cookie": {"secure": True}}}],
-        [{"session": {"cookie": {"secure": True}},
-          "tls": {"certificate": "/etc/ssl/shop.pem", "certificate_key": "/etc/ssl/shop.key"}},
-         {}],
+        [{"session": {"cookie": {"secure": True}}, **TLS}, {}],
+    ),
+    "DG502": (
+        [{**TLS, "session": {"cookie": {"secure": False}}}],
+        [TLS, {"session": {"cookie": {"secure": False}}}],
+    ),
+    "DG503": (
+        [{"session": {"lifetime": "12h", "permanent": "remember-me"}}],
+        [{"session": {"lifetime": "12h", "permanent": "always"}},
+         {"session": {"lifetime": "30m", "permanent": "remember-me"}}],
+    ),
+    "DG504": (
+        [{"app": {"secrets_file": None}}],
+        [{}, {"app": {"secrets_file": None}, "server": {"workers": 1}}],
+    ),
+    "DG505": (
+        [{"app": {"secrets_file": None}, "server": {"workers": 1}, "session": {"store": "redis"}}],
+        [{"session": {"store": "redis"}}],
     ),
 }
 

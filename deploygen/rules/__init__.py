@@ -1,15 +1,32 @@
-"""The rule catalogue: one explicit registry, sorted by code."""
+"""The rule catalogue: one explicit registry, sorted by code.
+
+Codes are grouped by the layers they relate: DG1xx nginx and gunicorn,
+DG2xx PostgreSQL and the worker, DG3xx systemd, DG4xx connection pools,
+DG5xx sessions and cookies, DG9xx collisions between sites.
+"""
 
 from __future__ import annotations
 
 from deploygen.rules.base import Rule
 from deploygen.rules.dg101_proxy_timeout_below_worker_timeout import ProxyTimeoutBelowWorkerTimeout
 from deploygen.rules.dg102_proxy_timeout_below_statement_timeout import ProxyTimeoutBelowStatementTimeout
+from deploygen.rules.dg103_proxy_connect_timeout_above_cap import ProxyConnectTimeoutAboveCap
+from deploygen.rules.dg104_request_unbounded_with_async_workers import RequestUnboundedWithAsyncWorkers
 from deploygen.rules.dg111_upstream_keepalive_outlives_worker import UpstreamKeepaliveOutlivesWorker
+from deploygen.rules.dg112_upstream_keepalive_with_sync_workers import UpstreamKeepaliveWithSyncWorkers
 from deploygen.rules.dg201_statement_outlives_worker import StatementOutlivesWorker
 from deploygen.rules.dg202_lock_timeout_not_below_statement import LockTimeoutNotBelowStatement
+from deploygen.rules.dg203_idle_transaction_above_budget import IdleTransactionAboveBudget
 from deploygen.rules.dg301_stop_timeout_cuts_graceful_shutdown import StopTimeoutCutsGracefulShutdown
+from deploygen.rules.dg401_pool_recycle_above_idle_session_timeout import PoolRecycleAboveIdleSessionTimeout
+from deploygen.rules.dg402_connection_budget_exceeded import ConnectionBudgetExceeded
+from deploygen.rules.dg403_pool_timeout_above_budget import PoolTimeoutAboveBudget
+from deploygen.rules.dg404_threads_exceed_pool import ThreadsExceedPool
 from deploygen.rules.dg501_secure_cookie_without_tls import SecureCookieWithoutTls
+from deploygen.rules.dg502_tls_without_secure_cookie import TlsWithoutSecureCookie
+from deploygen.rules.dg503_remember_me_long_lifetime import RememberMeLongLifetime
+from deploygen.rules.dg504_no_stable_secret_key import NoStableSecretKey
+from deploygen.rules.dg505_redis_store_without_secrets import RedisStoreWithoutSecrets
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
@@ -18,11 +35,23 @@ from deploygen.rules.dg904_duplicate_database_role import DuplicateDatabaseRole
 RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowWorkerTimeout,
     ProxyTimeoutBelowStatementTimeout,
+    ProxyConnectTimeoutAboveCap,
+    RequestUnboundedWithAsyncWorkers,
     UpstreamKeepaliveOutlivesWorker,
+    UpstreamKeepaliveWithSyncWorkers,
     StatementOutlivesWorker,
     LockTimeoutNotBelowStatement,
+    IdleTransactionAboveBudget,
     StopTimeoutCutsGracefulShutdown,
+    PoolRecycleAboveIdleSessionTimeout,
+    ConnectionBudgetExceeded,
+    PoolTimeoutAboveBudget,
+    ThreadsExceedPool,
     SecureCookieWithoutTls,
+    TlsWithoutSecureCookie,
+    RememberMeLongLifetime,
+    NoStableSecretKey,
+    RedisStoreWithoutSecrets,
     DuplicateSiteName,
     DuplicateBind,
     DuplicateDomain,

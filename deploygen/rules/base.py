@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from deploygen.errors import Location
 from deploygen.findings import Finding, Severity
 from deploygen.load import LoadedSite
 from deploygen.settings import Effective, Setting
@@ -47,9 +48,9 @@ class Rule:
             yield from self.check(site)
 
     def finding(self, site: SiteContext, at: Setting, relation: str, other: Setting | None,
-                message: str, *, severity: Severity | None = None) -> Finding:
-        """A finding at the line that caused `at`: `[at=V RELATION other=W] message`."""
-        location = at.provenance.location
+                message: str, *, severity: Severity | None = None, location: Location | None = None) -> Finding:
+        """A finding at the line that caused `at` (or `location`): `[at=V RELATION other=W] message`."""
+        location = location or at.provenance.location
         about = [s for s in (at, other) if s is not None]
         detail = f"{at.key}={at.display}"
         if other is not None:

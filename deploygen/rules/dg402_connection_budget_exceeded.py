@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from deploygen.findings import Finding
+from deploygen.rules.base import Rule, SiteContext
+
+
+class ConnectionBudgetExceeded(Rule):
+    """The sites on one PostgreSQL server can open more connections than it allows.
+
+    ## What it checks
+    For every `database.host`, the sum over the sites named in one call of
+    gunicorn workers x (pool_size + max_overflow) must not exceed the server's
+    `max_connections` minus `superuser_reserved_connections`. SQLAlchemy pools
+    are per process, and threads share their process's pool.
+
+    ## Why it is bad
+    Under load every pool grows to its overflow, the server runs out of slots
+    and new connections fail with FATAL "remaining connection slots are
+    reserved": errors in whichever site asked last, not in the one that took
+    the slots. Cron jobs, migrations and monitoring need slots too.
+
+    ## Example
+    ```yaml
+    server: {workers: 9}
+    database:
+      name: shop
+      role: shop
+      max_connections: 100
+      pool: {size: 5, max_overflow: 10}   # 9 x 15 = 135 > 97
+    ```
+
+    ## Fix
+    Lower `workers`, `pool.size` or `pool.max_overflow` so the sum fits, raise
+    the server's `max_connections`, or put PgBouncer in front.
+    """
+
+    code = "DG402"
+    name = "connection-budget-exceeded"
+    severity = "error"
+    summary = "sum of workers x (pool_size + max_overflow) above max_connections - reserved"
+
+    def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
+        by_host: dict[str, list[SiteContext]] = defaultdict(list)
+        for site in sites:
+            if site.loaded.site.database is not None:
+                by_host[site.loaded.site.database.host].append(site)
+        for host, group in by_host.items():
+            shares = {id(s): self._share(s) for s in group}
+            total = sum(shares.values())
+            available = min(s.loaded.site.database.max_connections
+                            - s.loaded.site.database.superuser_reserved_connections for s in group)
+            if total <= available:
+                continue
+            for site in group:
+                eff = site.effective
+                workers, size, overflow = (eff[k] for k in ("gunicorn.workers", "sqlalchemy.pool_size",
+                                                           "sqlalchemy.max_overflow"))
+                location = site.loaded.locate("database")
+                others = "" if len(group) == 1 else f" (this site: {shares[id(site)]} of them)"
+                yield Finding(
+                    location.file, location.line, location.column, self.code, self.severity, site.name,
+                    f"the sites on {host} can open {total} connections{others}, the server allows "
+                    f"{available}: under load requests fail with \"remaining connection slots are reserved\"",
+                    f"{workers.value} workers x ({size.value} + {overflow.value}) = {shares[id(site)]}; "
+                    f"all sites on {host}: {total} > {available}",
+                    {workers.key: workers.display, size.key: size.display, overflow.key: overflow.display,
+                     "postgres.max_connections": str(site.loaded.site.database.max_connections),
+                     "postgres.superuser_reserved_connections":
+                         str(site.loaded.site.database.superuser_reserved_connections)},
+                )
+
+    @staticmethod
+    def _share(site: SiteContext) -> int:
+        eff = site.effective
+        return eff.value("gunicorn.workers") * (eff.value("sqlalchemy.pool_size") + eff.value("sqlalchemy.max_overflow"))
