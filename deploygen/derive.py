@@ -116,7 +116,7 @@ def derive(loaded: LoadedSite) -> Effective:
           lambda: max_requests // 10, "max_requests / 10: workers do not all restart at once",
           "gunicorn.max_requests")
     bind = site.server.bind
-    d.put("gunicorn.forwarded_allow_ips", None, ("server", "bind"),
+    d.put("gunicorn.forwarded_allow_ips", site.server.forwarded_allow_ips, ("server", "forwarded_allow_ips"),
           lambda: "127.0.0.1,::1" if bind.is_unix or bind.host in ("127.0.0.1", "::1") else bind.host,
           "the address nginx connects from: trust its X-Forwarded-* headers", "gunicorn.bind")
 
@@ -187,6 +187,8 @@ def derive(loaded: LoadedSite) -> Effective:
           lambda: Duration.seconds_(75), "75s (nginx's default)")
     d.put("nginx.client_max_body_size", site.nginx.client_max_body_size,
           ("nginx", "client_max_body_size"), lambda: "1m", "1m (nginx's default)")
+    d.put("nginx.proxy_buffering", site.nginx.proxy_buffering, ("nginx", "proxy_buffering"),
+          lambda: True, "on (nginx's default): nginx takes the response, slow clients cost no worker")
     if worker_class in HONOURS_KEEPALIVE:
         workers = d.value("gunicorn.workers")
         d.put("nginx.upstream.keepalive", site.nginx.upstream.keepalive, ("nginx", "upstream", "keepalive"),

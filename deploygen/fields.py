@@ -133,6 +133,15 @@ DatabaseHost = Annotated[
     ),
 ]
 
+ForwardedIps = Annotated[
+    str,
+    _matching(
+        r"\*|[0-9A-Fa-f.:/]+(,[0-9A-Fa-f.:/]+)*",
+        "forwarded_allow_ips",
+        "a comma-separated list of IP addresses or networks, or *",
+    ),
+]
+
 CookieName = Annotated[
     str,
     _matching(

@@ -15,6 +15,7 @@ from deploygen.fields import (
     Bind,
     CookieName,
     DatabaseHost,
+    ForwardedIps,
     HostName,
     Name,
     NginxSize,
@@ -58,12 +59,16 @@ class App(Strict):
 class Server(Strict):
     """gunicorn's process model."""
 
-    bind: Bind
+    bind: Bind = Field(examples=["unix:/run/dokon/gunicorn.sock", "127.0.0.1:8001"])
     workers: int | None = Field(None, ge=1, le=256)
     worker_class: Literal["sync", "gthread", "gevent", "eventlet"] | None = None
     threads: int | None = Field(None, ge=1, le=1024)
     max_requests: int | None = Field(None, ge=0, le=10_000_000)
     max_requests_jitter: int | None = Field(None, ge=0, le=10_000_000)
+    forwarded_allow_ips: ForwardedIps | None = Field(
+        None, description="whom gunicorn trusts for X-Forwarded-*; derived from where nginx connects from",
+        examples=["127.0.0.1,::1"],
+    )
 
 
 class NginxUpstreamTimeouts(Strict):
@@ -103,7 +108,8 @@ class SystemdTimeouts(Strict):
 class Timeouts(Strict):
     """`request` is the budget; every other value is derived from it unless written."""
 
-    request: Seconds = Field(description="how long one request may legitimately run")
+    request: Seconds = Field(description="how long one request may legitimately run; every layer's timeout "
+                             "is derived from it", examples=["300s"])
     nginx: NginxTimeouts = NginxTimeouts()
     gunicorn: GunicornTimeouts = GunicornTimeouts()
     postgres: PostgresTimeouts = PostgresTimeouts()
@@ -117,7 +123,8 @@ class NginxUpstream(Strict):
 class Nginx(Strict):
     """nginx settings that are not timeouts."""
 
-    client_max_body_size: NginxSize | None = None
+    client_max_body_size: NginxSize | None = Field(None, examples=["10m"])
+    proxy_buffering: bool | None = Field(None, description="nginx buffers responses (on unless written false)")
     upstream: NginxUpstream = NginxUpstream()
 
 
@@ -166,8 +173,8 @@ class Session(Strict):
 class Site(Strict):
     """One site: the single source of truth for every layer."""
 
-    name: Name
-    domains: list[HostName] = Field(min_length=1)
+    name: Name = Field(description="names the unit, files, upstream and /run/NAME", examples=["dokon"])
+    domains: list[HostName] = Field(min_length=1, description="nginx server_name", examples=[["dokon.uz"]])
     tls: Tls | None = None
     app: App
     server: Server

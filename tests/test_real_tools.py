@@ -68,7 +68,8 @@ VARIANTS = [
     # 45 s makes several derived values fractional (proxy_read_timeout 49500ms,
     # statement_timeout 40500ms, pool_timeout 4.5): the ms spellings must be
     # accepted too, not only whole seconds.
-    pytest.param(Variant("tcp", "gthread", tls=True, static=False, extra={"timeouts": {"request": "45s"}}),
+    pytest.param(Variant("tcp", "gthread", tls=True, static=False, extra={"timeouts": {"request": "45s"},
+                                                                  "nginx": {"proxy_buffering": False}}),
                  id="tcp-gthread-tls-45s"),
 ]
 

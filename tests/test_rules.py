@@ -100,6 +100,17 @@ CASES = {
         [{"app": {"secrets_file": None}, "server": {"workers": 1}, "session": {"store": "redis"}}],
         [{"session": {"store": "redis"}}],
     ),
+    "DG601": (
+        [{"server": {"bind": "127.0.0.1:8001", "forwarded_allow_ips": "10.0.0.1"}},
+         {"server": {"bind": "10.0.0.5:8001", "forwarded_allow_ips": "127.0.0.1,::1"}}],
+        [{"server": {"bind": "127.0.0.1:8001"}}, {"server": {"bind": "10.0.0.5:8001"}},
+         {"server": {"bind": "127.0.0.1:8001", "forwarded_allow_ips": "127.0.0.0/8"}},
+         {"server": {"forwarded_allow_ips": "10.0.0.1"}}],
+    ),
+    "DG602": (
+        [{"nginx": {"proxy_buffering": False}}],
+        [{"nginx": {"proxy_buffering": False}, **GTHREAD}, {"nginx": {"proxy_buffering": True}}],
+    ),
 }
 
 # Cross-site rules: (second site that collides with BASE_SITE, second site that does not).
@@ -226,3 +237,21 @@ def test_rules_command_lists_and_shows_pages(cli):
     page = cli("rules", "DG301")
     assert page.exit_code == 0 and "## Why it is bad" in page.stdout
     assert cli("rules", "DG999").exit_code == 2
+
+
+def test_connection_budget_counts_every_site_on_one_server(make_site, cli, tmp_path):
+    first = make_site({"server": {"workers": 4}}, folder=tmp_path / "a")
+    second = make_site({**OTHER, "server": {"bind": "127.0.0.1:8002", "workers": 3}}, filename="other.yaml",
+                       folder=tmp_path / "a")
+    findings, status = _codes(cli, first, second)
+    mine = sorted((f["site"], f["detail"]) for f in findings if f["code"] == "DG402")
+    assert status == 1
+    assert mine == [("other", "3 workers x (5 + 10) = 45; all sites on localhost: 105 > 97"),
+                    ("shop", "4 workers x (5 + 10) = 60; all sites on localhost: 105 > 97")]
+    each_alone = [_codes(cli, site)[0] for site in (first, second)]
+    assert all(f["code"] != "DG402" for findings in each_alone for f in findings)
+    elsewhere = make_site({**OTHER, "server": {"bind": "127.0.0.1:8002", "workers": 3},
+                           "database": {"name": "other_db", "role": "other", "host": "db2.internal"}},
+                          filename="other.yaml", folder=tmp_path / "b")
+    findings, _ = _codes(cli, first, elsewhere)
+    assert [f for f in findings if f["code"] == "DG402"] == []

@@ -2,7 +2,7 @@
 
 Codes are grouped by the layers they relate: DG1xx nginx and gunicorn,
 DG2xx PostgreSQL and the worker, DG3xx systemd, DG4xx connection pools,
-DG5xx sessions and cookies, DG9xx collisions between sites.
+DG5xx sessions and cookies, DG6xx proxy headers and buffering, DG9xx collisions between sites.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from deploygen.rules.dg502_tls_without_secure_cookie import TlsWithoutSecureCook
 from deploygen.rules.dg503_remember_me_long_lifetime import RememberMeLongLifetime
 from deploygen.rules.dg504_no_stable_secret_key import NoStableSecretKey
 from deploygen.rules.dg505_redis_store_without_secrets import RedisStoreWithoutSecrets
+from deploygen.rules.dg601_forwarded_headers_not_trusted import ForwardedHeadersNotTrusted
+from deploygen.rules.dg602_sync_workers_without_buffering import SyncWorkersWithoutBuffering
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
@@ -52,6 +54,8 @@ RULES: tuple[type[Rule], ...] = (
     RememberMeLongLifetime,
     NoStableSecretKey,
     RedisStoreWithoutSecrets,
+    ForwardedHeadersNotTrusted,
+    SyncWorkersWithoutBuffering,
     DuplicateSiteName,
     DuplicateBind,
     DuplicateDomain,
