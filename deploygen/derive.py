@@ -224,6 +224,8 @@ def derive(loaded: LoadedSite) -> Effective:
           lambda: True, "true (Flask's default): the expiry slides with every request")
     d.put("flask.SESSION_COOKIE_NAME", c.name, ("session", "cookie", "name"),
           lambda: "session", "session (Flask's default)")
+    d.put("flask.SESSION_COOKIE_DOMAIN", c.domain, ("session", "cookie", "domain"),
+          lambda: None, "host-only (Flask's default): the cookie goes back only to the host that set it")
     d.put("flask.SESSION_COOKIE_SECURE", c.secure, ("session", "cookie", "secure"),
           lambda: tls, "= tls is set: a Secure cookie never travels in clear text, and browsers "
           "never send one back over plain HTTP", "deploygen.tls")

@@ -74,6 +74,16 @@ HostName = Annotated[
     ),
 ]
 
+CookieDomain = Annotated[
+    str,
+    Field(max_length=253),
+    _matching(
+        rf"{_LABEL}(\.{_LABEL})+",
+        "cookie domain",
+        "a host name such as example.com, no wildcard (a Domain cookie already covers subdomains)",
+    ),
+]
+
 _PATH_CHARS = re.compile(r"/[A-Za-z0-9._@+/-]*")
 
 

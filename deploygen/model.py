@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploygen.fields import (
     AbsPath,
     Bind,
+    CookieDomain,
     CookieName,
     DatabaseHost,
     ForwardedIps,
@@ -157,6 +158,10 @@ class Database(Strict):
 
 class Cookie(Strict):
     name: CookieName | None = None
+    domain: CookieDomain | None = Field(
+        None, description="SESSION_COOKIE_DOMAIN; unset (host-only) unless the cookie must reach subdomains",
+        examples=["example.com"],
+    )
     secure: bool | None = None
     httponly: bool | None = None
     samesite: Literal["Lax", "Strict", "None"] | None = None

@@ -136,5 +136,7 @@ def _flask_variables(eff: Effective, source: str) -> list[tuple[str, str, str]]:
             name = f"SQLALCHEMY_ENGINE_OPTIONS__{setting.name}"
         else:
             continue
+        if setting.value is None:
+            continue
         out.append((name, _env_value(setting.value), setting.provenance.comment(source)))
     return sorted(out)

@@ -121,6 +121,9 @@ CROSS = {
     "DG902": ({**OTHER, "server": {"bind": "unix:/run/shop/gunicorn.sock"}}, OTHER),
     "DG903": ({**OTHER, "domains": ["other.example.com", "shop.example.com"]}, OTHER),
     "DG904": ({**OTHER, "database": {"name": "other_db", "role": "shop"}}, OTHER),
+    "DG905": ({**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com"}}},
+              {**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com",
+                                                                           "name": "other_session"}}}),
 }
 
 

@@ -33,6 +33,7 @@ from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
 from deploygen.rules.dg904_duplicate_database_role import DuplicateDatabaseRole
+from deploygen.rules.dg905_shared_session_cookie import SharedSessionCookie
 
 RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowWorkerTimeout,
@@ -60,6 +61,7 @@ RULES: tuple[type[Rule], ...] = (
     DuplicateBind,
     DuplicateDomain,
     DuplicateDatabaseRole,
+    SharedSessionCookie,
 )
 
 BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in RULES}
