@@ -100,6 +100,11 @@ CASES = {
         [{"app": {"secrets_file": None}, "server": {"workers": 1}, "session": {"store": "redis"}}],
         [{"session": {"store": "redis"}}],
     ),
+    "DG506": (
+        [{"session": {"lifetime": "30m", "permanent": "remember-me"}}],
+        [{"session": {"lifetime": "30m", "permanent": "remember-me", "refresh_each_request": False}},
+         {"session": {"lifetime": "30m", "permanent": "always"}}],
+    ),
     "DG601": (
         [{"server": {"bind": "127.0.0.1:8001", "forwarded_allow_ips": "10.0.0.1"}},
          {"server": {"bind": "10.0.0.5:8001", "forwarded_allow_ips": "127.0.0.1,::1"}}],

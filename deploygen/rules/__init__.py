@@ -27,6 +27,7 @@ from deploygen.rules.dg502_tls_without_secure_cookie import TlsWithoutSecureCook
 from deploygen.rules.dg503_remember_me_long_lifetime import RememberMeLongLifetime
 from deploygen.rules.dg504_no_stable_secret_key import NoStableSecretKey
 from deploygen.rules.dg505_redis_store_without_secrets import RedisStoreWithoutSecrets
+from deploygen.rules.dg506_sliding_session_never_refreshed import SlidingSessionNeverRefreshed
 from deploygen.rules.dg601_forwarded_headers_not_trusted import ForwardedHeadersNotTrusted
 from deploygen.rules.dg602_sync_workers_without_buffering import SyncWorkersWithoutBuffering
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
@@ -55,6 +56,7 @@ RULES: tuple[type[Rule], ...] = (
     RememberMeLongLifetime,
     NoStableSecretKey,
     RedisStoreWithoutSecrets,
+    SlidingSessionNeverRefreshed,
     ForwardedHeadersNotTrusted,
     SyncWorkersWithoutBuffering,
     DuplicateSiteName,
