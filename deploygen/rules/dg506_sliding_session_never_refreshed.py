@@ -43,7 +43,7 @@ class SlidingSessionNeverRefreshed(Rule):
     def check(self, site: SiteContext) -> Iterator[Finding]:
         refresh = site.effective["flask.SESSION_REFRESH_EACH_REQUEST"]
         if refresh.value and site.loaded.site.session.permanent == "remember-me":
-            yield self.finding(site, refresh, "with session.permanent=remember-me",
+            yield self.finding(site, refresh, "with session.permanent=remember-me and",
                                site.effective["flask.PERMANENT_SESSION_LIFETIME"],
                                "sessions without remember-me are never refreshed: active users are logged out "
                                "at the lifetime", location=site.loaded.locate("session", "permanent"))
