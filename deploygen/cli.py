@@ -63,7 +63,7 @@ def render(sites: tuple[str, ...], out: str, strict: bool) -> None:
     except OSError as exc:
         click.echo(f"deploygen: cannot write {out}: {exc.strerror or exc}; nothing written", err=True)
         sys.exit(2)
-    for folder, site in zip(folders, rendered):
+    for folder, site in zip(folders, rendered, strict=True):
         click.echo(f"{folder}: {len(site.files)} files and manifest.json")
 
 

@@ -46,6 +46,9 @@ class Provenance:
 
 Value = Duration | int | str | bool | None
 
+# deploygen's own inputs are no layer's setting; findings name them by their site-file key.
+SITE_KEYS = {"deploygen.request": "timeouts.request", "deploygen.tls": "tls"}
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -62,6 +65,11 @@ class Setting:
     @property
     def name(self) -> str:
         return self.key.split(".", 1)[1]
+
+    @property
+    def label(self) -> str:
+        """How findings name it: the layer's name, or the site-file key for deploygen's own."""
+        return SITE_KEYS.get(self.key, self.key)
 
     @property
     def display(self) -> str:

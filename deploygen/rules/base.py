@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from deploygen.errors import Location
 from deploygen.findings import Finding, Severity
@@ -52,11 +54,38 @@ class Rule:
         """A finding at the line that caused `at` (or `location`): `[at=V RELATION other=W] message`."""
         location = location or at.provenance.location
         about = [s for s in (at, other) if s is not None]
-        detail = f"{at.key}={at.display}"
+        detail = f"{at.label}={at.display}"
         if other is not None:
-            detail += f" {relation} {other.key}={other.display}"
+            detail += f" {relation} {other.label}={other.display}"
         elif relation:
             detail += f" {relation}"
         return Finding(location.file, location.line, location.column, self.code,
                        severity or self.severity, site.name, message, detail,
-                       {s.key: s.display for s in about})
+                       {s.key: s.display for s in about if s.label == s.key})
+
+
+_SYMBOLS = {operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">="}
+
+
+class OrderRule(Rule):
+    """A rule about two settings that must keep an order: it fires when `fires(at, other)`.
+
+    Subclasses name the two settings, the comparison that is wrong and the
+    message; `applies` narrows the sites (a worker class, a pre_ping).
+    """
+
+    at: str
+    other: str
+    fires: Callable[[Any, Any], bool]
+    message: str
+
+    def applies(self, site: SiteContext) -> bool:
+        return True
+
+    def check(self, site: SiteContext) -> Iterator[Finding]:
+        eff = site.effective
+        if self.at not in eff or self.other not in eff or not self.applies(site):
+            return
+        at, other = eff[self.at], eff[self.other]
+        if at.value is not None and other.value is not None and type(self).fires(at.value, other.value):
+            yield self.finding(site, at, _SYMBOLS[type(self).fires], other, self.message)

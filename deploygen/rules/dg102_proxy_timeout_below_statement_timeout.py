@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule
 
 
-class ProxyTimeoutBelowStatementTimeout(Rule):
+class ProxyTimeoutBelowStatementTimeout(OrderRule):
     """nginx gives up before PostgreSQL cancels the query.
 
     ## What it checks
@@ -37,13 +36,9 @@ class ProxyTimeoutBelowStatementTimeout(Rule):
     name = "proxy-timeout-below-statement-timeout"
     severity = "error"
     summary = "nginx proxy_read_timeout at or below PostgreSQL statement_timeout"
-
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "postgres.statement_timeout" not in eff:
-            return
-        proxy, statement = eff["nginx.proxy_read_timeout"], eff["postgres.statement_timeout"]
-        if proxy.value <= statement.value:
-            yield self.finding(site, proxy, "<=", statement,
-                               "nginx gives up before the query is cancelled: clients get 504 while PostgreSQL "
-                               "still works on the query")
+    at = "nginx.proxy_read_timeout"
+    other = "postgres.statement_timeout"
+    fires = operator.le
+    message = (
+        "nginx gives up before the query is cancelled: clients get 504 while PostgreSQL still works on the query"
+    )

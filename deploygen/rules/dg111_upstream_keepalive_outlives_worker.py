@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule, SiteContext
 
 
-class UpstreamKeepaliveOutlivesWorker(Rule):
+class UpstreamKeepaliveOutlivesWorker(OrderRule):
     """nginx reuses idle connections that gunicorn has already closed.
 
     ## What it checks
@@ -37,12 +36,13 @@ class UpstreamKeepaliveOutlivesWorker(Rule):
     name = "upstream-keepalive-outlives-worker"
     severity = "error"
     summary = "nginx upstream keepalive_timeout at or above gunicorn keepalive"
+    at = "nginx.upstream.keepalive_timeout"
+    other = "gunicorn.keepalive"
+    fires = operator.ge
+    message = (
+        "gunicorn closes idle connections nginx still reuses: POSTs get intermittent 502"
+    )
 
-    def check(self, site: SiteContext) -> Iterator[Finding]:
+    def applies(self, site: SiteContext) -> bool:
         eff = site.effective
-        if not eff.value("nginx.upstream.keepalive") or eff.value("gunicorn.worker_class") == "sync":
-            return
-        upstream, worker = eff["nginx.upstream.keepalive_timeout"], eff["gunicorn.keepalive"]
-        if upstream.value >= worker.value:
-            yield self.finding(site, upstream, ">=", worker,
-                               "gunicorn closes idle connections nginx still reuses: POSTs get intermittent 502")
+        return bool(eff.value("nginx.upstream.keepalive")) and eff.value("gunicorn.worker_class") != "sync"

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule, SiteContext
 
 
-class StatementOutlivesWorker(Rule):
+class StatementOutlivesWorker(OrderRule):
     """A query may run longer than the worker that waits for it.
 
     ## What it checks
@@ -35,13 +34,12 @@ class StatementOutlivesWorker(Rule):
     name = "statement-timeout-outlives-worker"
     severity = "error"
     summary = "PostgreSQL statement_timeout at or above gunicorn timeout (sync workers)"
+    at = "postgres.statement_timeout"
+    other = "gunicorn.timeout"
+    fires = operator.ge
+    message = (
+        "the query outlives the worker that waits for it: gunicorn kills the worker and the query runs on"
+    )
 
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "postgres.statement_timeout" not in eff or eff.value("gunicorn.worker_class") != "sync":
-            return
-        statement, worker = eff["postgres.statement_timeout"], eff["gunicorn.timeout"]
-        if statement.value >= worker.value:
-            yield self.finding(site, statement, ">=", worker,
-                               "the query outlives the worker that waits for it: gunicorn kills the worker "
-                               "and the query runs on")
+    def applies(self, site: SiteContext) -> bool:
+        return site.effective.value("gunicorn.worker_class") == "sync"

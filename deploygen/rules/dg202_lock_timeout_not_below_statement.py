@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule
 
 
-class LockTimeoutNotBelowStatement(Rule):
+class LockTimeoutNotBelowStatement(OrderRule):
     """`lock_timeout` can never fire before `statement_timeout`.
 
     ## What it checks
@@ -33,12 +32,9 @@ class LockTimeoutNotBelowStatement(Rule):
     name = "lock-timeout-not-below-statement-timeout"
     severity = "warning"
     summary = "PostgreSQL lock_timeout at or above statement_timeout"
-
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "postgres.lock_timeout" not in eff:
-            return
-        lock, statement = eff["postgres.lock_timeout"], eff["postgres.statement_timeout"]
-        if lock.value >= statement.value:
-            yield self.finding(site, lock, ">=", statement,
-                               "lock waits are reported as slow statements: lock_timeout never fires")
+    at = "postgres.lock_timeout"
+    other = "postgres.statement_timeout"
+    fires = operator.ge
+    message = (
+        "lock waits are reported as slow statements: lock_timeout never fires"
+    )

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule
 
 
-class IdleTransactionAboveBudget(Rule):
+class IdleTransactionAboveBudget(OrderRule):
     """A transaction may sit idle longer than any request may run.
 
     ## What it checks
@@ -34,12 +33,9 @@ class IdleTransactionAboveBudget(Rule):
     name = "idle-transaction-above-budget"
     severity = "warning"
     summary = "PostgreSQL idle_in_transaction_session_timeout above the request budget"
-
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "postgres.idle_in_transaction_session_timeout" not in eff:
-            return
-        idle, budget = eff["postgres.idle_in_transaction_session_timeout"], eff["deploygen.request"]
-        if idle.value > budget.value:
-            yield self.finding(site, idle, "> timeouts.request", budget,
-                               "an abandoned transaction holds its locks longer than any request may run")
+    at = "postgres.idle_in_transaction_session_timeout"
+    other = "deploygen.request"
+    fires = operator.gt
+    message = (
+        "an abandoned transaction holds its locks longer than any request may run"
+    )

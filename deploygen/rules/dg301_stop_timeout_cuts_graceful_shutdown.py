@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule
 
 
-class StopTimeoutCutsGracefulShutdown(Rule):
+class StopTimeoutCutsGracefulShutdown(OrderRule):
     """systemd kills gunicorn before its workers have drained.
 
     ## What it checks
@@ -35,10 +34,9 @@ class StopTimeoutCutsGracefulShutdown(Rule):
     name = "stop-timeout-cuts-graceful-shutdown"
     severity = "error"
     summary = "systemd TimeoutStopSec at or below gunicorn graceful_timeout"
-
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        stop, graceful = eff["systemd.TimeoutStopSec"], eff["gunicorn.graceful_timeout"]
-        if stop.value <= graceful.value:
-            yield self.finding(site, stop, "<=", graceful,
-                               "systemd SIGKILLs requests in flight on every restart")
+    at = "systemd.TimeoutStopSec"
+    other = "gunicorn.graceful_timeout"
+    fires = operator.le
+    message = (
+        "systemd SIGKILLs requests in flight on every restart"
+    )

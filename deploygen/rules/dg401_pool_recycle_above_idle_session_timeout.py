@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule, SiteContext
 
 
-class PoolRecycleAboveIdleSessionTimeout(Rule):
+class PoolRecycleAboveIdleSessionTimeout(OrderRule):
     """Pooled connections outlive the server's idle limit.
 
     ## What it checks
@@ -38,13 +37,13 @@ class PoolRecycleAboveIdleSessionTimeout(Rule):
     name = "pool-recycle-above-idle-session-timeout"
     severity = "error"
     summary = "SQLAlchemy pool_recycle at or above PostgreSQL idle_session_timeout, without pre_ping"
+    at = "sqlalchemy.pool_recycle"
+    other = "postgres.idle_session_timeout"
+    fires = operator.ge
+    message = (
+        "the server closes pooled connections before the pool recycles them, and nothing pings them: "
+        "requests fail on a dead connection"
+    )
 
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "postgres.idle_session_timeout" not in eff or eff.value("postgres.idle_session_timeout") is None:
-            return
-        recycle, idle = eff["sqlalchemy.pool_recycle"], eff["postgres.idle_session_timeout"]
-        if recycle.value >= idle.value and not eff.value("sqlalchemy.pool_pre_ping"):
-            yield self.finding(site, recycle, ">=", idle,
-                               "the server closes pooled connections before the pool recycles them, and "
-                               "nothing pings them: requests fail on a dead connection")
+    def applies(self, site: SiteContext) -> bool:
+        return not site.effective.value("sqlalchemy.pool_pre_ping")

@@ -75,4 +75,5 @@ class ConnectionBudgetExceeded(Rule):
     @staticmethod
     def _share(site: SiteContext) -> int:
         eff = site.effective
-        return eff.value("gunicorn.workers") * (eff.value("sqlalchemy.pool_size") + eff.value("sqlalchemy.max_overflow"))
+        per_process = eff.value("sqlalchemy.pool_size") + eff.value("sqlalchemy.max_overflow")
+        return eff.value("gunicorn.workers") * per_process

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
 
-from deploygen.findings import Finding
-from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.base import OrderRule
 
 
-class PoolTimeoutAboveBudget(Rule):
+class PoolTimeoutAboveBudget(OrderRule):
     """A request may wait for a pooled connection longer than it may run.
 
     ## What it checks
@@ -37,13 +36,9 @@ class PoolTimeoutAboveBudget(Rule):
     name = "pool-timeout-above-budget"
     severity = "error"
     summary = "SQLAlchemy pool_timeout at or above the request budget"
-
-    def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "sqlalchemy.pool_timeout" not in eff:
-            return
-        pool_timeout, budget = eff["sqlalchemy.pool_timeout"], eff["deploygen.request"]
-        if pool_timeout.value >= budget.value:
-            yield self.finding(site, pool_timeout, ">= timeouts.request", budget,
-                               "a request waits for a connection longer than it may run: clients get 502/504 "
-                               "instead of the pool's error")
+    at = "sqlalchemy.pool_timeout"
+    other = "deploygen.request"
+    fires = operator.ge
+    message = (
+        "a request waits for a connection longer than it may run: clients get 502/504 instead of the pool's error"
+    )
