@@ -31,7 +31,9 @@ def margin(value: Duration) -> Duration:
     return min(value.scaled(1, 10), Duration.seconds_(10))
 
 
-class _Deriver:
+class Deriver:
+    """Records each setting, written or derived, with its provenance."""
+
     def __init__(self, loaded: LoadedSite) -> None:
         self.loaded = loaded
         self.settings: dict[str, Setting] = {}
@@ -73,7 +75,9 @@ class _Deriver:
 
 def derive(loaded: LoadedSite) -> Effective:
     """Compute every effective setting of one site."""
-    d = _Deriver(loaded)
+    from deploygen.derive_sessions import derive_sessions
+
+    d = Deriver(loaded)
     site = loaded.site
     t = site.timeouts
     request: Duration = d.put("deploygen.request", t.request, ("timeouts", "request"), lambda: None, "")
@@ -215,22 +219,5 @@ def derive(loaded: LoadedSite) -> Effective:
     d.put("systemd.RestartSec", t.systemd.RestartSec, ("timeouts", "systemd", "RestartSec"),
           lambda: Duration.seconds_(5), "5s: no restart loop when the app cannot start")
 
-    # -- Flask sessions ----------------------------------------------------------
-    s = site.session
-    c = s.cookie
-    d.put("flask.PERMANENT_SESSION_LIFETIME", s.lifetime, ("session", "lifetime"),
-          lambda: Duration(31 * 86_400_000), "31 days (Flask's default)")
-    d.put("flask.SESSION_REFRESH_EACH_REQUEST", s.refresh_each_request, ("session", "refresh_each_request"),
-          lambda: True, "true (Flask's default): the expiry slides with every request")
-    d.put("flask.SESSION_COOKIE_NAME", c.name, ("session", "cookie", "name"),
-          lambda: "session", "session (Flask's default)")
-    d.put("flask.SESSION_COOKIE_DOMAIN", c.domain, ("session", "cookie", "domain"),
-          lambda: None, "host-only (Flask's default): the cookie goes back only to the host that set it")
-    d.put("flask.SESSION_COOKIE_SECURE", c.secure, ("session", "cookie", "secure"),
-          lambda: tls, "= tls is set: a Secure cookie never travels in clear text, and browsers "
-          "never send one back over plain HTTP", "deploygen.tls")
-    d.put("flask.SESSION_COOKIE_HTTPONLY", c.httponly, ("session", "cookie", "httponly"),
-          lambda: True, "true (Flask's default): scripts cannot read the session")
-    d.put("flask.SESSION_COOKIE_SAMESITE", c.samesite, ("session", "cookie", "samesite"),
-          lambda: "Lax", "Lax: sent on top-level navigation, not on cross-site posts")
+    derive_sessions(d, tls)
     return Effective(d.settings)

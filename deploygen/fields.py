@@ -244,6 +244,45 @@ class Bind:
         }
 
 
+def _state_dir(value: str) -> str:
+    if not re.fullmatch(r"/var/lib/[^/]+(/[^/]+)*", value):
+        raise _fail(f"{value!r}: put it under /var/lib/ (systemd creates it with StateDirectory=, "
+                    "owned by the app's user, and keeps it writable under ProtectSystem=strict)")
+    return value
+
+
+StateDir = Annotated[AbsPath, AfterValidator(_state_dir)]
+
+_COMMAND_WORD = re.compile(r"[A-Za-z0-9._@+/=:,-]+")
+
+
+def _command(value: str) -> str:
+    words = value.split(" ")
+    if not words[0].startswith("/"):
+        raise _fail(f"{value!r}: start with the absolute path of the program (systemd's ExecStart= needs it)")
+    _safe_path(words[0])
+    for word in words[1:]:
+        if not _COMMAND_WORD.fullmatch(word):
+            raise _fail(
+                f"{value!r}: {word!r} is not a plain argument: use letters, digits and . _ @ + / = : , - "
+                "separated by single spaces (no quotes, $, % or ;)"
+            )
+    return value
+
+
+Command = Annotated[str, Field(max_length=4095), AfterValidator(_command)]
+
+
+def _divides_hour_or_day(value: Duration) -> Duration:
+    if not value.is_whole_seconds or not (
+        (value.ms % 60_000 == 0 and 3_600_000 % value.ms == 0)
+        or (value.ms % 3_600_000 == 0 and 86_400_000 % value.ms == 0)
+    ):
+        raise _fail(f"{value} must divide an hour (1m, 5m, 15m, 30m, ...) or a day (1h, 2h, 6h, 1d, ...) "
+                    "so that the timer can run on the calendar")
+    return value
+
+
 def _positive(value: Duration) -> Duration:
     if value.ms == 0:
         raise _fail("must be longer than 0 (0 would switch the timeout off)")
@@ -271,3 +310,4 @@ def _at_most_a_year(value: Duration) -> Duration:
 Span = Annotated[Duration, AfterValidator(_positive), AfterValidator(_at_most_a_year)]
 Seconds = Annotated[Span, AfterValidator(_whole_seconds)]
 PgSpan = Annotated[Span, AfterValidator(_postgres_range)]
+CleanupInterval = Annotated[Span, AfterValidator(_divides_hour_or_day)]

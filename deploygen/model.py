@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from deploygen.fields import (
     AbsPath,
     Bind,
+    CleanupInterval,
+    Command,
     CookieDomain,
     CookieName,
     DatabaseHost,
@@ -25,6 +27,7 @@ from deploygen.fields import (
     PosixName,
     Seconds,
     Span,
+    StateDir,
     WsgiTarget,
 )
 
@@ -167,11 +170,45 @@ class Cookie(Strict):
     samesite: Literal["Lax", "Strict", "None"] | None = None
 
 
+class SessionRedis(Strict):
+    """The Redis server behind `store: redis` (its URL is REDIS_URL in the secrets file)."""
+
+    timeout: Span | None = Field(
+        None, description="the Redis server's `timeout` (idle clients are closed); unset means 0, never"
+    )
+    health_check_interval: Seconds | None = Field(
+        None, description="redis-py's health_check_interval: ping a connection idle longer than this"
+    )
+
+
+class Cleanup(Strict):
+    """The timer that removes expired server-side sessions."""
+
+    every: CleanupInterval | None = Field(None, description="how often; must divide an hour or a day",
+                                          examples=["15m", "1h"])
+    command: Command | None = Field(
+        None, description="what the timer runs; default: the rendered cleaner for the filesystem store",
+        examples=["/var/www/shop/venv/bin/flask --app app session_cleanup"],
+    )
+
+
 class Session(Strict):
-    lifetime: Seconds | None = None
+    """How long a login lasts, where sessions live, and the cookie that carries them."""
+
+    lifetime: Seconds | None = Field(
+        None, description="PERMANENT_SESSION_LIFETIME: the sliding window with refresh_each_request, "
+        "else an absolute cap", examples=["12h"])
+    idle_timeout: Seconds | None = Field(
+        None, description="log out after this much inactivity (the app enforces it)", examples=["30m"])
     permanent: Literal["always", "remember-me"] = "always"
     refresh_each_request: bool | None = None
     store: Literal["cookie", "redis", "filesystem"] = "cookie"
+    directory: StateDir | None = Field(
+        None, description="filesystem store: the sessions' folder, under /var/lib (a StateDirectory)")
+    remember_cookie_duration: Seconds | None = Field(
+        None, description="Flask-Login's REMEMBER_COOKIE_DURATION (permanent: remember-me)")
+    redis: SessionRedis = SessionRedis()
+    cleanup: Cleanup = Cleanup()
     cookie: Cookie = Cookie()
 
 

@@ -10,7 +10,7 @@ from pathlib import PurePosixPath
 from deploygen import __version__
 from deploygen.derive import derive
 from deploygen.duration import Duration
-from deploygen.layout import post_install, runtime_directories, targets
+from deploygen.layout import cleanup_command, has_cleanup, post_install, runtime_directories, targets
 from deploygen.load import LoadedSite
 from deploygen.settings import Effective
 from deploygen.templating import environment
@@ -53,8 +53,8 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
     eff = effective or derive(loaded)
     source = PurePosixPath(loaded.file).name
     site_targets = targets(site)
-    paths = {t.kind: t.path for t in site_targets}
-    layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask")
+    paths = {t.role: t.path for t in site_targets}
+    layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask", "redis")
     context = {
         "site": site,
         "paths": paths,
@@ -62,11 +62,16 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
         "upstream": f"{site.name}_gunicorn",
         "runtime_directories": runtime_directories(site),
         "control_socket": f"/run/{site.name}/gunicorn.ctl",
+        "session_dir": eff.value("flask.SESSION_FILE_DIR") if "flask.SESSION_FILE_DIR" in eff else None,
         **{layer: eff.layer(layer) for layer in layers},
     }
     if site.database is not None:
         context.update(_sql_context(site.database.role, site.database.name, eff, source))
     context["variables"] = _flask_variables(eff, source)
+    if has_cleanup(site):
+        context["cleanup_command"] = cleanup_command(site)
+        context["cleanup_every"] = (eff["deploygen.cleanup_every"].value if "deploygen.cleanup_every" in eff
+                                    else None)
 
     env = environment()
     files = []

@@ -47,7 +47,12 @@ class Provenance:
 Value = Duration | int | str | bool | None
 
 # deploygen's own inputs are no layer's setting; findings name them by their site-file key.
-SITE_KEYS = {"deploygen.request": "timeouts.request", "deploygen.tls": "tls"}
+SITE_KEYS = {
+    "deploygen.request": "timeouts.request",
+    "deploygen.tls": "tls",
+    "deploygen.store": "session.store",
+    "deploygen.cleanup_every": "session.cleanup.every",
+}
 
 
 @dataclass(frozen=True)
