@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+from deploygen.duration import Duration
 from deploygen.rules.base import SiteContext
 from deploygen.settings import Setting
 
 # Client to PostgreSQL: the order a request meets the layers.
-LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "postgres", "flask")
+LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "postgres", "redis", "flask")
 
 
 def _neighbour(key: str, ctx: SiteContext) -> str | None:
@@ -35,19 +37,49 @@ def _margin(setting: Setting, ctx: SiteContext) -> tuple[str, float] | None:
     return other, (setting.value.ms - ctx.effective.value(other).ms) / 1000
 
 
-def idle_session_end(ctx: SiteContext) -> str:
-    """When an idle user's session really ends, in words."""
+@dataclass(frozen=True)
+class IdleEnd:
+    """When an idle user's session really ends, counted from their last request."""
+
+    earliest: Duration
+    latest: Duration
+    words: str
+    remember: str = ""
+
+
+def idle_session_end(ctx: SiteContext) -> IdleEnd:
     eff = ctx.effective
-    site = ctx.loaded.site
-    lifetime = eff["flask.PERMANENT_SESSION_LIFETIME"].display
+    s = ctx.loaded.site.session
+    lifetime: Duration = eff.value("flask.PERMANENT_SESSION_LIFETIME")
+    # Flask refreshes permanent sessions only: with remember-me, those of users who ticked it.
     sliding = eff.value("flask.SESSION_REFRESH_EACH_REQUEST")
-    if site.session.permanent == "remember-me":
-        return (f"without remember-me: when the browser closes, or {lifetime} after the session was last "
-                f"modified; with remember-me: {lifetime} after the last "
-                f"{'request' if sliding else 'login'}")
-    if sliding:
-        return f"{lifetime} after the last request (the cookie's expiry slides with every request)"
-    return f"{lifetime} after login, however active the user is (refresh_each_request is off)"
+    since = "the last request" if sliding else "login (nothing refreshes it)"
+    if s.store == "redis":
+        words = f"Redis deletes the key {lifetime.nginx()} after {since}"
+        end = IdleEnd(lifetime, lifetime, words)
+    elif s.store == "filesystem":
+        every: Duration = eff.value("deploygen.cleanup_every")
+        words = (f"the session is refused {lifetime.nginx()} after {since}; its file is removed by the next "
+                 f"cleanup, {lifetime.nginx()} to {(lifetime + every).nginx()} after it")
+        end = IdleEnd(lifetime, lifetime + every, words)
+    else:
+        words = f"the cookie expires and is refused {lifetime.nginx()} after {since}"
+        end = IdleEnd(lifetime, lifetime, words)
+    if s.permanent == "remember-me":
+        words = (f"without remember-me when the browser closes, or at the latest {lifetime.nginx()} after "
+                 f"the session was last modified; with remember-me: {end.words}")
+        end = IdleEnd(Duration(0), end.latest, words)
+    if "flask.SESSION_IDLE_TIMEOUT" in eff:
+        idle: Duration = eff.value("flask.SESSION_IDLE_TIMEOUT")
+        if idle < end.earliest:
+            end = IdleEnd(idle, end.latest, f"the app logs an idle user out after {idle.nginx()}; {end.words}")
+    if "flask.REMEMBER_COOKIE_DURATION" in eff:
+        remember: Duration = eff.value("flask.REMEMBER_COOKIE_DURATION")
+        if remember > lifetime:
+            end = IdleEnd(end.earliest, end.latest, end.words,
+                          f"a remember-me cookie outlives the session: it logs the user back in for up to "
+                          f"{remember.nginx()} after login")
+    return end
 
 
 def as_rows(ctx: SiteContext) -> list[dict]:
@@ -66,6 +98,11 @@ def as_rows(ctx: SiteContext) -> list[dict]:
     return rows
 
 
+def _idle_json(end: IdleEnd) -> dict:
+    return {"earliest_seconds": end.earliest.ms / 1000, "latest_seconds": end.latest.ms / 1000,
+            "text": end.words, "remember_me": end.remember or None}
+
+
 def explain_json(sites: list[SiteContext]) -> str:
     out = []
     for ctx in sites:
@@ -80,7 +117,7 @@ def explain_json(sites: list[SiteContext]) -> str:
                 "permanent": ctx.loaded.site.session.permanent,
                 "lifetime": eff["flask.PERMANENT_SESSION_LIFETIME"].display,
                 "refresh_each_request": eff.value("flask.SESSION_REFRESH_EACH_REQUEST"),
-                "idle_session_ends": idle_session_end(ctx),
+                "idle_session_ends": _idle_json(idle_session_end(ctx)),
             },
         })
     return json.dumps(out, indent=2, sort_keys=True) + "\n"
@@ -108,10 +145,14 @@ def explain_text(ctx: SiteContext) -> str:
         lines.append(f"{worker_class} workers: gunicorn.timeout is a heartbeat and bounds no request; "
                      "statement_timeout and nginx close the chain.")
     s = ctx.loaded.site.session
+    end = idle_session_end(ctx)
     lines.append(f"session: {s.store} store, permanent: {s.permanent}, "
                  f"{'sliding' if eff.value('flask.SESSION_REFRESH_EACH_REQUEST') else 'absolute'} "
-                 f"{eff['flask.PERMANENT_SESSION_LIFETIME'].display}; an idle session ends "
-                 f"{idle_session_end(ctx)}.")
+                 f"{eff['flask.PERMANENT_SESSION_LIFETIME'].display}.")
+    lines.append(f"an idle session ends {end.earliest.nginx()} to {end.latest.nginx()} after the last request: "
+                 f"{end.words}.")
+    if end.remember:
+        lines.append(end.remember + ".")
     if s.store == "cookie" and s.permanent == "always":
         lines.append("the app sets session.permanent = True in a before_request hook (Flask has no setting "
                      "for it; without it the cookie ends with the browser).")

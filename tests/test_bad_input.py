@@ -141,6 +141,11 @@ def test_one_bad_site_in_a_folder_writes_no_site_at_all(tmp_path, cli, make_site
         ({"server": {"bind": "127.0.0.1:70000"}}, "server.bind"),
         ({"session": {"cookie": {"name": "a=b; Domain=evil"}}}, "session.cookie.name"),
         ({"nginx": {"client_max_body_size": "10m; root /"}}, "nginx.client_max_body_size"),
+        ({"session": {"cleanup": {"command": "/bin/sh -c 'rm -rf /'"}}}, "session.cleanup.command"),
+        ({"session": {"cleanup": {"command": "cleanup --all"}}}, "session.cleanup.command"),
+        ({"session": {"cleanup": {"command": "/usr/bin/find /var/lib/x -delete;reboot"}}}, "session.cleanup.command"),
+        ({"session": {"directory": "/tmp/sessions"}}, "session.directory"),
+        ({"session": {"cookie": {"domain": "*.example.com"}}}, "session.cookie.domain"),
     ],
 )
 def test_values_that_could_break_out_are_refused(make_site, cli, tmp_path, overrides, key):
@@ -165,6 +170,8 @@ def test_values_that_could_break_out_are_refused(make_site, cli, tmp_path, overr
         ({"session": {"permanent": "sometimes"}}, "session.permanent", "'always' or 'remember-me'"),
         ({"session": {"cookie": {"secure": "yes please"}}}, "session.cookie.secure", "valid boolean"),
         ({"app": {"framework": "rails"}}, "app.framework", "'flask'"),
+        ({"session": {"cleanup": {"every": "7m"}}}, "session.cleanup.every", "divide an hour"),
+        ({"session": {"store": "memcached"}}, "session.store", "'cookie', 'redis' or 'filesystem'"),
     ],
 )
 def test_wrong_types_and_out_of_range(make_site, cli, tmp_path, overrides, key, message):

@@ -68,11 +68,46 @@ def test_explain_margins_are_the_derived_gaps(cli):
     assert rows["gunicorn.timeout"]["margin"] == {"over": "postgres.statement_timeout", "seconds": 10.0}
     assert rows["systemd.TimeoutStopSec"]["margin"] == {"over": "gunicorn.graceful_timeout", "seconds": 15.0}
     assert rows["flask.PERMANENT_SESSION_LIFETIME"]["source"] == "written"
-    assert report["session"]["idle_session_ends"].startswith("43200s after the last request")
+    assert report["session"]["idle_session_ends"] == {
+        "earliest_seconds": 43200.0, "latest_seconds": 43200.0, "remember_me": None,
+        "text": "the cookie expires and is refused 43200s after the last request"}
 
 
 def test_explain_of_the_outage_lists_its_findings(cli):
     result = cli("explain", BEFORE_FIX)
     assert result.exit_code == 0
     assert "findings:" in result.stdout and "DG101 error" in result.stdout
-    assert "without remember-me: when the browser closes" in result.stdout
+    assert "without remember-me when the browser closes" in result.stdout
+
+
+def _idle(cli, make_site, overrides):
+    [report] = json.loads(cli("explain", "--format", "json", make_site(overrides)).stdout)
+    return report["session"]["idle_session_ends"]
+
+
+def test_filesystem_sessions_disappear_within_one_cleanup_interval(cli, make_site):
+    idle = _idle(cli, make_site, {"session": {"store": "filesystem", "lifetime": "30m", "cleanup": {"every": "15m"}}})
+    assert (idle["earliest_seconds"], idle["latest_seconds"]) == (1800.0, 2700.0)
+    assert "removed by the next cleanup, 1800s to 2700s after it" in idle["text"]
+
+
+def test_redis_sessions_expire_with_the_key(cli, make_site):
+    idle = _idle(cli, make_site, {"session": {"store": "redis", "lifetime": "2h"}})
+    assert (idle["earliest_seconds"], idle["latest_seconds"]) == (7200.0, 7200.0)
+    assert idle["text"] == "Redis deletes the key 7200s after the last request"
+
+
+def test_idle_timeout_and_absolute_lifetime(cli, make_site):
+    idle = _idle(cli, make_site, {"session": {"lifetime": "12h", "idle_timeout": "30m",
+                                              "refresh_each_request": False}})
+    assert (idle["earliest_seconds"], idle["latest_seconds"]) == (1800.0, 43200.0)
+    assert idle["text"].startswith("the app logs an idle user out after 1800s; the cookie expires and is "
+                                   "refused 43200s after login (nothing refreshes it)")
+
+
+def test_remember_cookie_outliving_the_session_is_said(cli, make_site):
+    idle = _idle(cli, make_site, {"session": {"lifetime": "1h", "permanent": "remember-me",
+                                              "remember_cookie_duration": "30d"}})
+    assert idle["earliest_seconds"] == 0.0
+    assert idle["remember_me"] == ("a remember-me cookie outlives the session: it logs the user back in for up "
+                                   "to 2592000s after login")

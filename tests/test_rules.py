@@ -105,6 +105,30 @@ CASES = {
         [{"session": {"lifetime": "30m", "permanent": "remember-me", "refresh_each_request": False}},
          {"session": {"lifetime": "30m", "permanent": "always"}}],
     ),
+    "DG507": (
+        [{"session": {"store": "redis", "redis": {"timeout": "300s", "health_check_interval": "600s"}}},
+         {"session": {"store": "redis", "redis": {"timeout": "300s", "health_check_interval": "300s"}}}],
+        [{"session": {"store": "redis", "redis": {"timeout": "300s"}}},
+         {"session": {"store": "redis", "redis": {"health_check_interval": "600s"}}},
+         {"session": {"store": "redis"}}],
+    ),
+    "DG508": (
+        [{"session": {"lifetime": "15m", "idle_timeout": "30m"}}],
+        [{"session": {"lifetime": "12h", "idle_timeout": "30m"}}, {"session": {"lifetime": "15m"}}],
+    ),
+    "DG509": (
+        [{"session": {"store": "filesystem", "lifetime": "30m", "cleanup": {"every": "1d"}}}],
+        [{"session": {"store": "filesystem", "lifetime": "30m"}},
+         {"session": {"store": "filesystem", "lifetime": "1m"}},
+         {"session": {"store": "filesystem", "lifetime": "2h", "cleanup": {"every": "2h"}}}],
+    ),
+    "DG510": (
+        [{"session": {"lifetime": "12h", "permanent": "remember-me", "remember_cookie_duration": "1h",
+                      "refresh_each_request": False}}],
+        [{"session": {"lifetime": "12h", "permanent": "remember-me", "refresh_each_request": False}},
+         {"session": {"lifetime": "12h", "permanent": "remember-me", "remember_cookie_duration": "30d",
+                      "refresh_each_request": False}}],
+    ),
     "DG601": (
         [{"server": {"bind": "127.0.0.1:8001", "forwarded_allow_ips": "10.0.0.1"}},
          {"server": {"bind": "10.0.0.5:8001", "forwarded_allow_ips": "127.0.0.1,::1"}}],
@@ -126,10 +150,16 @@ CROSS = {
     "DG902": ({**OTHER, "server": {"bind": "unix:/run/shop/gunicorn.sock"}}, OTHER),
     "DG903": ({**OTHER, "domains": ["other.example.com", "shop.example.com"]}, OTHER),
     "DG904": ({**OTHER, "database": {"name": "other_db", "role": "shop"}}, OTHER),
+    "DG906": ({**OTHER, "session": {"store": "filesystem", "directory": "/var/lib/shop/sessions"}},
+              {**OTHER, "session": {"store": "filesystem"}}),
     "DG905": ({**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com"}}},
               {**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com",
                                                                            "name": "other_session"}}}),
 }
+
+
+# The first site of a cross-site case, where BASE_SITE alone cannot collide.
+FIRST = {"DG906": {"session": {"store": "filesystem"}}}
 
 
 def _codes(cli, *paths, strict=False):
@@ -175,7 +205,7 @@ def test_rule_stays_quiet(code, make_site, cli):
 @pytest.mark.parametrize("code", sorted(CROSS))
 def test_cross_site_rule(code, make_site, cli, tmp_path):
     colliding, fine = CROSS[code]
-    first = make_site({}, folder=tmp_path / "a")
+    first = make_site(FIRST.get(code, {}), folder=tmp_path / "a")
     second = make_site(colliding, filename="second.yaml", folder=tmp_path / "a")
     findings, status = _codes(cli, first, second)
     mine = [f for f in findings if f["code"] == code]

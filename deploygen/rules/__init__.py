@@ -28,6 +28,10 @@ from deploygen.rules.dg503_remember_me_long_lifetime import RememberMeLongLifeti
 from deploygen.rules.dg504_no_stable_secret_key import NoStableSecretKey
 from deploygen.rules.dg505_redis_store_without_secrets import RedisStoreWithoutSecrets
 from deploygen.rules.dg506_sliding_session_never_refreshed import SlidingSessionNeverRefreshed
+from deploygen.rules.dg507_redis_timeout_without_health_check import RedisTimeoutWithoutHealthCheck
+from deploygen.rules.dg508_idle_timeout_above_lifetime import IdleTimeoutAboveLifetime
+from deploygen.rules.dg509_cleanup_interval_above_lifetime import CleanupIntervalAboveLifetime
+from deploygen.rules.dg510_remember_cookie_shorter_than_session import RememberCookieShorterThanSession
 from deploygen.rules.dg601_forwarded_headers_not_trusted import ForwardedHeadersNotTrusted
 from deploygen.rules.dg602_sync_workers_without_buffering import SyncWorkersWithoutBuffering
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
@@ -35,6 +39,7 @@ from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
 from deploygen.rules.dg904_duplicate_database_role import DuplicateDatabaseRole
 from deploygen.rules.dg905_shared_session_cookie import SharedSessionCookie
+from deploygen.rules.dg906_shared_session_directory import SharedSessionDirectory
 
 RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowWorkerTimeout,
@@ -57,6 +62,10 @@ RULES: tuple[type[Rule], ...] = (
     NoStableSecretKey,
     RedisStoreWithoutSecrets,
     SlidingSessionNeverRefreshed,
+    RedisTimeoutWithoutHealthCheck,
+    IdleTimeoutAboveLifetime,
+    CleanupIntervalAboveLifetime,
+    RememberCookieShorterThanSession,
     ForwardedHeadersNotTrusted,
     SyncWorkersWithoutBuffering,
     DuplicateSiteName,
@@ -64,6 +73,7 @@ RULES: tuple[type[Rule], ...] = (
     DuplicateDomain,
     DuplicateDatabaseRole,
     SharedSessionCookie,
+    SharedSessionDirectory,
 )
 
 BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in RULES}
