@@ -154,6 +154,6 @@ def explain_text(ctx: SiteContext) -> str:
     if end.remember:
         lines.append(end.remember + ".")
     if s.store == "cookie" and s.permanent == "always":
-        lines.append("the app sets session.permanent = True in a before_request hook (Flask has no setting "
-                     "for it; without it the cookie ends with the browser).")
+        lines.append("the app sets session.permanent = True in a before_request hook, once per session (Flask "
+                     "has no setting for it; without it the cookie ends with the browser).")
     return "\n".join(lines) + "\n"
