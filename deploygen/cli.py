@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -115,6 +116,50 @@ def rules(code: str | None) -> None:
         click.echo(f"deploygen: no rule {code!r}; `deploygen rules` lists them", err=True)
         sys.exit(2)
     click.echo(f"# {rule.code} {rule.name} ({rule.severity})\n\n{rule.page()}")
+
+
+@main.command()
+@click.argument("site", type=click.Path())
+@click.option("--scale", type=str, default=None,
+              help="Multiply every duration by this factor (e.g. 0.01 or 1/75); default: gunicorn's timeout "
+                   "becomes 4s.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def drill(site: str, scale: str | None, fmt: str) -> None:
+    """Start SITE's real nginx, gunicorn and PostgreSQL on 127.0.0.1 and see which layer gives up first."""
+    from fractions import Fraction
+
+    from deploygen.drill.runner import format_json, format_table, run_drill
+    from deploygen.report import format_findings
+
+    ctx, findings = _load((site,))
+    if findings:
+        click.echo(format_findings(findings, "text"), nl=False, err=True)
+    try:
+        factor = Fraction(scale) if scale is not None else None
+    except (ValueError, ZeroDivisionError):
+        click.echo(f"deploygen: --scale {scale!r} is not a number", err=True)
+        sys.exit(2)
+    if factor is not None and factor <= 0:
+        click.echo("deploygen: --scale must be above 0", err=True)
+        sys.exit(2)
+    def _interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    # A stop request ends the drill like Ctrl-C does: the servers are stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupted)
+    reports = []
+    for c in ctx:
+        try:
+            reports.append(run_drill(c.loaded, factor))
+        except DeploygenError as exc:
+            raise _Exit(exc) from None
+        except KeyboardInterrupt:
+            click.echo("deploygen: drill interrupted; every server it started was stopped", err=True)
+            sys.exit(130)
+    for report in reports:
+        click.echo(format_json(report) if fmt == "json" else format_table(report), nl=False)
+    if not all(r.passed for r in reports):
+        sys.exit(1)
 
 
 @main.command()

@@ -1,0 +1,97 @@
+"""A site made runnable on this machine: loopback ports, temp paths, durations scaled.
+
+Only what cannot run unprivileged on loopback changes: the bind becomes a
+free 127.0.0.1 port, TLS and static files are dropped (no certificate here),
+the app is the probe, the venv is this Python. Every duration of the
+effective settings is then multiplied by one factor, so the order of the
+layers is kept; gunicorn takes only whole seconds, so its values are rounded
+up, which can only widen the gaps to the layers outside it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+from deploygen.derive import derive
+from deploygen.duration import Duration
+from deploygen.errors import DeploygenError
+from deploygen.fields import Bind
+from deploygen.load import LoadedSite
+from deploygen.render import RenderedSite, render_site
+from deploygen.settings import Effective, Setting
+
+# The scaled gunicorn timeout the default scale aims at: long enough for
+# loopback round trips to be small next to the gaps, short enough for a drill
+# of a few such waits to stay well under a minute.
+TARGET_WORKER_TIMEOUT = Duration.seconds_(4)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    loaded: LoadedSite
+    effective: Effective
+    rendered: RenderedSite
+    scale: Fraction
+    app_port: int
+
+
+def default_scale(effective: Effective) -> Fraction:
+    """The factor that brings gunicorn's timeout to TARGET_WORKER_TIMEOUT (never above 1)."""
+    timeout: Duration = effective.value("gunicorn.timeout")
+    return min(Fraction(1), Fraction(TARGET_WORKER_TIMEOUT.ms, timeout.ms))
+
+
+def scaled(effective: Effective, factor: Fraction) -> Effective:
+    """Every duration times `factor`; gunicorn's rounded up to whole seconds."""
+    out: dict[str, Setting] = {}
+    for setting in effective:
+        value = setting.value
+        if isinstance(value, Duration):
+            value = Duration(max(1, int(value.ms * factor)))
+            if setting.layer == "gunicorn":
+                value = value.ceil_seconds()
+        out[setting.key] = replace(setting, value=value)
+    return Effective(out)
+
+
+class ScaleTooSmall(DeploygenError):
+    """A --scale under which rounding would reorder the layers (bad input, exit status 2)."""
+
+    exit_code = 2
+
+
+# Neighbours whose order the drill exists to show; rounding must not swap them.
+_CHAIN = ("postgres.lock_timeout", "postgres.statement_timeout", "gunicorn.timeout", "nginx.proxy_read_timeout")
+
+
+def _check_order(before: Effective, after: Effective, factor: Fraction) -> None:
+    keys = [k for k in _CHAIN if k in before]
+    for inner, outer in zip(keys, keys[1:]):
+        was = before.value(inner) < before.value(outer), before.value(inner) == before.value(outer)
+        now = after.value(inner) < after.value(outer), after.value(inner) == after.value(outer)
+        if was != now:
+            raise ScaleTooSmall(
+                f"--scale {factor} is too small: gunicorn takes whole seconds, and rounding "
+                f"{inner if inner.startswith('gunicorn') else outer} up changes its order with "
+                f"{outer if inner.startswith('gunicorn') else inner}; use a larger scale"
+            )
+
+
+def prepare(loaded: LoadedSite, probe_dir: Path, app_port: int, factor: Fraction | None) -> Prepared:
+    site = loaded.site
+    app = site.app.model_copy(update={
+        "wsgi": "deploygen_probe:app", "root": str(probe_dir), "venv": str(Path(sys.prefix)),
+        "static": None, "secrets_file": None,
+    })
+    server = site.server.model_copy(update={"bind": Bind(host="127.0.0.1", port=app_port)})
+    local = site.model_copy(update={"app": app, "server": server, "tls": None})
+    local_loaded = LoadedSite(loaded.file, local, loaded.document)
+    effective = derive(local_loaded)
+    factor = factor if factor is not None else default_scale(effective)
+    scaled_effective = scaled(effective, factor)
+    _check_order(effective, scaled_effective, factor)
+    effective = scaled_effective
+    return Prepared(local_loaded, effective, render_site(local_loaded, effective), factor, app_port)

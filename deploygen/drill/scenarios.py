@@ -1,0 +1,128 @@
+"""What each slow request should meet first, and what it met.
+
+The expected layer is read from the (scaled) effective settings: of the
+limits that apply to a request, the shortest one that is shorter than the
+request's own duration gives up first. The observed layer is read from what
+the client got: 200 from the app, 503 with the probe's SQLSTATE from
+PostgreSQL, 500/502 without it from gunicorn killing the worker, 504 from nginx.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from deploygen.duration import Duration
+from deploygen.settings import Effective
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    expected_layer: str
+    observed_layer: str
+    status: int | None
+    seconds: float
+    note: str = ""
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.observed_layer == self.expected_layer else "fail"
+
+    def as_dict(self) -> dict:
+        return {"scenario": self.scenario, "expected_layer": self.expected_layer,
+                "observed_layer": self.observed_layer, "status": self.status,
+                "seconds": round(self.seconds, 3), "verdict": self.verdict, "note": self.note}
+
+
+def limits(eff: Effective) -> dict[str, list[tuple[str, Duration]]]:
+    """The limits a slow request can meet, per kind of slowness."""
+    outer: list[tuple[str, Duration]] = []
+    if eff.value("gunicorn.worker_class") == "sync":
+        outer.append(("gunicorn", eff.value("gunicorn.timeout")))
+    outer.append(("nginx", eff.value("nginx.proxy_read_timeout")))
+    statement = eff.value("postgres.statement_timeout")
+    lock = min(eff.value("postgres.lock_timeout"), statement)
+    return {"outer": outer, "query": [("postgres", statement), *outer], "lock": [("postgres", lock), *outer]}
+
+
+def first_to_fire(candidates: list[tuple[str, Duration]], lasts: Duration) -> str:
+    """The layer whose limit is shortest among those shorter than `lasts`; `app` if none is."""
+    firing = [(limit, layer) for layer, limit in candidates if limit < lasts]
+    return min(firing, key=lambda pair: pair[0].ms)[1] if firing else "app"
+
+
+def observed(status: int | None, body: bytes) -> str:
+    if status == 200:
+        return "app"
+    if status == 503:
+        try:
+            return json.loads(body).get("layer", "app")
+        except ValueError:
+            return "nginx"
+    if status in (500, 502):
+        return "gunicorn"
+    if status == 504:
+        return "nginx"
+    return "none"
+
+
+class Client:
+    """A plain HTTP client to nginx on loopback; cookies kept by name."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, timeout: float,
+                connection: http.client.HTTPConnection | None = None) -> tuple[int | None, bytes, float]:
+        conn = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        headers = {"Host": "drill.invalid"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if connection is None:
+            headers["Connection"] = "close"
+        started = time.monotonic()
+        try:
+            conn.request(method, path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            for header in response.headers.get_all("Set-Cookie") or []:
+                name, _, rest = header.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+            return response.status, body, time.monotonic() - started
+        except (OSError, http.client.HTTPException):
+            return None, b"", time.monotonic() - started
+        finally:
+            if connection is None:
+                conn.close()
+
+
+class ArbiterClock:
+    """Wakes gunicorn's arbiter every 20 ms while a scenario runs.
+
+    The arbiter checks worker timeouts once a second, a granularity no scale
+    factor shrinks; SIGWINCH is a no-op for a gunicorn that is not daemonized
+    but wakes that loop, so the check runs at the scaled pace too.
+    """
+
+    def __init__(self, wake) -> None:
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._wake()
+
+    def __enter__(self) -> ArbiterClock:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
