@@ -72,6 +72,7 @@ def test_shipped_site_holds_its_chain(site, tmp_path):
     worker = by_name["Python work longer than the worker timeout"]
     if site == "dokon":  # sync workers: gunicorn's timeout bounds the request
         assert (worker["observed_layer"], worker["status"]) == ("gunicorn", 500)
+        assert worker["note"] == "gunicorn logged WORKER TIMEOUT"
     else:  # gthread: nothing but nginx does
         assert (worker["observed_layer"], worker["status"]) == ("nginx", 504)
     assert by_name["session set by one worker, read by another"]["note"].endswith("all saw one session")

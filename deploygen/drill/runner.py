@@ -100,6 +100,7 @@ class _Scenarios:
         self.read: Duration = self.eff.value("nginx.proxy_read_timeout")
         self.wait = self.read.ms / 1000 + 3
         self.count = 0
+        self.worker_timeouts = 0
 
     def run(self) -> list[Outcome]:
         with ArbiterClock(lambda: self.stack.signal_gunicorn(signal.SIGWINCH)):
@@ -117,10 +118,14 @@ class _Scenarios:
         status, body, seconds = self.client.request("GET", f"{path}?s={lasts.ms / 1000}&id={tag}", self.wait)
         layer = observed(status, body)
         note = ""
-        if layer in ("nginx", "gunicorn") and (self.state / f"{tag}.start").exists():
-            running = not (self.state / f"{tag}.end").exists()
-            if layer == "nginx" and running:
+        if layer == "nginx" and (self.state / f"{tag}.start").exists():
+            if not (self.state / f"{tag}.end").exists():
                 note = "the worker was still running when nginx answered"
+        elif layer == "gunicorn":
+            timeouts = self.stack.gunicorn_log().count("WORKER TIMEOUT")
+            if timeouts > self.worker_timeouts:
+                note = "gunicorn logged WORKER TIMEOUT"
+            self.worker_timeouts = timeouts
         return Outcome(name, expected, layer, status, seconds, note, extra)
 
     def within_budget(self) -> Outcome:
