@@ -163,6 +163,27 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
 
 
 @main.command()
+@SITES
+@click.option("--root", "root", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="The server's file tree: / on the server, or a copy of it.")
+def diff(sites: tuple[str, ...], root: str) -> None:
+    """Compare what `render` would write for each SITE with what is installed under ROOT."""
+    from pathlib import Path
+
+    from deploygen.drift import compare, format_drift
+    from deploygen.render import render_site
+
+    ctx, _ = _load(sites)
+    drifted = False
+    for c in ctx:
+        drifts = compare(render_site(c.loaded, c.effective), Path(root))
+        click.echo(format_drift(c.name, drifts), nl=False)
+        drifted = drifted or any(d.state != "same" for d in drifts)
+    if drifted:
+        sys.exit(1)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the site file."""
     from deploygen.model import Site

@@ -50,6 +50,11 @@ def targets(site: Site) -> list[Target]:
     return sorted(found, key=lambda t: t.path)
 
 
+def installed_manifest(site: Site) -> str:
+    """Where a copy of the manifest lands on the server, for `deploygen diff` to read back."""
+    return f"/etc/deploygen/{site.name}/manifest.json"
+
+
 def has_cleanup(site: Site) -> bool:
     """Files on disk need a timer to remove expired sessions; so does a store given a command."""
     return site.session.store == "filesystem" or site.session.cleanup.command is not None

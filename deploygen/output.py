@@ -36,6 +36,13 @@ def _write_site(site: RenderedSite, folder: Path) -> None:
         path.write_bytes(f.content)
         path.chmod(int(f.mode, 8))
     (folder / "manifest.json").write_bytes(site.manifest)
+    if site.manifest_target:
+        # A copy travels with the files, so that `deploygen diff` on the server can tell
+        # a file deploygen wrote and someone edited from one it never wrote.
+        copy = folder / ("root" + site.manifest_target)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(site.manifest)
+        copy.chmod(0o644)
     for directory in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
         directory.chmod(0o755)
 

@@ -10,7 +10,14 @@ from pathlib import PurePosixPath
 from deploygen import __version__
 from deploygen.derive import derive
 from deploygen.duration import Duration
-from deploygen.layout import cleanup_command, has_cleanup, post_install, runtime_directories, targets
+from deploygen.layout import (
+    cleanup_command,
+    has_cleanup,
+    installed_manifest,
+    post_install,
+    runtime_directories,
+    targets,
+)
 from deploygen.load import LoadedSite
 from deploygen.settings import Effective
 from deploygen.templating import environment
@@ -45,6 +52,7 @@ class RenderedSite:
     name: str
     files: list[RenderedFile]
     manifest: bytes
+    manifest_target: str = ""
 
 
 def render_site(loaded: LoadedSite, effective: Effective | None = None) -> RenderedSite:
@@ -95,7 +103,7 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
         "post_install": post_install(site, paths),
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return RenderedSite(site.name, files, data)
+    return RenderedSite(site.name, files, data, installed_manifest(site))
 
 
 def quote_ident(name: str) -> str:
