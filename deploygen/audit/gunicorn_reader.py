@@ -1,0 +1,81 @@
+"""gunicorn: a Python config file's settings, read without running it.
+
+The file is parsed with `ast`; module-level assignments of literals and the
+common `os.getenv("X", default)` / `os.environ.get("X", default)` forms
+(optionally inside `int()`) are evaluated, taking the environment value when
+one is given. Anything else is reported as unknown rather than executed.
+What the file does not set is gunicorn's own default.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from deploygen.audit.found import ReadSetting
+from deploygen.duration import Duration
+from deploygen.errors import Location
+
+DEFAULTS: dict[str, object] = {
+    "bind": "127.0.0.1:8000", "workers": 1, "worker_class": "sync", "threads": 1, "timeout": 30,
+    "graceful_timeout": 30, "keepalive": 2, "max_requests": 0, "max_requests_jitter": 0,
+    "forwarded_allow_ips": "127.0.0.1,::1",
+}
+_SECONDS = {"timeout", "graceful_timeout", "keepalive"}
+
+
+class _Unknown(Exception):
+    pass
+
+
+def _value(node: ast.expr, env: dict[str, str]) -> object:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_value(e, env) for e in node.elts]
+    if isinstance(node, ast.Call):
+        func = ast.unparse(node.func)
+        if func in ("int", "float", "str") and len(node.args) == 1:
+            inner = _value(node.args[0], env)
+            return {"int": int, "float": float, "str": str}[func](inner)
+        if func in ("os.getenv", "os.environ.get", "getenv") and node.args:
+            name = _value(node.args[0], env)
+            default = _value(node.args[1], env) if len(node.args) > 1 else None
+            if name in env:
+                return env[name]
+            if default is None:
+                raise _Unknown(f"{name} is not set and has no default")
+            return default
+    raise _Unknown(f"`{ast.unparse(node)}` is not a literal")
+
+
+def read_gunicorn(path: str, env: dict[str, str] | None = None) -> dict[str, ReadSetting]:
+    """gunicorn's effective settings from the config at `path`, each with where it was read."""
+    env = env or {}
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), filename=path)
+    found: dict[str, ReadSetting] = {}
+    for stmt in tree.body:
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            continue
+        target = stmt.targets[0]
+        if not isinstance(target, ast.Name) or target.id not in DEFAULTS:
+            continue
+        name = target.id
+        location = Location(path, stmt.lineno, stmt.col_offset + 1)
+        try:
+            value = _value(stmt.value, env)
+        except (_Unknown, ValueError, TypeError) as exc:
+            found[name] = ReadSetting(f"gunicorn.{name}", None, location, unknown=str(exc))
+            continue
+        if name in _SECONDS:
+            value = Duration.seconds_(int(value))
+        elif name in ("workers", "threads", "max_requests", "max_requests_jitter"):
+            value = int(value)
+        elif name == "bind" and isinstance(value, list):
+            value = value[0]
+        found[name] = ReadSetting(f"gunicorn.{name}", value, location)
+    for name, default in DEFAULTS.items():
+        if name not in found:
+            value = Duration.seconds_(default) if name in _SECONDS else default
+            found[name] = ReadSetting(f"gunicorn.{name}", value, Location(path, 1, 1), default=True)
+    return {f"gunicorn.{k}": v for k, v in sorted(found.items())}

@@ -1,0 +1,152 @@
+"""nginx: the server blocks that proxy to an app, with their effective timeouts.
+
+crossplane parses the whole configuration with its includes. A directive
+absent from a location is inherited from its server, then from `http {}`,
+then nginx's own default applies, which is what runs in production.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import crossplane
+
+from deploygen.audit.found import ReadSetting
+from deploygen.duration import Duration
+from deploygen.errors import Location
+
+# nginx's defaults for what deploygen reads (ngx_http_proxy_module, ngx_http_core_module).
+DEFAULTS = {
+    "proxy_connect_timeout": "60s", "proxy_read_timeout": "60s", "proxy_send_timeout": "60s",
+    "send_timeout": "60s", "client_header_timeout": "60s", "client_body_timeout": "60s",
+    "keepalive_timeout": "75s", "client_max_body_size": "1m", "proxy_buffering": "on",
+}
+_TIMES = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+
+
+def nginx_time(text: str) -> Duration:
+    """nginx's time syntax: `60`, `60s`, `1m30s`, `500ms` (`M` and `y` not for these directives)."""
+    import re
+
+    text = text.strip()
+    if text.isdigit():
+        return Duration.seconds_(int(text))
+    total, pos = 0, 0
+    for match in re.finditer(r"(\d+)(ms|s|m|h|d|w)", text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _TIMES[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{text!r} is not an nginx time")
+    return Duration(total)
+
+
+@dataclass
+class ProxiedServer:
+    """One `server {}` that proxies `/` to an app."""
+
+    file: str
+    line: int
+    server_names: list[str]
+    upstream: str
+    settings: dict[str, ReadSetting] = field(default_factory=dict)
+
+
+def read_nginx(path: str) -> list[ProxiedServer]:
+    """Every server block in the configuration at `path` whose `location /` proxies to an app."""
+    payload = crossplane.parse(path, check_ctx=False, check_args=False, comments=False, single=False)
+    errors = [e for c in payload["config"] for e in c["errors"]]
+    if errors:
+        e = errors[0]
+        raise ValueError(f"{e['file']}:{e.get('line') or 1}: {e['error']}")
+    configs = {c["file"]: c["parsed"] for c in payload["config"]}
+    top = configs[payload["config"][0]["file"]]
+    found: list[ProxiedServer] = []
+    upstreams: dict[str, dict] = {}
+
+    def walk(block: list, file: str, inherited: dict, context: str) -> None:
+        here = dict(inherited)
+        for d in block:
+            if d["directive"] in DEFAULTS and d["args"]:
+                here[d["directive"]] = (d["args"][0], Location(file, d["line"], 1))
+        for d in block:
+            name = d["directive"]
+            if name == "include":
+                for inc in d.get("includes", []):
+                    inc_file = payload["config"][inc]["file"]
+                    walk(payload["config"][inc]["parsed"], inc_file, here, context)
+            elif name == "http":
+                walk(d["block"], file, here, "http")
+            elif name == "upstream":
+                upstreams[d["args"][0]] = {"file": file, "block": d["block"], "line": d["line"]}
+            elif name == "server" and context == "http":
+                _server(d, file, here)
+
+    def _server(d: dict, file: str, inherited: dict) -> None:
+        here = dict(inherited)
+        block = d["block"]
+        for x in block:
+            if x["directive"] in DEFAULTS and x["args"]:
+                here[x["directive"]] = (x["args"][0], Location(file, x["line"], 1))
+        names = [a for x in block if x["directive"] == "server_name" for a in x["args"]]
+        for loc in (x for x in block if x["directive"] == "location" and x["args"] == ["/"]):
+            inner = dict(here)
+            proxy = None
+            for x in loc["block"]:
+                if x["directive"] in DEFAULTS and x["args"]:
+                    inner[x["directive"]] = (x["args"][0], Location(file, x["line"], 1))
+                if x["directive"] == "proxy_pass":
+                    proxy = x["args"][0]
+            if proxy is None:
+                continue
+            server = ProxiedServer(file, d["line"], names, proxy)
+            where_default = Location(file, loc["line"], 1)
+            for key, default in DEFAULTS.items():
+                value, location = inner.get(key, (default, where_default))
+                is_default = key not in inner
+                parsed = nginx_time(value) if key.endswith("timeout") else value
+                server.settings[f"nginx.{key}"] = ReadSetting(f"nginx.{key}", parsed, location, is_default)
+            found.append(server)
+
+    walk(top, payload["config"][0]["file"], {}, "main")
+    for server in found:
+        _upstream_settings(server, upstreams)
+    return found
+
+
+def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> None:
+    """`keepalive` and `keepalive_timeout` of the upstream block `proxy_pass` names."""
+    target = server.upstream.split("://", 1)[-1].rstrip("/")
+    upstream = upstreams.get(target)
+    if upstream is None:
+        return
+    here = Location(upstream["file"], upstream["line"], 1)
+    values = {x["directive"]: (x["args"][0], Location(upstream["file"], x["line"], 1))
+              for x in upstream["block"] if x["directive"] in ("keepalive", "keepalive_timeout")}
+    count, at = values.get("keepalive", ("0", here))
+    server.settings["nginx.upstream.keepalive"] = ReadSetting("nginx.upstream.keepalive", int(count), at,
+                                                              "keepalive" not in values)
+    kt, at = values.get("keepalive_timeout", ("60s", here))
+    server.settings["nginx.upstream.keepalive_timeout"] = ReadSetting(
+        "nginx.upstream.keepalive_timeout", nginx_time(kt), at, "keepalive_timeout" not in values)
+    server.settings["nginx.upstream.server"] = ReadSetting(
+        "nginx.upstream.server", [x["args"][0] for x in upstream["block"] if x["directive"] == "server"], here)
+
+
+def read_server_block(path: str) -> list[ProxiedServer]:
+    """A lone site file (`sites-available/NAME`): wrapped in `http {}` as nginx's include does."""
+    text = Path(path).read_text()
+    return read_nginx_text(text, path)
+
+
+def read_nginx_text(text: str, name: str) -> list[ProxiedServer]:
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        main = os.path.join(tmp, "nginx.conf")
+        with open(main, "w") as f:
+            f.write(f"http {{ include {os.path.abspath(name)}; }}\n")
+        return read_nginx(main)

@@ -1,0 +1,55 @@
+"""Readers of existing configuration: nginx through crossplane, gunicorn through ast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploygen.audit.gunicorn_reader import read_gunicorn
+from deploygen.audit.nginx_reader import nginx_time, read_nginx, read_server_block
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def test_nginx_defaults_apply_where_directives_are_absent():
+    """The dokon server block before its fix: no timeouts written, so nginx's 60 s run."""
+    path = CORPUS / "seed000-before/etc/nginx/sites-available/dokon"
+    [server] = read_server_block(str(path))
+    assert server.server_names == ["dokon.uz", "www.dokon.uz"]
+    assert server.upstream == "http://127.0.0.1:8001"
+    read = server.settings["nginx.proxy_read_timeout"]
+    assert (read.value.nginx(), read.default) == ("60s", True)
+    assert (read.location.file, read.location.line) == (str(path.resolve()), 9)  # the `location /` lacking it
+
+
+def test_nginx_inherits_from_http_and_server_and_reads_the_upstream():
+    root = CORPUS / "debian/etc/nginx"
+    [server] = read_nginx(str(root / "nginx.conf"))
+    s = server.settings
+    assert (s["nginx.proxy_read_timeout"].value.nginx(), s["nginx.proxy_read_timeout"].default) == ("90s", False)
+    assert s["nginx.proxy_read_timeout"].location.file.endswith("nginx.conf")
+    assert s["nginx.proxy_read_timeout"].location.line == 14
+    assert s["nginx.proxy_send_timeout"].value.nginx() == "120s"
+    assert s["nginx.proxy_send_timeout"].location.file.endswith("sites-enabled/shop")
+    assert s["nginx.keepalive_timeout"].value.nginx() == "65s"
+    assert s["nginx.proxy_connect_timeout"].default
+    assert s["nginx.upstream.keepalive"].value == 16
+    assert (s["nginx.upstream.keepalive_timeout"].value.nginx(), s["nginx.upstream.keepalive_timeout"].default) \
+        == ("60s", True)
+    assert s["nginx.upstream.server"].value == ["127.0.0.1:8001"]
+
+
+def test_nginx_time_syntax():
+    assert [nginx_time(t).ms for t in ("60", "60s", "1m30s", "500ms", "1h", "1d")] == [
+        60000, 60000, 90000, 500, 3600000, 86400000]
+
+
+def test_gunicorn_config_read_without_running_it():
+    path = CORPUS / "seed000-before/var/www/dokon/gunicorn_config.py"
+    read = read_gunicorn(str(path))
+    assert read["gunicorn.timeout"].value.nginx() == "120s" and read["gunicorn.timeout"].location.line == 7
+    assert read["gunicorn.keepalive"].value.nginx() == "2s"
+    assert read["gunicorn.workers"].value == 3
+    assert read["gunicorn.graceful_timeout"].default and read["gunicorn.graceful_timeout"].value.nginx() == "30s"
+    assert read["gunicorn.max_requests"].value is None
+    assert "not a literal" in read["gunicorn.max_requests"].unknown
+    assert read_gunicorn(str(path), {"TIMEOUT": "300"})["gunicorn.timeout"].value.nginx() == "300s"
