@@ -53,3 +53,34 @@ def test_gunicorn_config_read_without_running_it():
     assert read["gunicorn.max_requests"].value is None
     assert "not a literal" in read["gunicorn.max_requests"].unknown
     assert read_gunicorn(str(path), {"TIMEOUT": "300"})["gunicorn.timeout"].value.nginx() == "300s"
+
+
+def test_unit_without_stop_timeout_gets_systemds_90s():
+    from deploygen.audit.unit_reader import read_unit
+
+    path = CORPUS / "seed000-before/etc/systemd/system/dokon.service"
+    read = read_unit(str(path))
+    stop = read["systemd.TimeoutStopSec"]
+    assert (stop.value.nginx(), stop.default) == ("90s", True)
+    assert read["gunicorn.config_file"].value == "gunicorn_config.py"
+    assert read["systemd.WorkingDirectory"].value == "/var/www/dokon"
+
+
+def test_exec_start_flags_without_a_config_file():
+    from deploygen.audit.unit_reader import read_unit
+
+    read = read_unit(str(CORPUS / "droplet/etc/systemd/system/shop.service"))
+    assert read["systemd.TimeoutStopSec"].value.nginx() == "5s" and read["systemd.TimeoutStopSec"].location.line == 12
+    assert read["gunicorn.timeout"].value.nginx() == "60s" and read["gunicorn.timeout"].location.line == 11
+    assert (read["gunicorn.workers"].value, read["gunicorn.threads"].value) == (3, 4)
+    assert read["gunicorn.worker_class"].value == "gthread"
+    assert read["gunicorn.bind"].value == "unix:/home/shop/app/shop.sock"
+    assert read["systemd.EnvironmentFile"].value == ["/home/shop/app/.env", "/etc/shop/secrets.env"]
+    assert "gunicorn.config_file" not in read
+
+
+def test_systemd_time_spans():
+    from deploygen.audit.unit_reader import systemd_time
+
+    assert [systemd_time(t).ms for t in ("45", "45s", "1min 30s", "500ms", "2h")] == [
+        45000, 45000, 90000, 500, 7200000]
