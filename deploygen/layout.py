@@ -31,12 +31,14 @@ def targets(site: Site) -> list[Target]:
     name = site.name
     found = [
         Target("nginx-site", "nginx-site", "nginx/site.conf.j2", f"/etc/nginx/sites-available/{name}.conf"),
-        Target("gunicorn-config", "gunicorn-config", "gunicorn/gunicorn.conf.py.j2", f"/etc/deploygen/{name}/gunicorn.conf.py"),
+        Target("gunicorn-config", "gunicorn-config", "gunicorn/gunicorn.conf.py.j2",
+               f"/etc/deploygen/{name}/gunicorn.conf.py"),
         Target("app-service", "systemd-service", "systemd/site.service.j2", f"/etc/systemd/system/{name}.service"),
         Target("flask-env", "flask-env", "flask/flask.env.j2", f"/etc/deploygen/{name}/flask.env"),
     ]
     if site.database is not None:
-        found.append(Target("postgres-sql", "postgres-sql", "sql/timeouts.sql.j2", f"/etc/deploygen/{name}/postgres.sql"))
+        found.append(Target("postgres-sql", "postgres-sql", "sql/timeouts.sql.j2",
+                            f"/etc/deploygen/{name}/postgres.sql"))
     if has_cleanup(site):
         found += [
             Target("cleanup-service", "systemd-service", "systemd/session-cleanup.service.j2",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 from deploygen.derive import derive
@@ -69,7 +70,7 @@ _CHAIN = ("postgres.lock_timeout", "postgres.statement_timeout", "gunicorn.timeo
 
 def _check_order(before: Effective, after: Effective, factor: Fraction) -> None:
     keys = [k for k in _CHAIN if k in before]
-    for inner, outer in zip(keys, keys[1:]):
+    for inner, outer in pairwise(keys):
         was = before.value(inner) < before.value(outer), before.value(inner) == before.value(outer)
         now = after.value(inner) < after.value(outer), after.value(inner) == after.value(outer)
         if was != now:
