@@ -1,4 +1,4 @@
-"""Readers of existing configuration: nginx through crossplane, gunicorn through ast."""
+"""Readers of existing configuration: nginx (crossplane), gunicorn (ast), units, SQL, Flask env."""
 
 from __future__ import annotations
 
@@ -84,3 +84,50 @@ def test_systemd_time_spans():
 
     assert [systemd_time(t).ms for t in ("45", "45s", "1min 30s", "500ms", "2h")] == [
         45000, 45000, 90000, 500, 7200000]
+
+
+def test_sql_precedence_role_in_database_over_role_over_database():
+    from deploygen.audit.sql_reader import read_sql
+
+    path = str(CORPUS / "seed000-before/var/www/dokon/set_pg_timeouts.sql")
+    read = read_sql(path, "dokon", "dokon_db")
+    statement = read["postgres.statement_timeout"]
+    assert statement.value.nginx() == "120s" and statement.location.line == 5  # role IN DATABASE wins
+    assert read["postgres.lock_timeout"].value.nginx() == "30s" and read["postgres.lock_timeout"].location.line == 3
+    assert read["postgres.idle_in_transaction_session_timeout"].default
+    assert read["postgres.idle_in_transaction_session_timeout"].value is None  # PostgreSQL's 0: off
+    other_db = read_sql(path, "dokon", "elsewhere")
+    assert other_db["postgres.statement_timeout"].default  # neither the database's nor the scoped one apply
+
+
+def test_sql_reader_agrees_with_postgresqls_own_parser():
+    """pglast (GPL, tests only) parses the same statements: same targets, names and values."""
+    import pglast
+
+    from deploygen.audit.sql_reader import _literal, _name, _statements
+
+    path = CORPUS / "seed000-before/var/www/dokon/set_pg_timeouts.sql"
+    text = path.read_text()
+    ours = [(st.words[1].upper(), _name(st.words[2])) for st in _statements(text) if st.words[0].upper() == "ALTER"]
+    theirs = []
+    for raw in pglast.parse_sql(text):
+        stmt = raw.stmt
+        kind = type(stmt).__name__
+        if kind == "AlterRoleSetStmt":
+            theirs.append(("ROLE", stmt.role.rolename))
+        elif kind == "AlterDatabaseSetStmt":
+            theirs.append(("DATABASE", stmt.dbname))
+    assert ours == theirs
+    assert _literal("'it''s'") == "it's"
+
+
+def test_flask_env_reader():
+    from deploygen.audit.env_reader import read_flask_env
+
+    read = read_flask_env(str(CORPUS / "seed000-before/var/www/dokon/.env"))
+    assert read["flask.PERMANENT_SESSION_LIFETIME"].value == 28800
+    assert read["flask.SESSION_COOKIE_HTTPONLY"].value is True
+    assert read["flask.SESSION_COOKIE_SAMESITE"].value == "Lax"
+    assert read["flask.SQLALCHEMY_ENGINE_OPTIONS.pool_recycle"].value == 3600
+    assert read["flask.SQLALCHEMY_ENGINE_OPTIONS.pool_recycle"].location.line == 5
+    assert "flask.DATABASE_URL" not in read and len(read) == 4

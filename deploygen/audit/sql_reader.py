@@ -1,0 +1,110 @@
+"""PostgreSQL: timeouts set by `ALTER ROLE/USER/DATABASE ... SET` in an SQL file.
+
+A small reader of exactly these statements (comments, quoted identifiers and
+literals, `=` or `TO`, `RESET`); everything else in the file is skipped. pglast,
+PostgreSQL's own parser, is GPL and stays out of the runtime (the tests check
+this reader against it). Precedence follows PostgreSQL's: a setting for the
+role in the database beats one for the role, which beats one for the database.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deploygen.audit.found import ReadSetting
+from deploygen.duration import Duration
+from deploygen.errors import Location
+
+_TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|;|=|[^\s;=]+""", re.S)
+_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+TIMEOUTS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
+            "idle_session_timeout", "client_connection_check_interval")
+
+
+def postgres_time(text: str) -> Duration | None:
+    """PostgreSQL's time value: `'290s'`, `'5min'`, `30000` (ms); 0 is off (None)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text)
+    if not match or (match.group(2) and match.group(2) not in _UNITS):
+        raise ValueError(f"{text!r} is not a PostgreSQL time (units: us ms s min h d)")
+    ms = float(match.group(1)) * _UNITS.get(match.group(2) or "ms")
+    return Duration(int(ms)) if int(ms) else None
+
+
+@dataclass(frozen=True)
+class _Statement:
+    words: list[str]
+    line: int
+
+
+def _statements(text: str) -> list[_Statement]:
+    out, words, line, first = [], [], 1, None
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        start_line = line
+        line += token.count("\n")
+        if token.isspace() or token.startswith(("--", "/*")):
+            continue
+        if token == ";":
+            if words:
+                out.append(_Statement(words, first))
+            words, first = [], None
+            continue
+        if first is None:
+            first = start_line
+        words.append(token)
+    if words:
+        out.append(_Statement(words, first))
+    return out
+
+
+def _name(token: str) -> str:
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token.lower()
+
+
+def _literal(token: str) -> str:
+    return token[1:-1].replace("''", "'") if token.startswith("'") else token
+
+
+def read_sql(path: str, role: str, database: str) -> dict[str, ReadSetting]:
+    """The timeouts `role` gets in `database` from the statements in `path`."""
+    with open(path, encoding="utf-8") as f:
+        statements = _statements(f.read())
+    by_scope: dict[str, dict[str, ReadSetting | None]] = {"role_db": {}, "role": {}, "db": {}}
+    for st in statements:
+        w = [x.upper() if not x.startswith(("'", '"')) else x for x in st.words]
+        if len(w) < 4 or w[0] != "ALTER" or w[1] not in ("ROLE", "USER", "DATABASE"):
+            continue
+        target, rest = _name(st.words[2]), w[3:]
+        raw_rest = st.words[3:]
+        if w[1] == "DATABASE":
+            if target != database:
+                continue
+            scope = "db"
+        else:
+            if target != role:
+                continue
+            scope = "role"
+            if rest[:2] == ["IN", "DATABASE"]:
+                if _name(raw_rest[2]) != database:
+                    continue
+                scope, rest, raw_rest = "role_db", rest[3:], raw_rest[3:]
+        location = Location(path, st.line, 1)
+        if rest and rest[0] == "RESET" and len(raw_rest) > 1:
+            by_scope[scope][_name(raw_rest[1])] = None
+        elif rest and rest[0] == "SET" and len(raw_rest) >= 4 and rest[2] in ("=", "TO"):
+            name = _name(raw_rest[1])
+            if name in TIMEOUTS:
+                value = postgres_time(_literal(raw_rest[3]))
+                by_scope[scope][name] = ReadSetting(f"postgres.{name}", value, location)
+    found: dict[str, ReadSetting] = {}
+    for name in TIMEOUTS:
+        for scope in ("role_db", "role", "db"):
+            if name in by_scope[scope]:
+                setting = by_scope[scope][name]
+                if setting is not None:
+                    found[f"postgres.{name}"] = setting
+                break
+        else:
+            found[f"postgres.{name}"] = ReadSetting(f"postgres.{name}", None, Location(path, 1, 1), default=True)
+    return found
