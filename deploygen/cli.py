@@ -184,6 +184,43 @@ def diff(sites: tuple[str, ...], root: str) -> None:
 
 
 @main.command()
+@click.option("--root", "root", type=click.Path(file_okay=False, exists=True),
+              help="A server's file tree: every gunicorn unit in ROOT/etc/systemd/system, linked to its files.")
+@click.option("--nginx", type=click.Path(dir_okay=False, exists=True), help="nginx.conf or one site file.")
+@click.option("--gunicorn", type=click.Path(dir_okay=False, exists=True), help="gunicorn's Python config.")
+@click.option("--unit", type=click.Path(dir_okay=False, exists=True), help="The systemd service.")
+@click.option("--sql", type=click.Path(dir_okay=False, exists=True), help="ALTER ROLE/DATABASE ... SET statements.")
+@click.option("--flask-env", type=click.Path(dir_okay=False, exists=True), help="An env file of FLASK_* lines.")
+@click.option("--role", help="The app's PostgreSQL role (for --sql).")
+@click.option("--database", help="The app's database (for --sql).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
+def audit(root, nginx, gunicorn, unit, sql, flask_env, role, database, fmt) -> None:
+    """Run the rules on configuration that already exists: findings point at its files and lines."""
+    from deploygen.audit.assemble import audit_files, audit_root, check_audited
+    from deploygen.report import format_findings, summary
+
+    if root is None and not any((nginx, gunicorn, unit, sql, flask_env)):
+        click.echo("deploygen: audit needs --root or at least one of --nginx, --gunicorn, --unit, --sql, "
+                   "--flask-env", err=True)
+        sys.exit(2)
+    try:
+        apps = audit_root(root, role, database) if root else audit_files(
+            nginx, gunicorn, unit, sql, flask_env, role, database)
+    except (ValueError, OSError, SyntaxError) as exc:
+        click.echo(f"deploygen: {exc}", err=True)
+        sys.exit(2)
+    findings = check_audited(apps)
+    for app in apps:
+        for read in app.unknown:
+            click.echo(f"{read.location}: {read.key}: could not be read: {read.unknown}", err=True)
+    click.echo(format_findings(findings, fmt), nl=False)
+    if fmt == "text" and findings:
+        click.echo(summary(findings), err=True)
+    if any(f.severity == "error" for f in findings):
+        sys.exit(1)
+
+
+@main.command()
 def schema() -> None:
     """Print the JSON Schema of the site file."""
     from deploygen.model import Site

@@ -7,7 +7,8 @@ then nginx's own default applies, which is what runs in production.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import crossplane
@@ -137,8 +138,14 @@ def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> Non
 
 def read_server_block(path: str) -> list[ProxiedServer]:
     """A lone site file (`sites-available/NAME`): wrapped in `http {}` as nginx's include does."""
-    text = Path(path).read_text()
-    return read_nginx_text(text, path)
+    servers = read_nginx_text(Path(path).read_text(), path)
+    absolute = os.path.abspath(path)
+    for server in servers:
+        server.file = path if server.file == absolute else server.file
+        for key, read in server.settings.items():
+            if read.location.file == absolute:
+                server.settings[key] = replace(read, location=replace(read.location, file=path))
+    return servers
 
 
 def read_nginx_text(text: str, name: str) -> list[ProxiedServer]:

@@ -34,6 +34,8 @@ class Rule:
     name: str
     severity: Severity
     summary: str
+    # True for rules about a site file's own keys; `audit` of existing files runs the others.
+    reads_site_file = False
 
     @classmethod
     def page(cls) -> str:

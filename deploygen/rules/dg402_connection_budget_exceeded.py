@@ -40,6 +40,7 @@ class ConnectionBudgetExceeded(Rule):
     code = "DG402"
     name = "connection-budget-exceeded"
     severity = "error"
+    reads_site_file = True
     summary = "sum of workers x (pool_size + max_overflow) above max_connections - reserved"
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:

@@ -31,6 +31,7 @@ class SecureCookieWithoutTls(Rule):
     code = "DG501"
     name = "secure-cookie-without-tls"
     severity = "error"
+    reads_site_file = True
     summary = "SESSION_COOKIE_SECURE on a site without TLS"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

@@ -38,6 +38,7 @@ class RememberMeLongLifetime(Rule):
     code = "DG503"
     name = "remember-me-long-lifetime"
     severity = "warning"
+    reads_site_file = True
     summary = "long session lifetime applied only to remember-me sessions"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

@@ -34,6 +34,7 @@ class NoStableSecretKey(Rule):
     code = "DG504"
     name = "no-stable-secret-key"
     severity = "error"
+    reads_site_file = True
     summary = "several workers and no secrets_file to share SECRET_KEY"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

@@ -38,6 +38,7 @@ class SlidingSessionNeverRefreshed(Rule):
     code = "DG506"
     name = "sliding-session-never-refreshed"
     severity = "warning"
+    reads_site_file = True
     summary = "refresh_each_request with sessions permanent only on remember-me"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

@@ -48,6 +48,7 @@ class ForwardedHeadersNotTrusted(Rule):
     code = "DG601"
     name = "forwarded-headers-not-trusted"
     severity = "error"
+    reads_site_file = True
     summary = "gunicorn forwarded_allow_ips does not include nginx's address"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

@@ -27,6 +27,7 @@ class DuplicateSiteName(CollisionRule):
     code = "DG901"
     name = "duplicate-site-name"
     severity = "error"
+    reads_site_file = True
     summary = "two sites with the same name"
     what = "site name"
     consequence = "their units, nginx files and output folders overwrite each other"

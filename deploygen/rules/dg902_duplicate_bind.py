@@ -27,6 +27,7 @@ class DuplicateBind(CollisionRule):
     code = "DG902"
     name = "duplicate-bind"
     severity = "error"
+    reads_site_file = True
     summary = "two sites with the same gunicorn bind"
     what = "bind"
     consequence = "one gunicorn cannot start, or takes the other's traffic"

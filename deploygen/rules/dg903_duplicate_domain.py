@@ -26,6 +26,7 @@ class DuplicateDomain(CollisionRule):
     code = "DG903"
     name = "duplicate-domain"
     severity = "error"
+    reads_site_file = True
     summary = "two sites with the same domain"
     what = "domain"
     consequence = "nginx ignores one of the two server blocks for it"

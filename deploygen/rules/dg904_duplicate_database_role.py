@@ -27,6 +27,7 @@ class DuplicateDatabaseRole(CollisionRule):
     code = "DG904"
     name = "duplicate-database-role"
     severity = "error"
+    reads_site_file = True
     summary = "two sites with the same database role"
     what = "database role"
     consequence = "each render overwrites the other site's timeouts"

@@ -42,6 +42,7 @@ class SharedSessionCookie(Rule):
     code = "DG905"
     name = "shared-session-cookie"
     severity = "error"
+    reads_site_file = True
     summary = "session cookies of the same name from two sites reach one host"
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:

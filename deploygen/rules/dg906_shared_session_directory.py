@@ -30,6 +30,7 @@ class SharedSessionDirectory(CollisionRule):
     code = "DG906"
     name = "shared-session-directory"
     severity = "error"
+    reads_site_file = True
     summary = "two sites with the same filesystem session directory"
     what = "session directory"
     consequence = "the sites read, overwrite and expire each other's sessions"
