@@ -220,6 +220,41 @@ def audit(root, nginx, gunicorn, unit, sql, flask_env, role, database, fmt) -> N
         sys.exit(1)
 
 
+@main.command("import")
+@click.option("--root", "root", type=click.Path(file_okay=False, exists=True))
+@click.option("--nginx", type=click.Path(dir_okay=False, exists=True))
+@click.option("--gunicorn", type=click.Path(dir_okay=False, exists=True))
+@click.option("--unit", type=click.Path(dir_okay=False, exists=True))
+@click.option("--sql", type=click.Path(dir_okay=False, exists=True))
+@click.option("--flask-env", type=click.Path(dir_okay=False, exists=True))
+@click.option("--role")
+@click.option("--database")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
+              help="The site file to write (for several apps under --root: a folder).")
+def import_(root, nginx, gunicorn, unit, sql, flask_env, role, database, output) -> None:
+    """Write a site file that reproduces existing configuration (what `audit` reads)."""
+    from pathlib import Path
+
+    from deploygen.audit.assemble import audit_files, audit_root, check_audited
+    from deploygen.audit.importer import site_yaml
+
+    if root is None and not any((nginx, gunicorn, unit, sql, flask_env)):
+        click.echo("deploygen: import needs --root or at least one of --nginx, --gunicorn, --unit", err=True)
+        sys.exit(2)
+    try:
+        apps = audit_root(root, role, database) if root else audit_files(
+            nginx, gunicorn, unit, sql, flask_env, role, database)
+    except (ValueError, OSError, SyntaxError) as exc:
+        click.echo(f"deploygen: {exc}", err=True)
+        sys.exit(2)
+    if len(apps) != 1:
+        click.echo(f"deploygen: found {len(apps)} gunicorn apps; import one at a time with --unit", err=True)
+        sys.exit(2)
+    differences = [str(f) for f in check_audited(apps)]
+    Path(output).write_text(site_yaml(apps[0], differences))
+    click.echo(f"{output}: {apps[0].name}, {len(differences)} finding(s) noted at the top")
+
+
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the site file."""

@@ -17,7 +17,7 @@ from deploygen.audit.env_reader import read_flask_env
 from deploygen.audit.found import ReadSetting
 from deploygen.audit.gunicorn_reader import read_gunicorn
 from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_server_block
-from deploygen.audit.sql_reader import read_sql
+from deploygen.audit.sql_reader import read_sql, sql_scope
 from deploygen.audit.unit_reader import read_unit
 from deploygen.duration import Duration
 from deploygen.errors import Location
@@ -34,6 +34,8 @@ class AuditedApp:
     name: str
     effective: Effective
     unknown: list[ReadSetting]
+    nginx: ProxiedServer | None = None
+    database: tuple[str, str] | None = None
 
 
 def _setting(read: ReadSetting) -> Setting:
@@ -77,7 +79,7 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
     unknown = [r for r in reads.values() if r.unknown]
     settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown and r.value is not None
                 or k.startswith("postgres.")}
-    return AuditedApp(name, Effective(settings), unknown)
+    return AuditedApp(name, Effective(settings), unknown, nginx)
 
 
 def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
@@ -95,7 +97,9 @@ def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: 
     sql_read = read_sql(sql, role or "", database or "") if sql else None
     env_read = read_flask_env(flask_env) if flask_env else None
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
-    return [assemble(name, gunicorn_read, server, unit_read, sql_read, env_read)]
+    app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read)
+    app.database = (role, database) if sql_read is not None and role and database else None
+    return [app]
 
 
 def read_gunicorn_defaults(label: str) -> dict[str, ReadSetting]:
@@ -174,7 +178,9 @@ def audit_root(root: str, role: str | None = None, database: str | None = None) 
         workdir = unit.get("systemd.WorkingDirectory")
         config = None
         if "gunicorn.config_file" in unit:
-            config = base / (workdir.value if workdir else "/").lstrip("/") / unit["gunicorn.config_file"].value
+            named = unit["gunicorn.config_file"].value
+            where = named if named.startswith("/") else f"{workdir.value if workdir else '/'}/{named}"
+            config = base / where.lstrip("/")
         gunicorn = read_gunicorn(str(config)) if config and config.exists() else read_gunicorn_defaults(
             str(unit_path))
         env_files = [base / f.lstrip("/") for f in (unit.get("systemd.EnvironmentFile").value
@@ -184,5 +190,13 @@ def audit_root(root: str, role: str | None = None, database: str | None = None) 
             if env.exists():
                 flask.update(read_flask_env(str(env)))
         bind = (unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value
-        apps.append(assemble(unit_path.stem, gunicorn, _proxying(servers, str(bind)), unit, None, flask))
+        sql_file = base / "etc/deploygen" / unit_path.stem / "postgres.sql"
+        sql = None
+        if sql_file.exists():
+            scope = sql_scope(str(sql_file))
+            role, database = scope if scope else (role, database)
+            sql = read_sql(str(sql_file), role or "", database or "")
+        app = assemble(unit_path.stem, gunicorn, _proxying(servers, str(bind)), unit, sql, flask)
+        app.database = (role, database) if sql is not None and role and database else None
+        apps.append(app)
     return apps

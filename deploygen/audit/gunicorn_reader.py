@@ -18,7 +18,7 @@ from deploygen.errors import Location
 DEFAULTS: dict[str, object] = {
     "bind": "127.0.0.1:8000", "workers": 1, "worker_class": "sync", "threads": 1, "timeout": 30,
     "graceful_timeout": 30, "keepalive": 2, "max_requests": 0, "max_requests_jitter": 0,
-    "forwarded_allow_ips": "127.0.0.1,::1",
+    "forwarded_allow_ips": "127.0.0.1,::1", "wsgi_app": None, "chdir": None,
 }
 _SECONDS = {"timeout", "graceful_timeout", "keepalive"}
 

@@ -53,6 +53,8 @@ class ProxiedServer:
     server_names: list[str]
     upstream: str
     settings: dict[str, ReadSetting] = field(default_factory=dict)
+    tls: dict[str, str] = field(default_factory=dict)  # certificate, certificate_key
+    static: str | None = None
 
 
 def read_nginx(path: str) -> list[ProxiedServer]:
@@ -103,6 +105,12 @@ def read_nginx(path: str) -> list[ProxiedServer]:
             if proxy is None:
                 continue
             server = ProxiedServer(file, d["line"], names, proxy)
+            for x in block:
+                if x["directive"] in ("ssl_certificate", "ssl_certificate_key") and x["args"]:
+                    server.tls[x["directive"].replace("ssl_", "")] = x["args"][0]
+                if x["directive"] == "location" and x["args"] == ["/static/"]:
+                    alias = [y["args"][0] for y in x["block"] if y["directive"] == "alias" and y["args"]]
+                    server.static = alias[0].rstrip("/") if alias else None
             where_default = Location(file, loc["line"], 1)
             for key, default in DEFAULTS.items():
                 value, location = inner.get(key, (default, where_default))

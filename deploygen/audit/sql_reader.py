@@ -108,3 +108,13 @@ def read_sql(path: str, role: str, database: str) -> dict[str, ReadSetting]:
         else:
             found[f"postgres.{name}"] = ReadSetting(f"postgres.{name}", None, Location(path, 1, 1), default=True)
     return found
+
+
+def sql_scope(path: str) -> tuple[str, str] | None:
+    """The first (role, database) an `ALTER ROLE r IN DATABASE d` statement in `path` names."""
+    with open(path, encoding="utf-8") as f:
+        for st in _statements(f.read()):
+            w = [x.upper() for x in st.words[:6]]
+            if len(w) >= 6 and w[0] == "ALTER" and w[1] in ("ROLE", "USER") and w[3:5] == ["IN", "DATABASE"]:
+                return _name(st.words[2]), _name(st.words[5])
+    return None

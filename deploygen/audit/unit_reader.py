@@ -59,8 +59,8 @@ def read_unit(path: str) -> dict[str, ReadSetting]:
             where = Location(path, number, 1)
             if section != "Service":
                 continue
-            if key == "TimeoutStopSec":
-                found["systemd.TimeoutStopSec"] = ReadSetting("systemd.TimeoutStopSec", systemd_time(value), where)
+            if key in ("TimeoutStopSec", "RestartSec"):
+                found[f"systemd.{key}"] = ReadSetting(f"systemd.{key}", systemd_time(value), where)
             elif key in ("User", "Group", "WorkingDirectory"):
                 found[f"systemd.{key}"] = ReadSetting(f"systemd.{key}", value, where)
             elif key == "EnvironmentFile":
