@@ -203,6 +203,13 @@ def derive(loaded: LoadedSite) -> Effective:
         d.put("nginx.upstream.keepalive", site.nginx.upstream.keepalive, ("nginx", "upstream", "keepalive"),
               lambda: 0, "none for sync workers: they close every connection",
               "gunicorn.worker_class")
+    keeps = bool(d.value("nginx.upstream.keepalive"))
+    d.put("nginx.proxy_http_version", None, ("nginx",), lambda: "1.1" if keeps else "1.0",
+          "1.1 with upstream keepalive (nginx speaks 1.0 to backends by default)", "nginx.upstream.keepalive")
+    d.put("nginx.proxy_set_header.Connection", None, ("nginx",), lambda: "" if keeps else None,
+          "empty with upstream keepalive, else nginx's `close`", "nginx.upstream.keepalive")
+    d.put("nginx.proxy_set_header.X-Forwarded-Proto", None, ("nginx",), lambda: "$scheme",
+          "$scheme: gunicorn learns the request came over HTTPS", "deploygen.tls")
     if "nginx.upstream.keepalive_timeout" not in d.settings:
         d.put("nginx.upstream.keepalive_timeout", upstream_kt_written,
               ("timeouts", "nginx", "upstream", "keepalive_timeout"),

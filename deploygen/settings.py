@@ -89,6 +89,8 @@ def display(value: Value) -> str:
         return "true" if value else "false"
     if value is None:
         return "off"
+    if value == "":
+        return '""'
     return str(value)
 
 

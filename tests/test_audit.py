@@ -64,8 +64,10 @@ def test_debian_nginx_inherits_http_timeouts(cli):
     """proxy_read_timeout 90s in http {} reaches the site; gunicorn's default 30 s is under it: no DG101."""
     result = cli("audit", "--nginx", f"{CORPUS}/debian/etc/nginx/nginx.conf")
     assert result.exit_code == 0, result.stdout
-    # Only the upstream keepalive that gunicorn's default sync workers never use.
-    assert _lines(result.stdout) == [f"{CORPUS}/debian/etc/nginx/sites-enabled/shop:3:1: DG112 warning"]
+    # The upstream keepalive that gunicorn's default sync workers never use, and no X-Forwarded-Proto
+    # (located at the `location /` that lacks it).
+    assert _lines(result.stdout) == [f"{CORPUS}/debian/etc/nginx/sites-enabled/shop:3:1: DG112 warning",
+                                     f"{CORPUS}/debian/etc/nginx/sites-enabled/shop:11:1: DG603 warning"]
 
 
 def test_audit_needs_something_to_read(cli):

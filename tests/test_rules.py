@@ -158,6 +158,25 @@ CROSS = {
 }
 
 
+# Rules only existing configuration can break (deploygen always renders the fix): nginx files that
+# fire them and that must not, run through `deploygen audit --nginx`.
+_UPSTREAM = "upstream app {{ server 127.0.0.1:8001; keepalive 16; }}\n"
+_SERVER = "server {{ listen 80; server_name shop.example.com; location / {{ proxy_pass http://app; {} }} }}\n"
+AUDIT_CASES = {
+    "DG113": (
+        [_UPSTREAM + _SERVER.format("proxy_set_header X-Forwarded-Proto $scheme;"),
+         _UPSTREAM + _SERVER.format("proxy_http_version 1.1; proxy_set_header X-Forwarded-Proto $scheme;")],
+        [_UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection ""; '
+                                    "proxy_set_header X-Forwarded-Proto $scheme;")],
+    ),
+    "DG603": (
+        [_UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection "";')],
+        [_UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection ""; '
+                                    "proxy_set_header X-Forwarded-Proto $scheme;")],
+    ),
+}
+
+
 # The first site of a cross-site case, where BASE_SITE alone cannot collide.
 FIRST = {"DG906": {"session": {"store": "filesystem"}}}
 
@@ -172,7 +191,7 @@ def _codes(cli, *paths, strict=False):
 def test_every_rule_has_cases_a_page_and_a_unique_code():
     codes = [rule.code for rule in RULES]
     assert codes == sorted(codes) and len(set(codes)) == len(codes)
-    assert set(codes) == set(CASES) | set(CROSS)
+    assert set(codes) == set(CASES) | set(CROSS) | set(AUDIT_CASES)
     for rule in RULES:
         page = rule.page()
         for section in PAGE_SECTIONS:
@@ -293,3 +312,14 @@ def test_connection_budget_counts_every_site_on_one_server(make_site, cli, tmp_p
                           filename="other.yaml", folder=tmp_path / "b")
     findings, _ = _codes(cli, first, elsewhere)
     assert [f for f in findings if f["code"] == "DG402"] == []
+
+
+@pytest.mark.parametrize("code", sorted(AUDIT_CASES))
+def test_audit_only_rule(code, cli, tmp_path):
+    fire, quiet = AUDIT_CASES[code]
+    for index, text in enumerate(fire + quiet):
+        conf = tmp_path / f"site{index}.conf"
+        conf.write_text(text.replace("{{", "{").replace("}}", "}"))
+        result = cli("audit", "--nginx", conf, "--format", "json")
+        codes = [f["code"] for f in json.loads(result.stdout)]
+        assert (code in codes) == (index < len(fire)), (code, text, codes)

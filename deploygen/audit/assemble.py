@@ -77,8 +77,8 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
         if key in reads and isinstance(reads[key].value, (int, float)) and reads[key].value >= 0:
             reads[key] = ReadSetting(key, Duration(int(reads[key].value * 1000)), reads[key].location)
     unknown = [r for r in reads.values() if r.unknown]
-    settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown and r.value is not None
-                or k.startswith("postgres.")}
+    # None stays: it is a layer's "unset" (no statement_timeout, no Connection header), which rules read.
+    settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown}
     return AuditedApp(name, Effective(settings), unknown, nginx)
 
 

@@ -19,6 +19,7 @@ from deploygen.errors import Location
 
 # nginx's defaults for what deploygen reads (ngx_http_proxy_module, ngx_http_core_module).
 DEFAULTS = {
+    "proxy_http_version": "1.0",
     "proxy_connect_timeout": "60s", "proxy_read_timeout": "60s", "proxy_send_timeout": "60s",
     "send_timeout": "60s", "client_header_timeout": "60s", "client_body_timeout": "60s",
     "keepalive_timeout": "75s", "client_max_body_size": "1m", "proxy_buffering": "on",
@@ -71,6 +72,7 @@ def read_nginx(path: str) -> list[ProxiedServer]:
 
     def walk(block: list, file: str, inherited: dict, context: str) -> None:
         here = dict(inherited)
+        here["__headers__"] = _headers(block, file) or inherited.get("__headers__", {})
         for d in block:
             if d["directive"] in DEFAULTS and d["args"]:
                 here[d["directive"]] = (d["args"][0], Location(file, d["line"], 1))
@@ -97,6 +99,7 @@ def read_nginx(path: str) -> list[ProxiedServer]:
         for loc in (x for x in block if x["directive"] == "location" and x["args"] == ["/"]):
             inner = dict(here)
             proxy = None
+            headers = _headers(loc["block"], file) or _headers(block, file) or inherited.get("__headers__", {})
             for x in loc["block"]:
                 if x["directive"] in DEFAULTS and x["args"]:
                     inner[x["directive"]] = (x["args"][0], Location(file, x["line"], 1))
@@ -117,12 +120,22 @@ def read_nginx(path: str) -> list[ProxiedServer]:
                 is_default = key not in inner
                 parsed = nginx_time(value) if key.endswith("timeout") else value
                 server.settings[f"nginx.{key}"] = ReadSetting(f"nginx.{key}", parsed, location, is_default)
+            for name in ("Connection", "X-Forwarded-Proto"):
+                value, location = headers.get(name.lower(), (None, where_default))
+                server.settings[f"nginx.proxy_set_header.{name}"] = ReadSetting(
+                    f"nginx.proxy_set_header.{name}", value, location, value is None)
             found.append(server)
 
     walk(top, payload["config"][0]["file"], {}, "main")
     for server in found:
         _upstream_settings(server, upstreams)
     return found
+
+
+def _headers(block: list, file: str) -> dict:
+    """`proxy_set_header`s of one level; nginx inherits them only into levels that set none."""
+    return {x["args"][0].lower(): (x["args"][1] if len(x["args"]) > 1 else "", Location(file, x["line"], 1))
+            for x in block if x["directive"] == "proxy_set_header" and x["args"]}
 
 
 def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> None:

@@ -14,6 +14,7 @@ from deploygen.rules.dg103_proxy_connect_timeout_above_cap import ProxyConnectTi
 from deploygen.rules.dg104_request_unbounded_with_async_workers import RequestUnboundedWithAsyncWorkers
 from deploygen.rules.dg111_upstream_keepalive_outlives_worker import UpstreamKeepaliveOutlivesWorker
 from deploygen.rules.dg112_upstream_keepalive_with_sync_workers import UpstreamKeepaliveWithSyncWorkers
+from deploygen.rules.dg113_upstream_keepalive_without_http11 import UpstreamKeepaliveWithoutHttp11
 from deploygen.rules.dg201_statement_outlives_worker import StatementOutlivesWorker
 from deploygen.rules.dg202_lock_timeout_not_below_statement import LockTimeoutNotBelowStatement
 from deploygen.rules.dg203_idle_transaction_above_budget import IdleTransactionAboveBudget
@@ -34,6 +35,7 @@ from deploygen.rules.dg509_cleanup_interval_above_lifetime import CleanupInterva
 from deploygen.rules.dg510_remember_cookie_shorter_than_session import RememberCookieShorterThanSession
 from deploygen.rules.dg601_forwarded_headers_not_trusted import ForwardedHeadersNotTrusted
 from deploygen.rules.dg602_sync_workers_without_buffering import SyncWorkersWithoutBuffering
+from deploygen.rules.dg603_forwarded_proto_not_sent import ForwardedProtoNotSent
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
@@ -48,6 +50,7 @@ RULES: tuple[type[Rule], ...] = (
     RequestUnboundedWithAsyncWorkers,
     UpstreamKeepaliveOutlivesWorker,
     UpstreamKeepaliveWithSyncWorkers,
+    UpstreamKeepaliveWithoutHttp11,
     StatementOutlivesWorker,
     LockTimeoutNotBelowStatement,
     IdleTransactionAboveBudget,
@@ -68,6 +71,7 @@ RULES: tuple[type[Rule], ...] = (
     RememberCookieShorterThanSession,
     ForwardedHeadersNotTrusted,
     SyncWorkersWithoutBuffering,
+    ForwardedProtoNotSent,
     DuplicateSiteName,
     DuplicateBind,
     DuplicateDomain,
