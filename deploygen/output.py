@@ -30,21 +30,35 @@ def write_sites(sites: list[RenderedSite], out_dir: str | os.PathLike) -> list[P
 
 
 def _write_site(site: RenderedSite, folder: Path) -> None:
+    made: set[str] = set()
+
+    def write(relative: str, content: bytes, mode: int) -> None:
+        path = os.path.join(folder, relative)
+        parent = os.path.dirname(path)
+        if parent not in made:
+            os.makedirs(parent, mode=0o755, exist_ok=True)
+            while parent not in made and len(parent) > len(str(folder)):
+                made.add(parent)
+                parent = os.path.dirname(parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)  # the umask must not change what rsync -a installs
+        finally:
+            os.close(fd)
+
     for f in site.files:
-        path = folder / f.relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(f.content)
-        path.chmod(int(f.mode, 8))
-    (folder / "manifest.json").write_bytes(site.manifest)
+        write(f.relative, f.content, int(f.mode, 8))
+    write("manifest.json", site.manifest, 0o644)
     if site.manifest_target:
         # A copy travels with the files, so that `deploygen diff` on the server can tell
         # a file deploygen wrote and someone edited from one it never wrote.
-        copy = folder / ("root" + site.manifest_target)
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_bytes(site.manifest)
-        copy.chmod(0o644)
-    for directory in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
-        directory.chmod(0o755)
+        write("root" + site.manifest_target, site.manifest, 0o644)
+    os.chmod(folder, 0o755)
+    for directory in made:
+        os.chmod(directory, 0o755)
 
 
 def _swap_in(sites: list[RenderedSite], staging: Path, out: Path) -> list[Path]:

@@ -63,15 +63,16 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
     site_targets = targets(site)
     paths = {t.role: t.path for t in site_targets}
     layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask", "redis")
+    values, notes = eff.by_layer(source)
     context = {
         "site": site,
         "paths": paths,
-        "why": {layer: eff.notes(layer, source) for layer in layers},
+        "why": {layer: notes.get(layer, {}) for layer in layers},
         "upstream": f"{site.name}_gunicorn",
         "runtime_directories": runtime_directories(site),
         "control_socket": f"/run/{site.name}/gunicorn.ctl",
         "session_dir": eff.value("flask.SESSION_FILE_DIR") if "flask.SESSION_FILE_DIR" in eff else None,
-        **{layer: eff.layer(layer) for layer in layers},
+        **{layer: values.get(layer, {}) for layer in layers},
     }
     if site.database is not None:
         context.update(_sql_context(site.database.role, site.database.name, eff, source))

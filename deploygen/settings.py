@@ -112,6 +112,16 @@ class Effective:
     def __iter__(self):
         return iter(self._settings.values())
 
+    def by_layer(self, file_name: str) -> tuple[dict[str, dict[str, Value]], dict[str, dict[str, str]]]:
+        """Values and provenance notes of every layer in one pass: `{layer: {name: ...}}`."""
+        values: dict[str, dict[str, Value]] = {}
+        notes: dict[str, dict[str, str]] = {}
+        for s in self._settings.values():
+            layer, name = s.key.split(".", 1)
+            values.setdefault(layer, {})[name] = s.value
+            notes.setdefault(layer, {})[name] = s.provenance.comment(file_name)
+        return values, notes
+
     def layer(self, layer: str) -> dict[str, Value]:
         """`{name: value}` of one layer, for templates: `nginx.proxy_read_timeout`."""
         prefix = layer + "."

@@ -34,10 +34,10 @@ def test_failed_swap_restores_every_earlier_site(tmp_path, monkeypatch):
 
 
 def test_failure_while_writing_leaves_no_staging_folder(tmp_path, monkeypatch):
-    def full_disk(self, data):
+    def full_disk(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(output.Path, "write_bytes", full_disk)
+    monkeypatch.setattr(output.os, "write", full_disk)
     with pytest.raises(OSError):
         output.write_sites([_site("a", "x\n")], tmp_path)
     assert list(tmp_path.iterdir()) == []
