@@ -183,32 +183,52 @@ def diff(sites: tuple[str, ...], root: str) -> None:
         sys.exit(1)
 
 
-@main.command()
-@click.option("--root", "root", type=click.Path(file_okay=False, exists=True),
-              help="A server's file tree: every gunicorn unit in ROOT/etc/systemd/system, linked to its files.")
-@click.option("--nginx", type=click.Path(dir_okay=False, exists=True), help="nginx.conf or one site file.")
-@click.option("--gunicorn", type=click.Path(dir_okay=False, exists=True), help="gunicorn's Python config.")
-@click.option("--unit", type=click.Path(dir_okay=False, exists=True), help="The systemd service.")
-@click.option("--sql", type=click.Path(dir_okay=False, exists=True), help="ALTER ROLE/DATABASE ... SET statements.")
-@click.option("--flask-env", type=click.Path(dir_okay=False, exists=True), help="An env file of FLASK_* lines.")
-@click.option("--role", help="The app's PostgreSQL role (for --sql).")
-@click.option("--database", help="The app's database (for --sql).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
-def audit(root, nginx, gunicorn, unit, sql, flask_env, role, database, fmt) -> None:
-    """Run the rules on configuration that already exists: findings point at its files and lines."""
-    from deploygen.audit.assemble import audit_files, audit_root, check_audited
-    from deploygen.report import format_findings, summary
+def _sources(command):
+    """The options naming existing configuration, shared by `audit` and `import`."""
+    options = [
+        click.option("--root", "root", type=click.Path(file_okay=False, exists=True),
+                     help="A server's file tree: every gunicorn unit in ROOT/etc/systemd/system, linked to its "
+                          "files."),
+        click.option("--nginx", type=click.Path(dir_okay=False, exists=True), help="nginx.conf or one site file."),
+        click.option("--gunicorn", type=click.Path(dir_okay=False, exists=True), help="gunicorn's Python config."),
+        click.option("--unit", type=click.Path(dir_okay=False, exists=True), help="The systemd service."),
+        click.option("--sql", type=click.Path(dir_okay=False, exists=True),
+                     help="ALTER ROLE/DATABASE ... SET statements."),
+        click.option("--flask-env", type=click.Path(dir_okay=False, exists=True),
+                     help="An env file of FLASK_* lines."),
+        click.option("--role", help="The app's PostgreSQL role (for --sql)."),
+        click.option("--database", help="The app's database (for --sql)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, role, database):
+    """The apps the named files describe; exit 2 when nothing is named or a file cannot be read."""
+    from deploygen.audit.assemble import audit_files, audit_root
 
     if root is None and not any((nginx, gunicorn, unit, sql, flask_env)):
-        click.echo("deploygen: audit needs --root or at least one of --nginx, --gunicorn, --unit, --sql, "
+        click.echo(f"deploygen: {command} needs --root or at least one of --nginx, --gunicorn, --unit, --sql, "
                    "--flask-env", err=True)
         sys.exit(2)
     try:
-        apps = audit_root(root, role, database) if root else audit_files(
+        return audit_root(root, role, database) if root else audit_files(
             nginx, gunicorn, unit, sql, flask_env, role, database)
     except (ValueError, OSError, SyntaxError) as exc:
         click.echo(f"deploygen: {exc}", err=True)
         sys.exit(2)
+
+
+@main.command()
+@_sources
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
+def audit(fmt, **sources) -> None:
+    """Run the rules on configuration that already exists: findings point at its files and lines."""
+    from deploygen.audit.assemble import check_audited
+    from deploygen.report import format_findings, summary
+
+    apps = _read_existing("audit", **sources)
     findings = check_audited(apps)
     for app in apps:
         for read in app.unknown:
@@ -221,32 +241,17 @@ def audit(root, nginx, gunicorn, unit, sql, flask_env, role, database, fmt) -> N
 
 
 @main.command("import")
-@click.option("--root", "root", type=click.Path(file_okay=False, exists=True))
-@click.option("--nginx", type=click.Path(dir_okay=False, exists=True))
-@click.option("--gunicorn", type=click.Path(dir_okay=False, exists=True))
-@click.option("--unit", type=click.Path(dir_okay=False, exists=True))
-@click.option("--sql", type=click.Path(dir_okay=False, exists=True))
-@click.option("--flask-env", type=click.Path(dir_okay=False, exists=True))
-@click.option("--role")
-@click.option("--database")
+@_sources
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
-              help="The site file to write (for several apps under --root: a folder).")
-def import_(root, nginx, gunicorn, unit, sql, flask_env, role, database, output) -> None:
+              help="The site file to write.")
+def import_(output, **sources) -> None:
     """Write a site file that reproduces existing configuration (what `audit` reads)."""
     from pathlib import Path
 
-    from deploygen.audit.assemble import audit_files, audit_root, check_audited
+    from deploygen.audit.assemble import check_audited
     from deploygen.audit.importer import site_yaml
 
-    if root is None and not any((nginx, gunicorn, unit, sql, flask_env)):
-        click.echo("deploygen: import needs --root or at least one of --nginx, --gunicorn, --unit", err=True)
-        sys.exit(2)
-    try:
-        apps = audit_root(root, role, database) if root else audit_files(
-            nginx, gunicorn, unit, sql, flask_env, role, database)
-    except (ValueError, OSError, SyntaxError) as exc:
-        click.echo(f"deploygen: {exc}", err=True)
-        sys.exit(2)
+    apps = _read_existing("import", **sources)
     if len(apps) != 1:
         click.echo(f"deploygen: found {len(apps)} gunicorn apps; import one at a time with --unit", err=True)
         sys.exit(2)

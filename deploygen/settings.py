@@ -121,17 +121,3 @@ class Effective:
             values.setdefault(layer, {})[name] = s.value
             notes.setdefault(layer, {})[name] = s.provenance.comment(file_name)
         return values, notes
-
-    def layer(self, layer: str) -> dict[str, Value]:
-        """`{name: value}` of one layer, for templates: `nginx.proxy_read_timeout`."""
-        prefix = layer + "."
-        return {s.key[len(prefix):]: s.value for s in self._settings.values() if s.key.startswith(prefix)}
-
-    def notes(self, layer: str, file_name: str) -> dict[str, str]:
-        """`{name: comment}` of one layer, the provenance note templates print."""
-        prefix = layer + "."
-        return {
-            s.key[len(prefix):]: s.provenance.comment(file_name)
-            for s in self._settings.values()
-            if s.key.startswith(prefix)
-        }
