@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 
+from deploygen.audit.env_reader import env_lines
 from deploygen.drill.prepare import Prepared, prepare
 from deploygen.drill.scenarios import ArbiterClock, Client, Outcome, first_to_fire, limits, observed
 from deploygen.drill.stack import Stack, check_programs, free_port
@@ -55,7 +56,8 @@ def run_drill(loaded: LoadedSite, scale: Fraction | None = None) -> DrillReport:
         with Stack(folder, programs) as stack:
             db = loaded.site.database
             url = stack.start_postgres(db.role, db.name, files["postgres-sql"])
-            env = {**os.environ, **_env_file(files["flask-env"]), "DATABASE_URL": url,
+            rendered_env = {key: value for _, key, value in env_lines(str(files["flask-env"]))}
+            env = {**os.environ, **rendered_env, "DATABASE_URL": url,
                    "FLASK_SECRET_KEY": json.dumps(secrets.token_hex(16)), "DRILL_STATE_DIR": str(state)}
             config = files["gunicorn-config"]
             # Loopback copy only: the control socket goes to the temp folder, not /run.
@@ -74,19 +76,6 @@ def _write(prepared: Prepared, folder: Path) -> dict[str, Path]:
         path.write_bytes(f.content)
         paths.setdefault(f.kind, path)
     return paths
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as systemd reads deploygen's env files (single quotes stripped)."""
-    env = {}
-    for line in path.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, value = line.partition("=")
-        if len(value) >= 2 and value[0] == value[-1] == "'":
-            value = value[1:-1]
-        env[key] = value
-    return env
 
 
 class _Scenarios:
