@@ -1,76 +1,235 @@
-"""Render and validate N generated sites; print wall medians, ms per file and peak RSS.
+"""deploygen against its peers on the same templates and data; prints one table.
 
-    python bench/render.py [N ...]        # default: 1000 2000
+    python bench/render.py [--sites 1000,2000] [--small 2] [--runs 5] [--no-peers]
 
-Each measurement is a fresh `deploygen` process writing to a fresh folder on
-/dev/shm (tmpfs), run 3 times; peak RSS is the child's maximum resident set.
-The baseline is `python -c "import yaml, click; from pydantic import BaseModel"`.
+Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm:
+
+- `python -c "import yaml, click; from pydantic import BaseModel"`, the floor of any such tool,
+  and `deploygen validate sites/` on the two shipped sites;
+- `deploygen render` of N generated sites (bench/generate.py) for each N in --sites;
+- the plain peer (bench/peers/plain.py: PyYAML CSafeLoader + pydantic + Jinja2) on the largest N;
+- a shell loop of jinja2-cli, one process per file, and ansible-playbook's template module,
+  one run per site, on --small sites (they are seconds per site).
+
+The peers render deploygen's own templates from the data deploygen's templates see
+(bench/peers/export.py); each peer's files are compared byte for byte with deploygen's.
+jinja2-cli and ansible-core live in bench/.venv, made here on first use: never in the
+project's dependencies. Runs are interleaved (one of each row per round), so that the
+machine's drift hits every row alike; ratios compare medians of the same invocation.
 """
 
 from __future__ import annotations
 
+import argparse
+import filecmp
 import os
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUNS = 3
+REPO = HERE.parent
+PEERS = HERE / "peers"
+VENV = HERE / ".venv"
+FILES_PER_SITE = 5  # rendered from templates; deploygen's manifests are not counted
 
 
-def timed(args: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+@dataclass
+class Row:
+    tool: str
+    sites: int
+    command: list[str]
+    files: int = 0
+    clear: str = ""  # the output folder under out/ emptied before each run
+    walls: list[float] = field(default_factory=list)
+    rss_kb: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def per_file_ms(self) -> float | None:
+        return self.median * 1000 / self.files if self.files else None
+
+
+def run_once(argv: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child and what it waited for."""
     started = time.perf_counter()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
-    return wall, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(map(str, argv))} exited with {child.returncode}")
+    return wall, usage.ru_maxrss
 
 
-def measure(label: str, make_args, files: int) -> float:
-    walls, rss = [], 0
-    for _ in range(RUNS):
-        wall, peak = timed(make_args())
-        walls.append(wall)
-        rss = max(rss, peak)
-    median = statistics.median(walls)
-    per_file = f"{median * 1000 / files:.3f}" if files else "-"
-    print(f"{label:<34} {median:>7.2f}s ({min(walls):.2f}..{max(walls):.2f})  {per_file:>8} ms/file  "
-          f"{rss / 1024:>6.0f} MB")
-    return median
+def peer_venv() -> Path:
+    """bench/.venv with jinja2-cli and ansible-core, the peers' own tools."""
+    bin_dir = VENV / "bin"
+    if not (bin_dir / "ansible-playbook").exists() or not (bin_dir / "jinja2").exists():
+        print("bench: installing ansible-core and jinja2-cli into bench/.venv ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(bin_dir / "pip"), "install", "-q", "ansible-core", "jinja2-cli"], check=True)
+    return bin_dir
+
+
+def cli_loop_script(vars_dir: Path, out: Path, bin_dir: Path) -> str:
+    """One jinja2-cli process per file, as a shell script of the whole loop."""
+    import yaml
+
+    lines = ["set -e", f"export PYTHONPATH={PEERS / 'filter_plugins'}"]
+    for vars_file in sorted(vars_dir.glob("*.yaml")):
+        data = yaml.safe_load(vars_file.read_text())
+        for f in data["files"]:
+            dest = out / data["site"]["name"] / f["dest"]
+            lines.append(
+                f"mkdir -p {dest.parent} && {bin_dir / 'jinja2'} --strict --trim-blocks --lstrip-blocks "
+                "-F peer_filters.nginx -F peer_filters.systemd -F peer_filters.py "
+                f"-I {REPO / 'templates'} -D template={f['template']} -D kind={f['kind']} "
+                f"{PEERS / 'header.j2'} {vars_file} -o {dest} && chmod {f['mode']} {dest}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def ansible_project(scratch: Path) -> Path:
+    """The playbook beside its filter plugin and a templates/ folder, where ansible looks."""
+    project = scratch / "ansible"
+    project.mkdir()
+    for name in ("render.yml", "header.j2"):
+        shutil.copy(PEERS / name, project / name)
+    shutil.copytree(PEERS / "filter_plugins", project / "filter_plugins")
+    (project / "templates").symlink_to(REPO / "templates")
+    return project
+
+
+def identical(peer_out: Path, deploygen_out: Path, sites: int) -> str:
+    """How many of the peer's files equal deploygen's, byte for byte."""
+    same = total = 0
+    for site_dir in sorted(peer_out.iterdir()):
+        for path in sorted(p for p in site_dir.rglob("*") if p.is_file()):
+            total += 1
+            theirs = deploygen_out / site_dir.name / path.relative_to(site_dir)
+            same += theirs.exists() and filecmp.cmp(path, theirs, shallow=False)
+    expected = sites * FILES_PER_SITE
+    return f"{same}/{expected}" + ("" if total == expected else f" ({total} written)")
 
 
 def main() -> None:
-    counts = [int(a) for a in sys.argv[1:]] or [1000, 2000]
-    scratch = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sites", default="1000,2000", help="comma-separated site counts for deploygen")
+    parser.add_argument("--small", type=int, default=2, help="sites for jinja2-cli and ansible")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-peers", action="store_true", help="deploygen rows only")
+    args = parser.parse_args()
+    counts = sorted(int(n) for n in args.sites.split(","))
+    py = sys.executable
+    scratch = Path(tempfile.mkdtemp(prefix="deploygen-bench-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+
+    def out(name: str) -> Path:
+        return scratch / "out" / name
+
     try:
-        base = measure("python -c 'import yaml, click, pydantic'",
-                       lambda: [sys.executable, "-c", "import yaml, click; from pydantic import BaseModel"], 0)
-        validate = measure("deploygen validate sites/", lambda: [sys.executable, "-m", "deploygen", "validate",
-                                                                 str(HERE.parent / "sites")], 0)
-        print(f"validate / import baseline: {validate / base:.2f}x (goal <= 1.5x)")
-        medians = {}
-        for count in counts:
-            sites = scratch / f"sites{count}"
-            subprocess.run([sys.executable, str(HERE / "generate.py"), str(count), str(sites)], check=True)
-
-            def args(count=count, sites=sites):
-                out = scratch / f"out{count}"
-                shutil.rmtree(out, ignore_errors=True)
-                return [sys.executable, "-m", "deploygen", "render", str(sites), "-o", str(out)]
-
-            medians[count] = measure(f"deploygen render {count} sites", args, count * 5)
-        if len(counts) == 2:
-            small, large = sorted(counts)
-            print(f"growth {large} / {small}: {medians[large] / medians[small]:.2f}x "
-                  f"for {large / small:.0f}x the sites (goal <= 2.2x for 2x)")
+        site_dirs = {}
+        for n in sorted({*counts, args.small}):
+            site_dirs[n] = scratch / f"sites{n}"
+            subprocess.run([py, str(HERE / "generate.py"), str(n), str(site_dirs[n])], check=True)
+        rows = [
+            Row("python -c 'import yaml, click, pydantic'", 0,
+                [py, "-c", "import yaml, click; from pydantic import BaseModel"]),
+            Row("deploygen validate sites/", 2, [py, "-m", "deploygen", "validate", str(REPO / "sites")]),
+        ]
+        for n in counts:
+            rows.append(Row("deploygen render", n, [py, "-m", "deploygen", "render", str(site_dirs[n]),
+                                                    "-o", str(out(f"deploygen{n}"))],
+                            n * FILES_PER_SITE, f"deploygen{n}"))
+        checks = []
+        if not args.no_peers:
+            big, small = counts[-1], args.small
+            bin_dir = peer_venv()
+            for n in {big, small}:
+                subprocess.run([py, str(PEERS / "export.py"), str(site_dirs[n]), str(scratch / f"vars{n}")],
+                               check=True)
+            rows.append(Row("plain PyYAML+pydantic+Jinja2", big,
+                            [py, str(PEERS / "plain.py"), str(scratch / f"vars{big}"), str(REPO / "templates"),
+                             str(out("plain"))], big * FILES_PER_SITE, "plain"))
+            loop = scratch / "jinja2-cli.sh"
+            loop.write_text(cli_loop_script(scratch / f"vars{small}", out("jinja2-cli"), bin_dir))
+            rows.append(Row("jinja2-cli, a process per file", small, ["bash", str(loop)], small * FILES_PER_SITE,
+                            "jinja2-cli"))
+            project = ansible_project(scratch)
+            playbooks = scratch / "ansible.sh"
+            playbooks.write_text("set -e\nexport ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false\n"
+                                 + "".join(f"{bin_dir / 'ansible-playbook'} {project / 'render.yml'} -e @{v} "
+                                           f"-e out={out('ansible')}\n"
+                                           for v in sorted((scratch / f"vars{small}").glob("*.yaml"))))
+            rows.append(Row("ansible-playbook, template module", small, ["bash", str(playbooks)],
+                            small * FILES_PER_SITE, "ansible"))
+            checks = [("plain", big), ("jinja2-cli", small), ("ansible", small)]
+        for round_ in range(args.runs):
+            for row in rows:
+                if row.clear:
+                    shutil.rmtree(out(row.clear), ignore_errors=True)
+                wall, rss = run_once(row.command)
+                row.walls.append(wall)
+                row.rss_kb = max(row.rss_kb, rss)
+            print(f"bench: round {round_ + 1} of {args.runs} done", file=sys.stderr)
+        # deploygen's output for the small count, to compare the small peers with.
+        subprocess.run([py, "-m", "deploygen", "render", str(site_dirs[args.small]), "-o",
+                        str(out(f"deploygen{args.small}-check"))], check=True, stdout=subprocess.DEVNULL)
+        report(rows, counts, args, {
+            name: identical(out(name), out(f"deploygen{n}" if n in counts else f"deploygen{n}-check"), n)
+            for name, n in checks})
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> None:
+    by_tool = {(r.tool, r.sites): r for r in rows}
+    reference = by_tool[("deploygen render", min(counts, key=lambda n: abs(n - 1000)))]
+    print(f"\n{'N':>5}  {'tool':<36} {'wall median (min..max)':<26} {'ms/file':>9}  {'peak RSS':>8}  "
+          f"{'per file vs deploygen':>21}")
+    for r in rows:
+        per_file = f"{r.per_file_ms:.3f}" if r.per_file_ms is not None else "-"
+        ratio = f"{r.per_file_ms / reference.per_file_ms:,.1f}x" if r.per_file_ms is not None else "-"
+        walls = f"{r.median:.2f}s ({min(r.walls):.2f}..{max(r.walls):.2f})"
+        print(f"{r.sites or '-':>5}  {r.tool:<36} {walls:<26} {per_file:>9}  {r.rss_kb / 1024:>6.0f} MB  "
+              f"{ratio:>21}")
+    base = by_tool[("python -c 'import yaml, click, pydantic'", 0)]
+    validate = by_tool[("deploygen validate sites/", 2)]
+    goals = [
+        (f"validate / import floor = {validate.median / base.median:.2f}x", validate.median / base.median <= 1.5,
+         "<= 1.5x"),
+    ]
+    if 1000 in counts:
+        thousand = by_tool[("deploygen render", 1000)]
+        goals.append((f"render 1000 sites = {thousand.median:.2f}s", thousand.median < 2, "< 2 s"))
+        goals.append((f"render 1000 sites peak RSS = {thousand.rss_kb / 1024:.0f} MB", thousand.rss_kb < 150 * 1024,
+                      "< 150 MB"))
+    if len(counts) >= 2:
+        small, large = counts[0], counts[-1]
+        growth = by_tool[("deploygen render", large)].median / by_tool[("deploygen render", small)].median
+        goals.append((f"render {large} / {small} sites = {growth:.2f}x", growth <= 2.2 * large / small / 2,
+                      f"<= {2.2 * large / small / 2:.1f}x"))
+    if not args.no_peers:
+        big = counts[-1]
+        plain = by_tool[("plain PyYAML+pydantic+Jinja2", big)]
+        mine = by_tool[("deploygen render", big)]
+        goals.append((f"deploygen / plain script at {big} sites = {mine.median / plain.median:.2f}x",
+                      mine.median / plain.median <= 2, "<= 2x"))
+        ansible = by_tool[("ansible-playbook, template module", args.small)]
+        speedup = ansible.per_file_ms / reference.per_file_ms
+        goals.append((f"ansible / deploygen per file = {speedup:,.0f}x", speedup >= 1000, ">= 1,000x"))
+        print("\nfiles byte-identical to deploygen's: " + ", ".join(f"{k} {v}" for k, v in same.items()))
+    print("\ngoals (issue 7):")
+    for text, met, goal in goals:
+        print(f"  {'met    ' if met else 'NOT met'}  {text}  (goal {goal})")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import signal
+import gc
 import sys
 
 import click
@@ -27,6 +26,10 @@ def _load(sites: tuple[str, ...]):
     from deploygen.check import check, contexts
     from deploygen.load import load_sites
 
+    # Everything a command allocates for its sites lives until it ends; at Python's default
+    # threshold (700 new objects) the collector walks that growing heap again and again,
+    # a fifth of the time of a 1,000-site render, to find next to no garbage.
+    gc.set_threshold(150_000)
     try:
         loaded = load_sites(list(sites))
     except DeploygenError as exc:
@@ -126,6 +129,7 @@ def rules(code: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def drill(site: str, scale: str | None, fmt: str) -> None:
     """Start SITE's real nginx, gunicorn and PostgreSQL on 127.0.0.1 and see which layer gives up first."""
+    import signal
     from fractions import Fraction
 
     from deploygen.drill.runner import format_json, format_table, run_drill
@@ -142,6 +146,7 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
     if factor is not None and factor <= 0:
         click.echo("deploygen: --scale must be above 0", err=True)
         sys.exit(2)
+
     def _interrupted(signum, frame):
         raise KeyboardInterrupt
 
@@ -263,6 +268,8 @@ def import_(output, **sources) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the site file."""
+    import json
+
     from deploygen.model import Site
 
     document = Site.model_json_schema()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +104,8 @@ def _problem(document: Document, error: dict) -> Problem:
 
 def _unknown_key(loc: tuple) -> str:
     """Name the unknown key and, like ruff, the key the user probably meant."""
+    import difflib
+
     known = _known_keys(loc[:-1])
     message = f"unknown key {loc[-1]!r}"
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)

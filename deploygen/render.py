@@ -11,6 +11,7 @@ from deploygen import __version__
 from deploygen.derive import derive
 from deploygen.duration import Duration
 from deploygen.layout import (
+    Target,
     cleanup_command,
     has_cleanup,
     installed_manifest,
@@ -58,30 +59,9 @@ class RenderedSite:
 def render_site(loaded: LoadedSite, effective: Effective | None = None) -> RenderedSite:
     """Render every file of one site and its manifest."""
     site = loaded.site
-    eff = effective or derive(loaded)
     source = PurePosixPath(loaded.file).name
     site_targets = targets(site)
-    paths = {t.role: t.path for t in site_targets}
-    layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask", "redis")
-    values, notes = eff.by_layer(source)
-    context = {
-        "site": site,
-        "paths": paths,
-        "why": {layer: notes.get(layer, {}) for layer in layers},
-        "upstream": f"{site.name}_gunicorn",
-        "runtime_directories": runtime_directories(site),
-        "control_socket": f"/run/{site.name}/gunicorn.ctl",
-        "session_dir": eff.value("flask.SESSION_FILE_DIR") if "flask.SESSION_FILE_DIR" in eff else None,
-        **{layer: values.get(layer, {}) for layer in layers},
-    }
-    if site.database is not None:
-        context.update(_sql_context(site.database.role, site.database.name, eff, source))
-    context["variables"] = _flask_variables(eff, source)
-    if has_cleanup(site):
-        context["cleanup_command"] = cleanup_command(site)
-        context["cleanup_every"] = (eff["deploygen.cleanup_every"].value if "deploygen.cleanup_every" in eff
-                                    else None)
-
+    context = template_context(loaded, effective or derive(loaded), site_targets)
     env = environment()
     files = []
     for target in site_targets:
@@ -101,10 +81,36 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
              "sha256": hashlib.sha256(f.content).hexdigest()}
             for f in files
         ],
-        "post_install": post_install(site, paths),
+        "post_install": post_install(site, context["paths"]),
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
     return RenderedSite(site.name, files, data, installed_manifest(site))
+
+
+def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Target]) -> dict:
+    """What every template of one site sees: the site, each layer's values and why they are so."""
+    site = loaded.site
+    source = PurePosixPath(loaded.file).name
+    layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask", "redis")
+    values, notes = eff.by_layer(source)
+    context = {
+        "site": site,
+        "paths": {t.role: t.path for t in site_targets},
+        "why": {layer: notes.get(layer, {}) for layer in layers},
+        "upstream": f"{site.name}_gunicorn",
+        "runtime_directories": runtime_directories(site),
+        "control_socket": f"/run/{site.name}/gunicorn.ctl",
+        "session_dir": eff.value("flask.SESSION_FILE_DIR") if "flask.SESSION_FILE_DIR" in eff else None,
+        **{layer: values.get(layer, {}) for layer in layers},
+    }
+    if site.database is not None:
+        context.update(_sql_context(site.database.role, site.database.name, eff, source))
+    context["variables"] = _flask_variables(eff, source)
+    if has_cleanup(site):
+        context["cleanup_command"] = cleanup_command(site)
+        context["cleanup_every"] = (eff["deploygen.cleanup_every"].value if "deploygen.cleanup_every" in eff
+                                    else None)
+    return context
 
 
 def quote_ident(name: str) -> str:

@@ -22,15 +22,16 @@ except ImportError:  # pragma: no cover - libyaml is part of every PyYAML wheel
 
 Path = tuple[str | int, ...]
 
-_SCALAR_TAGS = {
-    "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-}
+_STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
+# The constructors of the plain core types, called directly: SafeConstructor.construct_object
+# would also remember every node it has seen, across every file loaded.
+_SCALARS = {
+    tag: yaml.constructor.SafeConstructor.yaml_constructors[tag]
+    for tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+                "tag:yaml.org,2002:null")
+}
 _constructor = yaml.constructor.SafeConstructor()
 
 
@@ -51,17 +52,15 @@ class Document:
 
     file: str
     data: dict
-    positions: dict[Path, Location] = field(default_factory=dict)
+    # (line, column) of each path; a Location is made only for the few that are asked for.
+    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def locate(self, path: Path) -> Location:
         """The location of `path`, or of its nearest located ancestor."""
         path = tuple(path)
-        while path:
-            loc = self.positions.get(path)
-            if loc is not None:
-                return loc
+        while path and path not in self.positions:
             path = path[:-1]
-        return self.positions.get((), Location(self.file, 1, 1))
+        return Location(self.file, *self.positions.get(path, (1, 1)))
 
 
 def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]:
@@ -86,18 +85,23 @@ def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]
     if builder.problems:
         return None, builder.problems
     doc = Document(file, data, builder.positions)
-    doc.positions[()] = _mark(file, root)
+    doc.positions[()] = _position(root)
     return doc, []
 
 
 def _mark(file: str, node: yaml.Node) -> Location:
-    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+    return Location(file, *_position(node))
+
+
+def _position(node: yaml.Node) -> tuple[int, int]:
+    mark = node.start_mark
+    return mark.line + 1, mark.column + 1
 
 
 class _Builder:
     def __init__(self, file: str) -> None:
         self.file = file
-        self.positions: dict[Path, Location] = {}
+        self.positions: dict[Path, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self._open: set[int] = set()
 
@@ -109,10 +113,13 @@ class _Builder:
             self._problem(node, path, "a YAML alias refers to its own parent")
             return None
         if isinstance(node, yaml.ScalarNode):
-            if node.tag not in _SCALAR_TAGS:
-                self._problem(node, path, f"YAML tag {node.tag!r} is not allowed: write a plain value")
+            tag = node.tag
+            if tag == _STR_TAG:
+                return node.value
+            if tag not in _SCALARS:
+                self._problem(node, path, f"YAML tag {tag!r} is not allowed: write a plain value")
                 return None
-            return _constructor.construct_object(node)
+            return _SCALARS[tag](_constructor, node)
         self._open.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
@@ -127,17 +134,17 @@ class _Builder:
             return None
         out: dict = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
                 shown = getattr(key_node, "value", "?")
                 self._problem(key_node, path, f"key {shown!r} must be a plain string")
                 continue
             key = key_node.value
             key_path = path + (key,)
             if key in out or key_path in self.positions:
-                first = self.positions[key_path]
-                self._problem(key_node, key_path, f"duplicate key (first written at line {first.line})")
+                first_line = self.positions[key_path][0]
+                self._problem(key_node, key_path, f"duplicate key (first written at line {first_line})")
                 continue
-            self.positions[key_path] = _mark(self.file, key_node)
+            self.positions[key_path] = _position(key_node)
             out[key] = self.build(value_node, key_path)
         return out
 
@@ -148,6 +155,6 @@ class _Builder:
         out = []
         for index, item in enumerate(node.value):
             item_path = path + (index,)
-            self.positions[item_path] = _mark(self.file, item)
+            self.positions[item_path] = _position(item)
             out.append(self.build(item, item_path))
         return out

@@ -41,3 +41,28 @@ def test_failure_while_writing_leaves_no_staging_folder(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         output.write_sites([_site("a", "x\n")], tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_modes_are_the_manifest_modes_whatever_the_umask(tmp_path):
+    secret = RenderedFile("flask-env", "/etc/deploygen/a/secret.env", "0600", b"x\n")
+    site = RenderedSite("a", [_site("a", "a\n").files[0], secret], b"{}\n")
+    previous = os.umask(0o077)
+    try:
+        output.write_sites([site], tmp_path)
+        assert os.umask(0o077) == 0o077  # write_sites put the caller's umask back
+    finally:
+        os.umask(previous)
+    root = tmp_path / "a"
+    modes = {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777) for p in [root, *root.rglob("*")]}
+    assert modes == {
+        ".": "0o755",
+        "manifest.json": "0o644",
+        "root": "0o755",
+        "root/etc": "0o755",
+        "root/etc/deploygen": "0o755",
+        "root/etc/deploygen/a": "0o755",
+        "root/etc/deploygen/a/secret.env": "0o600",
+        "root/etc/nginx": "0o755",
+        "root/etc/nginx/sites-available": "0o755",
+        "root/etc/nginx/sites-available/a.conf": "0o644",
+    }

@@ -110,13 +110,11 @@ def site_dict(app: AuditedApp) -> tuple[dict, list[str]]:
 
 
 def _written_paths(data: dict, prefix: tuple = ()) -> dict:
-    """Every key path of `data`, so that derive sees them as written (locations do not matter here)."""
-    from deploygen.errors import Location
-
+    """Every key path of `data`, so that derive sees them as written (positions do not matter here)."""
     paths: dict = {}
     for key, value in data.items():
         path = (*prefix, key)
-        paths[path] = Location("imported", 1, 1)
+        paths[path] = (1, 1)
         if isinstance(value, dict):
             paths.update(_written_paths(value, path))
     return paths
