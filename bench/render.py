@@ -193,13 +193,13 @@ def main() -> None:
 def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> None:
     by_tool = {(r.tool, r.sites): r for r in rows}
     reference = by_tool[("deploygen render", min(counts, key=lambda n: abs(n - 1000)))]
-    print(f"\n{'N':>5}  {'tool':<36} {'wall median (min..max)':<26} {'ms/file':>9}  {'peak RSS':>8}  "
+    print(f"\n{'N':>5}  {'tool':<40} {'wall median (min..max)':<26} {'ms/file':>9}  {'peak RSS':>8}  "
           f"{'per file vs deploygen':>21}")
     for r in rows:
         per_file = f"{r.per_file_ms:.3f}" if r.per_file_ms is not None else "-"
         ratio = f"{r.per_file_ms / reference.per_file_ms:,.1f}x" if r.per_file_ms is not None else "-"
         walls = f"{r.median:.2f}s ({min(r.walls):.2f}..{max(r.walls):.2f})"
-        print(f"{r.sites or '-':>5}  {r.tool:<36} {walls:<26} {per_file:>9}  {r.rss_kb / 1024:>6.0f} MB  "
+        print(f"{r.sites or '-':>5}  {r.tool:<40} {walls:<26} {per_file:>9}  {r.rss_kb / 1024:>6.0f} MB  "
               f"{ratio:>21}")
     base = by_tool[("python -c 'import yaml, click, pydantic'", 0)]
     validate = by_tool[("deploygen validate sites/", 2)]

@@ -130,6 +130,10 @@ def _sql_context(role: str, database: str, eff: Effective, source: str) -> dict:
             "statements": statements, "resets": resets}
 
 
+# What a JSON text can start with (json.loads also takes NaN and Infinity).
+_JSON_STARTS = frozenset('{["-0123456789tfnNI')
+
+
 def _env_value(value: object) -> str:
     """A FLASK_* value: JSON, which from_prefixed_env() parses, safe for systemd.
 
@@ -139,6 +143,8 @@ def _env_value(value: object) -> str:
     if isinstance(value, Duration):
         return str(value.seconds) if value.is_whole_seconds else str(value.ms / 1000)
     if isinstance(value, str):
+        if value.lstrip()[:1] not in _JSON_STARTS:
+            return value  # cannot be JSON: spares json.loads a raised error for most values
         try:
             json.loads(value)
         except ValueError:

@@ -7,8 +7,7 @@ Keys are `LAYER.NATIVE_NAME`, the names the layers use themselves
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from deploygen.duration import Duration
 from deploygen.errors import Location
@@ -16,8 +15,8 @@ from deploygen.errors import Location
 Kind = Literal["written", "derived", "default"]
 
 
-@dataclass(frozen=True)
-class Provenance:
+# NamedTuples rather than frozen dataclasses for the same reason as Location: one per setting.
+class Provenance(NamedTuple):
     """Why a setting has its value.
 
     `location` is where the value was written, or, for derived values, where
@@ -55,8 +54,7 @@ SITE_KEYS = {
 }
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One effective value of one layer."""
 
     key: str

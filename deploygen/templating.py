@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -28,9 +29,19 @@ def _py(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
+class _Environment(jinja2.Environment):
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Templates read layer values as `nginx.proxy_read_timeout` from plain dicts. Jinja tries
+        # the attribute first and reaches the key through an AttributeError: a raised exception
+        # per value, a fifth of the time spent in templates. Keys first for dicts, as `[]` does.
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @cache
 def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -165,7 +165,7 @@ def read_server_block(path: str) -> list[ProxiedServer]:
         server.file = path if server.file == absolute else server.file
         for key, read in server.settings.items():
             if read.location.file == absolute:
-                server.settings[key] = replace(read, location=replace(read.location, file=path))
+                server.settings[key] = replace(read, location=read.location._replace(file=path))
     return servers
 
 

@@ -11,7 +11,7 @@ up, which can only widen the gaps to the layers outside it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
@@ -54,7 +54,7 @@ def scaled(effective: Effective, factor: Fraction) -> Effective:
             value = Duration(max(1, int(value.ms * factor)))
             if setting.layer == "gunicorn":
                 value = value.ceil_seconds()
-        out[setting.key] = replace(setting, value=value)
+        out[setting.key] = setting._replace(value=value)
     return Effective(out)
 
 

@@ -1,0 +1,30 @@
+"""The small pieces between effective values and template text."""
+
+from __future__ import annotations
+
+import json
+
+import jinja2
+import pytest
+
+from deploygen.render import _env_value
+from deploygen.templating import environment
+
+
+@pytest.mark.parametrize("text", ["shop_session", "Lax", "123", "-1", "true", "null", "NaN", "Infinity",
+                                  "[1]", '{"a": 1}', '"quoted"', " 7", "1x", "tru", "", "example.com"])
+def test_env_strings_are_quoted_exactly_when_json_would_read_them(text):
+    try:
+        json.loads(text)
+        reads_as_json = True
+    except ValueError:
+        reads_as_json = False
+    assert _env_value(text) == ("'" + json.dumps(text) + "'" if reads_as_json else text)
+
+
+def test_dot_reads_dict_keys_and_still_fails_on_missing_ones():
+    env = environment()
+    template = env.from_string("{{ layer.proxy_read_timeout }} {{ layer['upstream.keepalive'] }} {{ n.real }}")
+    assert template.render(layer={"proxy_read_timeout": "310s", "upstream.keepalive": 8}, n=3) == "310s 8 3"
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ layer.proxy_send_timeout }}").render(layer={"proxy_read_timeout": "310s"})
