@@ -4,7 +4,8 @@ Keys under `timeouts.<layer>` carry the layer's own names. A key left out is
 None here and gets its value in `deploygen.derive`, never in a template.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: with it, pydantic would compile and evaluate
+# every annotation string when it builds the models, at every start.
 
 from typing import Literal
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from deploygen.findings import Finding
 
 FORMATS = ("text", "json", "github")
@@ -20,6 +18,8 @@ def format_findings(findings: list[Finding], fmt: str) -> str:
     """The whole report; an empty string for text with no findings."""
     findings = sorted(findings)
     if fmt == "json":
+        import json
+
         return json.dumps([f.as_dict() for f in findings], indent=2, sort_keys=True) + "\n"
     if fmt == "github":
         lines = []

@@ -48,6 +48,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        auto_reload=False,  # templates do not change while a command runs: no stat per file rendered
     )
     env.filters["nginx"] = Duration.nginx
     env.filters["systemd"] = Duration.systemd
