@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 
 from pydantic import BaseModel, ValidationError
 
@@ -35,18 +36,24 @@ def expand(arguments: list[str]) -> list[str]:
     """
     files: list[str] = []
     for argument in arguments:
-        path = Path(argument)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            files.extend(str(p) for p in found)
+        if os.path.isdir(argument):
+            folder = str(PurePath(argument))  # `./sites/` is shown as `sites`, as pathlib writes it
+            with os.scandir(argument) as entries:
+                names = sorted(e.name for e in entries
+                               if os.path.splitext(e.name)[1] in (".yaml", ".yml") and e.is_file())
+            files.extend(os.path.join(folder, name) for name in names)
         else:
             files.append(argument)
-    seen: set[Path] = set()
+    seen: set[tuple[int, int]] = set()
     unique = []
     for file in files:
-        key = Path(file).resolve()
-        if key not in seen:
-            seen.add(key)
+        try:
+            info = os.stat(file)
+        except OSError:
+            unique.append(file)  # load_site says why it cannot be read
+            continue
+        if (info.st_dev, info.st_ino) not in seen:
+            seen.add((info.st_dev, info.st_ino))
             unique.append(file)
     return unique
 
@@ -73,7 +80,8 @@ def load_sites(arguments: list[str]) -> list[LoadedSite]:
 def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     """Load one site file."""
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        with open(file, encoding="utf-8") as f:
+            text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {reason}")]

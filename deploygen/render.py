@@ -105,7 +105,7 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
     }
     if site.database is not None:
         context.update(_sql_context(site.database.role, site.database.name, eff, source))
-    context["variables"] = _flask_variables(eff, source)
+    context["variables"] = _flask_variables(values, notes)
     if has_cleanup(site):
         context["cleanup_command"] = cleanup_command(site)
         context["cleanup_every"] = (eff["deploygen.cleanup_every"].value if "deploygen.cleanup_every" in eff
@@ -150,19 +150,17 @@ def _env_value(value: object) -> str:
         except ValueError:
             return value
         return "'" + json.dumps(value) + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     return json.dumps(value)
 
 
-def _flask_variables(eff: Effective, source: str) -> list[tuple[str, str, str]]:
+def _flask_variables(values: dict[str, dict], notes: dict[str, dict]) -> list[tuple[str, str, str]]:
     out = []
-    for setting in eff:
-        if setting.layer == "flask":
-            name = setting.name
-        elif setting.layer == "sqlalchemy":
-            name = f"SQLALCHEMY_ENGINE_OPTIONS__{setting.name}"
-        else:
-            continue
-        if setting.value is None:
-            continue
-        out.append((name, _env_value(setting.value), setting.provenance.comment(source)))
+    for layer, prefix in (("flask", ""), ("sqlalchemy", "SQLALCHEMY_ENGINE_OPTIONS__")):
+        for name, value in values.get(layer, {}).items():
+            if value is not None:
+                out.append((prefix + name, _env_value(value), notes[layer][name]))
     return sorted(out)

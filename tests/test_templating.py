@@ -22,6 +22,11 @@ def test_env_strings_are_quoted_exactly_when_json_would_read_them(text):
     assert _env_value(text) == ("'" + json.dumps(text) + "'" if reads_as_json else text)
 
 
+@pytest.mark.parametrize("value", [True, False, 0, 5, 1800, 1.5])
+def test_env_scalars_are_json(value):
+    assert _env_value(value) == json.dumps(value)
+
+
 def test_dot_reads_dict_keys_and_still_fails_on_missing_ones():
     env = environment()
     template = env.from_string("{{ layer.proxy_read_timeout }} {{ layer['upstream.keepalive'] }} {{ n.real }}")
