@@ -7,7 +7,8 @@ Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm
 - `python -c "import yaml, click; from pydantic import BaseModel"`, the floor of any such tool,
   and `deploygen validate sites/` on the two shipped sites;
 - `deploygen render` of N generated sites (bench/generate.py) for each N in --sites;
-- the plain peer (bench/peers/plain.py: PyYAML CSafeLoader + pydantic + Jinja2) on the largest N;
+- the plain peer (bench/peers/plain.py: PyYAML CSafeLoader + pydantic + Jinja2) on the largest N,
+  and the same script reading the data as JSON (what templates, pydantic and writes cost alone);
 - a shell loop of jinja2-cli, one process per file, and ansible-playbook's template module,
   one run per site, on --small sites (they are seconds per site).
 
@@ -159,9 +160,14 @@ def main() -> None:
             for n in {big, small}:
                 subprocess.run([py, str(PEERS / "export.py"), str(site_dirs[n]), str(scratch / f"vars{n}")],
                                check=True)
+            subprocess.run([py, str(PEERS / "export.py"), str(site_dirs[big]), str(scratch / "vars-json"), "--json"],
+                           check=True)
             rows.append(Row("plain PyYAML+pydantic+Jinja2", big,
                             [py, str(PEERS / "plain.py"), str(scratch / f"vars{big}"), str(REPO / "templates"),
                              str(out("plain"))], big * FILES_PER_SITE, "plain"))
+            rows.append(Row("plain, data as JSON instead of YAML", big,
+                            [py, str(PEERS / "plain.py"), str(scratch / "vars-json"), str(REPO / "templates"),
+                             str(out("plain-json"))], big * FILES_PER_SITE, "plain-json"))
             loop = scratch / "jinja2-cli.sh"
             loop.write_text(cli_loop_script(scratch / f"vars{small}", out("jinja2-cli"), bin_dir))
             rows.append(Row("jinja2-cli, a process per file", small, ["bash", str(loop)], small * FILES_PER_SITE,
@@ -174,7 +180,7 @@ def main() -> None:
                                            for v in sorted((scratch / f"vars{small}").glob("*.yaml"))))
             rows.append(Row("ansible-playbook, template module", small, ["bash", str(playbooks)],
                             small * FILES_PER_SITE, "ansible"))
-            checks = [("plain", big), ("jinja2-cli", small), ("ansible", small)]
+            checks = [("plain", big), ("plain-json", big), ("jinja2-cli", small), ("ansible", small)]
         for round_ in range(args.runs):
             for row in rows:
                 if row.clear:
@@ -226,6 +232,9 @@ def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> No
         mine = by_tool[("deploygen render", big)]
         goals.append((f"deploygen / plain script at {big} sites = {mine.median / plain.median:.2f}x",
                       mine.median / plain.median <= 2, "<= 2x"))
+        plain_json = by_tool[("plain, data as JSON instead of YAML", big)]
+        goals.append((f"deploygen / plain script reading JSON at {big} sites = {mine.median / plain_json.median:.2f}x",
+                      mine.median / plain_json.median <= 2, "<= 2x, same goal without YAML's share"))
         ansible = by_tool[("ansible-playbook, template module", args.small)]
         speedup = ansible.per_file_ms / reference.per_file_ms
         goals.append((f"ansible / deploygen per file = {speedup:,.0f}x", speedup >= 1000, ">= 1,000x"))

@@ -1,6 +1,6 @@
 """Write what deploygen's templates see for each site as plain YAML, for the peers.
 
-    python bench/peers/export.py SITES_DIR VARS_DIR
+    python bench/peers/export.py SITES_DIR VARS_DIR [--json]
 
 The peers (plain script, Jinja CLI, ansible) render deploygen's own templates
 from these files, so every tool renders the same templates with the same data.
@@ -12,6 +12,7 @@ vars file would: the whole model is four times the size of the site file.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def read_by_templates(context: dict, site_targets) -> dict:
 
 
 def main() -> None:
-    sites, out = sys.argv[1], Path(sys.argv[2])
+    sites, out, as_json = sys.argv[1], Path(sys.argv[2]), "--json" in sys.argv[3:]
     out.mkdir(parents=True, exist_ok=True)
     for ctx in contexts(load_sites([sites])):
         site = ctx.loaded.site
@@ -87,7 +88,10 @@ def main() -> None:
         data["source"] = Path(ctx.loaded.file).name
         data["files"] = [{"template": t.template, "kind": t.kind, "mode": t.mode, "dest": "root" + t.path}
                          for t in site_targets]
-        (out / f"{site.name}.yaml").write_text(yaml.safe_dump(data, sort_keys=True))
+        if as_json:
+            (out / f"{site.name}.json").write_text(json.dumps(data, sort_keys=True))
+        else:
+            (out / f"{site.name}.yaml").write_text(yaml.safe_dump(data, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@
 Renders deploygen's templates from the data export.py wrote, with the same
 Jinja2 options, into OUT_DIR/NAME/root/...: no derivation, no rules, no
 manifest, no atomic swap. What deploygen costs beyond this is its own work.
+Files ending in .json are read with the json module instead: the same script
+without YAML, to show what the templates and pydantic cost on their own.
 """
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -41,7 +44,8 @@ def main() -> None:
     env.filters.update(nginx=peer_filters.nginx, systemd=peer_filters.systemd, py=peer_filters.py)
     for name in sorted(os.listdir(vars_dir)):
         with open(os.path.join(vars_dir, name), encoding="utf-8") as f:
-            data = Vars.model_validate(yaml.load(f, Loader=yaml.CSafeLoader))
+            raw = json.load(f) if name.endswith(".json") else yaml.load(f, Loader=yaml.CSafeLoader)
+        data = Vars.model_validate(raw)
         context = data.model_dump()
         for file in data.files:
             def header(mark, kind=file.kind):
