@@ -1,6 +1,6 @@
 """deploygen against its peers on the same templates and data; prints one table.
 
-    python bench/render.py [--sites 1000,2000] [--small 2] [--runs 5] [--no-peers]
+    python bench/render.py [--sites 1000,2000] [--small 2] [--runs 7] [--no-peers]
 
 Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm:
 
@@ -129,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", default="1000,2000", help="comma-separated site counts for deploygen")
     parser.add_argument("--small", type=int, default=2, help="sites for jinja2-cli and ansible")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-peers", action="store_true", help="deploygen rows only")
     args = parser.parse_args()
     counts = sorted(int(n) for n in args.sites.split(","))
@@ -175,7 +175,8 @@ def main() -> None:
                             "jinja2-cli"))
             project = ansible_project(scratch)
             playbooks = scratch / "ansible.sh"
-            playbooks.write_text("set -e\nexport ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false\n"
+            quiet = "export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false"
+            playbooks.write_text(f"set -e\n{quiet}\n"
                                  + "".join(f"{bin_dir / 'ansible-playbook'} {project / 'render.yml'} -e @{v} "
                                            f"-e out={out('ansible')}\n"
                                            for v in sorted((scratch / f"vars{small}").glob("*.yaml"))))

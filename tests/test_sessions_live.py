@@ -500,7 +500,7 @@ def test_refresh_each_request_slides_the_lifetime(store, services, make_site, cl
     # Not vacuous: without sliding, the last request would surely be refused...
     assert polls[-1].sent - active_login.received >= SURELY_DEAD + 1
     # ...and each request came well within the lifetime of the previous one.
-    gaps = [b.received - a.sent for a, b in zip([active_login, *polls], polls)]
+    gaps = [b.received - a.sent for a, b in zip([active_login, *polls], polls, strict=False)]
     assert max(gaps) < SURELY_ALIVE - 0.5, gaps
 
     assert idle_last is not None and idle_last.sent - idle_first.received >= SURELY_DEAD

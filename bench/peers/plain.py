@@ -48,8 +48,8 @@ def main() -> None:
         data = Vars.model_validate(raw)
         context = data.model_dump()
         for file in data.files:
-            def header(mark, kind=file.kind):
-                return (f"{mark} Written by {data.generator} from {data.source}: edit the site file and "
+            def header(mark, kind=file.kind, generator=data.generator, source=data.source):
+                return (f"{mark} Written by {generator} from {source}: edit the site file and "
                         f"render again,\n{mark} not this file ({kind}).")
 
             text = env.get_template(file.template).render(context, header=header)
