@@ -2,7 +2,8 @@
 
     python bench/render.py [--sites 1000,2000] [--small 2] [--runs 7] [--no-peers]
 
-Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm:
+Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm
+(the two sub-second rows run five times per round, alternating):
 
 - `python -c "import yaml, click; from pydantic import BaseModel"`, the floor of any such tool,
   and `deploygen validate sites/` on the two shipped sites;
@@ -50,6 +51,7 @@ class Row:
     command: list[str]
     files: int = 0
     clear: str = ""  # the output folder under out/ emptied before each run
+    repeat: int = 1  # runs per round: the sub-second rows take more samples for the same cost
     walls: list[float] = field(default_factory=list)
     rss_kb: int = 0
 
@@ -147,8 +149,8 @@ def main() -> None:
             subprocess.run([py, str(HERE / "generate.py"), str(n), str(site_dirs[n])], check=True)
         rows = [
             Row("python -c 'import yaml, click, pydantic'", 0,
-                [py, "-c", "import yaml, click; from pydantic import BaseModel"]),
-            Row("deploygen validate sites/", 2, [py, "-m", "deploygen", "validate", str(REPO / "sites")]),
+                [py, "-c", "import yaml, click; from pydantic import BaseModel"], repeat=5),
+            Row("deploygen validate sites/", 2, [py, "-m", "deploygen", "validate", str(REPO / "sites")], repeat=5),
         ]
         for n in counts:
             rows.append(Row("deploygen render", n, [py, "-m", "deploygen", "render", str(site_dirs[n]),
@@ -184,12 +186,15 @@ def main() -> None:
                             small * FILES_PER_SITE, "ansible"))
             checks = [("plain", big), ("plain-json", big), ("jinja2-cli", small), ("ansible", small)]
         for round_ in range(args.runs):
-            for row in rows:
-                if row.clear:
-                    shutil.rmtree(out(row.clear), ignore_errors=True)
-                wall, rss = run_once(row.command)
-                row.walls.append(wall)
-                row.rss_kb = max(row.rss_kb, rss)
+            for repeat in range(max(row.repeat for row in rows)):
+                for row in rows:
+                    if repeat >= row.repeat:
+                        continue
+                    if row.clear:
+                        shutil.rmtree(out(row.clear), ignore_errors=True)
+                    wall, rss = run_once(row.command)
+                    row.walls.append(wall)
+                    row.rss_kb = max(row.rss_kb, rss)
             print(f"bench: round {round_ + 1} of {args.runs} done", file=sys.stderr)
         # deploygen's output for the small count, to compare the small peers with.
         subprocess.run([py, "-m", "deploygen", "render", str(site_dirs[args.small]), "-o",
