@@ -120,3 +120,16 @@ def test_a_file_named_twice_is_rendered_once(cli, tmp_path):
     result = cli("render", SITES, SITES / "dokon.yaml", "-o", tmp_path)
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dokon", "sergeli0606"]
+
+
+def test_site_files_are_found_sorted_named_as_written_and_read_once(tmp_path, monkeypatch):
+    from deploygen.load import expand
+
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    for name in ("b.yaml", "a.yml", "notes.txt", ".yaml"):
+        (folder / name).write_text("name: x\n")
+    (folder / "c.yaml").symlink_to(folder / "b.yaml")
+    (folder / "sub.yaml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert expand(["./sites/", "sites/b.yaml", "missing.yaml"]) == ["sites/a.yml", "sites/b.yaml", "missing.yaml"]
