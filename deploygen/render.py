@@ -20,7 +20,7 @@ from deploygen.layout import (
     targets,
 )
 from deploygen.load import LoadedSite
-from deploygen.settings import Effective
+from deploygen.settings import Effective, Value
 from deploygen.templating import environment
 
 GENERATOR = f"deploygen {__version__}"
@@ -100,16 +100,15 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
         "upstream": f"{site.name}_gunicorn",
         "runtime_directories": runtime_directories(site),
         "control_socket": f"/run/{site.name}/gunicorn.ctl",
-        "session_dir": eff.value("flask.SESSION_FILE_DIR") if "flask.SESSION_FILE_DIR" in eff else None,
+        "session_dir": values.get("flask", {}).get("SESSION_FILE_DIR"),
         **{layer: values.get(layer, {}) for layer in layers},
     }
     if site.database is not None:
-        context.update(_sql_context(site.database.role, site.database.name, eff, source))
+        context.update(_sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"]))
     context["variables"] = _flask_variables(values, notes)
     if has_cleanup(site):
         context["cleanup_command"] = cleanup_command(site)
-        context["cleanup_every"] = (eff["deploygen.cleanup_every"].value if "deploygen.cleanup_every" in eff
-                                    else None)
+        context["cleanup_every"] = values.get("deploygen", {}).get("cleanup_every")
     return context
 
 
@@ -118,14 +117,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _sql_context(role: str, database: str, eff: Effective, source: str) -> dict:
+def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict[str, str]) -> dict:
     statements, resets = [], []
     for name in _POSTGRES_SETTINGS:
-        setting = eff[f"postgres.{name}"]
-        if setting.value is None:
+        if values[name] is None:
             resets.append(name)
         else:
-            statements.append((name, setting.value.postgres(), setting.provenance.comment(source)))
+            statements.append((name, values[name].postgres(), notes[name]))
     return {"role": quote_ident(role), "database": quote_ident(database),
             "statements": statements, "resets": resets}
 

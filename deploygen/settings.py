@@ -66,10 +66,6 @@ class Setting(NamedTuple):
         return self.key.split(".", 1)[0]
 
     @property
-    def name(self) -> str:
-        return self.key.split(".", 1)[1]
-
-    @property
     def label(self) -> str:
         """How findings name it: the layer's name, or the site-file key for deploygen's own."""
         return SITE_KEYS.get(self.key, self.key)
