@@ -15,12 +15,11 @@ from pathlib import Path
 
 from deploygen.audit.env_reader import read_flask_env
 from deploygen.audit.found import ReadSetting
-from deploygen.audit.gunicorn_reader import read_gunicorn
+from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
 from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_server_block
 from deploygen.audit.sql_reader import read_sql, sql_scope
 from deploygen.audit.unit_reader import read_unit
 from deploygen.duration import Duration
-from deploygen.errors import Location
 from deploygen.settings import Effective, Provenance, Setting
 
 # gunicorn's own name for the worker class that runs sync workers with threads.
@@ -90,7 +89,7 @@ def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: 
     if config is None and "gunicorn.config_file" in unit_read:
         workdir = unit_read.get("systemd.WorkingDirectory")
         config = os.path.join(workdir.value if workdir else "", unit_read["gunicorn.config_file"].value)
-    gunicorn_read = read_gunicorn(config) if config else read_gunicorn_defaults(unit or "gunicorn")
+    gunicorn_read = read_gunicorn(config) if config else gunicorn_defaults(unit or "gunicorn")
     servers = (read_server_block(nginx) if nginx and not _is_main(nginx) else read_nginx(nginx)) if nginx else []
     bind = (unit_read.get("gunicorn.bind") or gunicorn_read["gunicorn.bind"]).value
     server = _proxying(servers, str(bind))
@@ -100,14 +99,6 @@ def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: 
     app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read)
     app.database = (role, database) if sql_read is not None and role and database else None
     return [app]
-
-
-def read_gunicorn_defaults(label: str) -> dict[str, ReadSetting]:
-    from deploygen.audit.gunicorn_reader import DEFAULTS, _SECONDS
-
-    where = Location(label, 1, 1)
-    return {f"gunicorn.{k}": ReadSetting(f"gunicorn.{k}", Duration.seconds_(v) if k in _SECONDS else v, where,
-                                         default=True) for k, v in DEFAULTS.items()}
 
 
 def _is_main(path: str) -> bool:
@@ -181,7 +172,7 @@ def audit_root(root: str, role: str | None = None, database: str | None = None) 
             named = unit["gunicorn.config_file"].value
             where = named if named.startswith("/") else f"{workdir.value if workdir else '/'}/{named}"
             config = base / where.lstrip("/")
-        gunicorn = read_gunicorn(str(config)) if config and config.exists() else read_gunicorn_defaults(
+        gunicorn = read_gunicorn(str(config)) if config and config.exists() else gunicorn_defaults(
             str(unit_path))
         env_files = [base / f.lstrip("/") for f in (unit.get("systemd.EnvironmentFile").value
                                                     if "systemd.EnvironmentFile" in unit else [])]

@@ -74,8 +74,14 @@ def read_gunicorn(path: str, env: dict[str, str] | None = None) -> dict[str, Rea
         elif name == "bind" and isinstance(value, list):
             value = value[0]
         found[name] = ReadSetting(f"gunicorn.{name}", value, location)
-    for name, default in DEFAULTS.items():
-        if name not in found:
-            value = Duration.seconds_(default) if name in _SECONDS else default
-            found[name] = ReadSetting(f"gunicorn.{name}", value, Location(path, 1, 1), default=True)
-    return {f"gunicorn.{k}": v for k, v in sorted(found.items())}
+    read = {**gunicorn_defaults(path), **{f"gunicorn.{k}": v for k, v in found.items()}}
+    return dict(sorted(read.items()))
+
+
+def gunicorn_defaults(where: str) -> dict[str, ReadSetting]:
+    """gunicorn's own default of every setting read here, located at line 1 of `where`."""
+    location = Location(where, 1, 1)
+    return {f"gunicorn.{name}": ReadSetting(f"gunicorn.{name}",
+                                            Duration.seconds_(default) if name in _SECONDS else default,
+                                            location, default=True)
+            for name, default in DEFAULTS.items()}
