@@ -49,11 +49,14 @@ def main() -> None:
 @click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(file_okay=False),
               help="Folder that receives OUT/NAME/root/... and OUT/NAME/manifest.json.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
-def render(sites: tuple[str, ...], out: str, strict: bool) -> None:
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes that render and write; default: one per core, each with at least 64 sites.")
+def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> None:
     """Render every file of each SITE (a site file or a folder of them)."""
-    from deploygen.output import write_sites
+    from deploygen.output import default_jobs, write_sites
     from deploygen.render import render_site
     from deploygen.report import format_findings, summary
+    from deploygen.templating import compile_all
 
     ctx, findings = _load(sites)
     if findings:
@@ -61,14 +64,16 @@ def render(sites: tuple[str, ...], out: str, strict: bool) -> None:
     if any(f.severity == "error" or strict for f in findings):
         click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
         sys.exit(1)
-    rendered = [render_site(c.loaded, c.effective) for c in ctx]
+    jobs = jobs or default_jobs(len(ctx))
+    if jobs > 1:
+        compile_all()
     try:
-        folders = write_sites(rendered, out)
+        written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs)
     except OSError as exc:
         click.echo(f"deploygen: cannot write {out}: {exc.strerror or exc}; nothing written", err=True)
         sys.exit(2)
-    for folder, site in zip(folders, rendered, strict=True):
-        click.echo(f"{folder}: {len(site.files)} files and manifest.json")
+    for folder, files in written:
+        click.echo(f"{folder}: {files} files and manifest.json")
 
 
 @main.command()

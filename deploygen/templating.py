@@ -54,3 +54,10 @@ def environment() -> jinja2.Environment:
     env.filters["systemd"] = Duration.systemd
     env.filters["py"] = _py
     return env
+
+
+def compile_all() -> None:
+    """Compile every template now, before workers are forked: they share the result."""
+    env = environment()
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)

@@ -133,3 +133,20 @@ def test_site_files_are_found_sorted_named_as_written_and_read_once(tmp_path, mo
     (folder / "sub.yaml").mkdir()
     monkeypatch.chdir(tmp_path)
     assert expand(["./sites/", "sites/b.yaml", "missing.yaml"]) == ["sites/a.yml", "sites/b.yaml", "missing.yaml"]
+
+
+def test_render_in_worker_processes_is_byte_identical_and_in_order(cli, tmp_path):
+    sites = tmp_path / "sites"
+    subprocess.run([sys.executable, REPO / "bench" / "generate.py", "5", sites], check=True)
+    serial, forked = cli("render", sites, "-o", tmp_path / "one", "-j", "1"), cli(
+        "render", sites, "-o", tmp_path / "two", "-j", "2")
+    assert serial.exit_code == forked.exit_code == 0
+    assert forked.stdout.replace("/two/", "/one/") == serial.stdout
+    assert [line.split("/")[-1] for line in forked.stdout.splitlines()] == [
+        f"site{i}: 5 files and manifest.json" for i in range(5)]
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
+    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*"))
+    for relative in files:
+        one, two = tmp_path / "one" / relative, tmp_path / "two" / relative
+        assert one.stat().st_mode == two.stat().st_mode
+        assert one.is_dir() or one.read_bytes() == two.read_bytes()

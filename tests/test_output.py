@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -66,3 +67,53 @@ def test_modes_are_the_manifest_modes_whatever_the_umask(tmp_path):
         "root/etc/nginx/sites-available": "0o755",
         "root/etc/nginx/sites-available/a.conf": "0o644",
     }
+
+
+def _tree(root) -> dict[str, tuple[str, bytes]]:
+    return {str(p.relative_to(root)): (oct(p.stat().st_mode), p.read_bytes() if p.is_file() else b"")
+            for p in sorted(root.rglob("*"))}
+
+
+def test_worker_processes_write_what_one_process_writes(tmp_path):
+    sites = [_site(f"s{i}", f"site {i}\n") for i in range(7)]
+    one = output.write_sites(sites, tmp_path / "one")
+    three = output.write_sites(sites, tmp_path / "three", jobs=3)
+    assert [w.folder.name for w in three] == [f"s{i}" for i in range(7)]  # the order given
+    assert [w.files for w in three] == [w.files for w in one] == [1] * 7
+    assert _tree(tmp_path / "three") == _tree(tmp_path / "one")
+
+
+def test_write_failure_in_a_worker_leaves_earlier_output_and_no_staging(tmp_path):
+    output.write_sites([_site("a", "old a\n"), _site("b", "old b\n")], tmp_path)
+    parent = os.getpid()
+
+    def render(site: RenderedSite) -> RenderedSite:
+        if os.getpid() != parent:  # only in the forked worker, which has site b
+            raise OSError(28, "No space left on device")
+        return site
+
+    with pytest.raises(OSError) as raised:
+        output.write_sites([_site("a", "new a\n"), _site("b", "new b\n")], tmp_path, render, jobs=2)
+    assert raised.value.errno == 28
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert (tmp_path / "a/root/etc/nginx/sites-available/a.conf").read_text() == "old a\n"
+
+
+def test_a_worker_that_dies_is_a_write_error_and_leaves_nothing(tmp_path):
+    parent = os.getpid()
+
+    def render(site: RenderedSite) -> RenderedSite:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return site
+
+    with pytest.raises(OSError, match="worker process ended"):
+        output.write_sites([_site("a", "a\n"), _site("b", "b\n")], tmp_path, render, jobs=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("sites", "cores", "jobs"), [(1, 2, 1), (127, 2, 1), (128, 2, 2), (10_000, 2, 2),
+                                                      (10_000, 1, 1), (200, 8, 3)])
+def test_default_jobs_one_per_core_with_enough_sites_each(sites, cores, jobs, monkeypatch):
+    monkeypatch.setattr(output.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert output.default_jobs(sites) == jobs
