@@ -7,7 +7,8 @@ Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm
 
 - `python -c "import yaml, click; from pydantic import BaseModel"`, the floor of any such tool,
   and `deploygen validate sites/` on the two shipped sites;
-- `deploygen render` of N generated sites (bench/generate.py) for each N in --sites;
+- `deploygen render` of N generated sites (bench/generate.py) for each N in --sites, and of the
+  smallest N with `-j 1`: the same work in one process instead of one per core;
 - the plain peer (bench/peers/plain.py: PyYAML CSafeLoader + pydantic + Jinja2) on the largest N,
   and the same script reading the data as JSON (what templates, pydantic and writes cost alone);
 - a shell loop of jinja2-cli, one process per file, and ansible-playbook's template module,
@@ -53,7 +54,9 @@ class Row:
     clear: str = ""  # the output folder under out/ emptied before each run
     repeat: int = 1  # runs per round: the sub-second rows take more samples for the same cost
     walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
     rss_kb: int = 0
+    pss_kb: int | None = None  # measured for the rows in `tree_memory`, in a run of its own
 
     @property
     def median(self) -> float:
@@ -64,8 +67,12 @@ class Row:
         return self.median * 1000 / self.files if self.files else None
 
 
-def run_once(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child and what it waited for."""
+def run_once(argv: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (KiB) of one child.
+
+    CPU time and RSS include the processes the child waited for (its workers); RSS is that
+    of the largest one, not a sum (forked workers share most of their pages with the parent).
+    """
     started = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
@@ -73,7 +80,32 @@ def run_once(argv: list[str]) -> tuple[float, int]:
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"bench: {' '.join(map(str, argv))} exited with {child.returncode}")
-    return wall, usage.ru_maxrss
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def _tree_pss_kb(pid: int) -> int:
+    """Proportional set size of `pid` and its descendants: shared pages counted once in all."""
+    total = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except (OSError, StopIteration):
+        return total  # it ended while being read
+    return total + sum(_tree_pss_kb(c) for c in children)
+
+
+def tree_memory(argv: list[str]) -> int:
+    """Peak PSS (KiB) of a command and its worker processes together, sampled every 5 ms."""
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, _tree_pss_kb(child.pid))
+        time.sleep(0.005)
+    if child.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(map(str, argv))} exited with {child.returncode}")
+    return peak
 
 
 def peer_venv() -> Path:
@@ -156,6 +188,9 @@ def main() -> None:
             rows.append(Row("deploygen render", n, [py, "-m", "deploygen", "render", str(site_dirs[n]),
                                                     "-o", str(out(f"deploygen{n}"))],
                             n * FILES_PER_SITE, f"deploygen{n}"))
+        rows.append(Row("deploygen render -j 1 (one process)", counts[0],
+                        [py, "-m", "deploygen", "render", "-j", "1", str(site_dirs[counts[0]]),
+                         "-o", str(out("deploygen-j1"))], counts[0] * FILES_PER_SITE, "deploygen-j1"))
         checks = []
         if not args.no_peers:
             big, small = counts[-1], args.small
@@ -192,10 +227,15 @@ def main() -> None:
                         continue
                     if row.clear:
                         shutil.rmtree(out(row.clear), ignore_errors=True)
-                    wall, rss = run_once(row.command)
+                    wall, cpu, rss = run_once(row.command)
                     row.walls.append(wall)
+                    row.cpus.append(cpu)
                     row.rss_kb = max(row.rss_kb, rss)
             print(f"bench: round {round_ + 1} of {args.runs} done", file=sys.stderr)
+        for row in rows:
+            if row.tool.startswith(("deploygen render", "plain")):
+                shutil.rmtree(out(row.clear), ignore_errors=True)
+                row.pss_kb = tree_memory(row.command)
         # deploygen's output for the small count, to compare the small peers with.
         subprocess.run([py, "-m", "deploygen", "render", str(site_dirs[args.small]), "-o",
                         str(out(f"deploygen{args.small}-check"))], check=True, stdout=subprocess.DEVNULL)
@@ -214,14 +254,15 @@ def paired(numerator: Row, denominator: Row) -> float:
 def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> None:
     by_tool = {(r.tool, r.sites): r for r in rows}
     reference = by_tool[("deploygen render", min(counts, key=lambda n: abs(n - 1000)))]
-    print(f"\n{'N':>5}  {'tool':<40} {'wall median (min..max)':<26} {'ms/file':>9}  {'peak RSS':>8}  "
-          f"{'per file vs deploygen':>21}")
+    print(f"\n{'N':>5}  {'tool':<40} {'wall median (min..max)':<26} {'CPU':>6} {'ms/file':>9}  {'peak RSS':>8}  "
+          f"{'peak PSS':>8}  {'per file vs deploygen':>21}")
     for r in rows:
         per_file = f"{r.per_file_ms:.3f}" if r.per_file_ms is not None else "-"
         ratio = f"{r.per_file_ms / reference.per_file_ms:,.1f}x" if r.per_file_ms is not None else "-"
         walls = f"{r.median:.2f}s ({min(r.walls):.2f}..{max(r.walls):.2f})"
-        print(f"{r.sites or '-':>5}  {r.tool:<40} {walls:<26} {per_file:>9}  {r.rss_kb / 1024:>6.0f} MB  "
-              f"{ratio:>21}")
+        pss = f"{r.pss_kb / 1024:>6.0f} MB" if r.pss_kb is not None else f"{'-':>9}"
+        print(f"{r.sites or '-':>5}  {r.tool:<40} {walls:<26} {statistics.median(r.cpus):>5.2f}s {per_file:>9}  "
+              f"{r.rss_kb / 1024:>6.0f} MB  {pss}  {ratio:>21}")
     base = by_tool[("python -c 'import yaml, click, pydantic'", 0)]
     validate = by_tool[("deploygen validate sites/", 2)]
     goals = [
@@ -231,8 +272,9 @@ def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> No
         thousand = by_tool[("deploygen render", 1000)]
         goals.append((f"render 1000 sites = {thousand.median:.2f}s median, {min(thousand.walls):.2f}s fastest",
                        thousand.median < 2, "< 2 s"))
-        goals.append((f"render 1000 sites peak RSS = {thousand.rss_kb / 1024:.0f} MB", thousand.rss_kb < 150 * 1024,
-                      "< 150 MB"))
+        memory = max(thousand.rss_kb, thousand.pss_kb or 0)
+        goals.append((f"render 1000 sites peak memory = {memory / 1024:.0f} MB (largest process's RSS, or all "
+                      "processes' PSS if more)", memory < 150 * 1024, "< 150 MB"))
     if len(counts) >= 2:
         small, large = counts[0], counts[-1]
         growth = paired(by_tool[("deploygen render", large)], by_tool[("deploygen render", small)])
@@ -254,6 +296,11 @@ def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> No
     print("\ngoals (issue 7):")
     for text, met, goal in goals:
         print(f"  {'met    ' if met else 'NOT met'}  {text}  (goal {goal})")
+    serial = by_tool[("deploygen render -j 1 (one process)", counts[0])]
+    parallel = by_tool[("deploygen render", counts[0])]
+    print(f"\nin one process (-j 1), {counts[0]} sites: {serial.median:.2f}s median, {min(serial.walls):.2f}s "
+          f"fastest; worker processes take {paired(parallel, serial):.2f}x its wall time for "
+          f"{statistics.median(parallel.cpus) / statistics.median(serial.cpus):.2f}x its CPU time")
 
 
 if __name__ == "__main__":

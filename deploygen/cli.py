@@ -50,7 +50,7 @@ def main() -> None:
               help="Folder that receives OUT/NAME/root/... and OUT/NAME/manifest.json.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Processes that render and write; default: one per core, each with at least 64 sites.")
+              help="Processes that render and write; default: one per core, each with at least 128 sites.")
 def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> None:
     """Render every file of each SITE (a site file or a folder of them)."""
     from deploygen.output import default_jobs, write_sites

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from deploygen.render import RenderedSite
 
 # Below this many sites per worker, starting a process costs more than it saves.
-SITES_PER_WORKER = 64
+SITES_PER_WORKER = 128
 
 
 class Written(NamedTuple):

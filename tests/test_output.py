@@ -112,8 +112,8 @@ def test_a_worker_that_dies_is_a_write_error_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("sites", "cores", "jobs"), [(1, 2, 1), (127, 2, 1), (128, 2, 2), (10_000, 2, 2),
-                                                      (10_000, 1, 1), (200, 8, 3)])
+@pytest.mark.parametrize(("sites", "cores", "jobs"), [(1, 2, 1), (255, 2, 1), (256, 2, 2), (10_000, 2, 2),
+                                                      (10_000, 1, 1), (400, 8, 3)])
 def test_default_jobs_one_per_core_with_enough_sites_each(sites, cores, jobs, monkeypatch):
     monkeypatch.setattr(output.os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert output.default_jobs(sites) == jobs
