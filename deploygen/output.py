@@ -6,7 +6,7 @@ rename. A failure before the swap leaves earlier output untouched; a failure
 during it puts back the folders already swapped.
 
 Many sites are rendered and written by forked worker processes, each taking
-every JOBS-th site: rendering is CPU-bound Python, so one process uses one
+a contiguous share: rendering is CPU-bound Python, so one process uses one
 core however many the machine has. The workers inherit the sites and the
 loaded templates from the fork; only names and file counts travel back.
 """
@@ -71,11 +71,7 @@ def write_sites(
             shares = [_write_share(0)]
         else:
             shares = _in_workers(jobs)
-        # Share i holds sites i, i + jobs, ...: put them back in the order given.
-        written: list[tuple[str, int]] = [("", 0)] * len(sites)
-        for start, share in enumerate(shares):
-            written[start::jobs] = share
-        return _swap_in(written, Path(staging), out)
+        return _swap_in([site for share in shares for site in share], Path(staging), out)
     finally:
         _job = None
         os.umask(umask)
@@ -91,19 +87,21 @@ def _in_workers(jobs: int) -> list[list[tuple[str, int]]]:
     # This process writes the first share itself while the others write the rest.
     try:
         with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            others = [pool.submit(_write_share, start) for start in range(1, jobs)]
+            others = [pool.submit(_write_share, index) for index in range(1, jobs)]
             return [_write_share(0), *(share.result() for share in others)]
     except BrokenProcessPool:
         raise OSError("a worker process ended before writing its share") from None
 
 
-def _write_share(start: int) -> list[tuple[str, int]]:
-    """Render and write sites start, start + jobs, ...; their names and file counts."""
+def _write_share(index: int) -> list[tuple[str, int]]:
+    """Render and write share `index` of `jobs`; the names and file counts of its sites."""
     assert _job is not None
     sites, render, staging, jobs = _job
     made = {staging}
     share = []
-    for site in sites[start::jobs]:
+    # Contiguous shares: a site's objects were allocated together, so each process writes
+    # (reference counts) to memory pages the other does not touch, and a page is copied once.
+    for site in sites[index * len(sites) // jobs:(index + 1) * len(sites) // jobs]:
         rendered = render(site)
         _write_site(rendered, os.path.join(staging, rendered.name), made)
         share.append((rendered.name, len(rendered.files)))
