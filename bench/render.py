@@ -43,6 +43,7 @@ REPO = HERE.parent
 PEERS = HERE / "peers"
 VENV = HERE / ".venv"
 FILES_PER_SITE = 5  # rendered from templates; deploygen's manifests are not counted
+REFERENCE_FLOOR = 0.19  # seconds: the import floor on the machine the issue's goals were set on
 
 
 @dataclass
@@ -246,9 +247,18 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def per_round(row: Row) -> list[float]:
+    """The row's median wall time in each round (rows that repeat run several times a round)."""
+    return [statistics.median(row.walls[i:i + row.repeat]) for i in range(0, len(row.walls), row.repeat)]
+
+
 def paired(numerator: Row, denominator: Row) -> float:
     """Median of the per-round ratios: rows of one round ran seconds apart, on the same machine state."""
-    return statistics.median(a / b for a, b in zip(numerator.walls, denominator.walls, strict=True))
+    if numerator.repeat == denominator.repeat:
+        pairs = zip(numerator.walls, denominator.walls, strict=True)
+    else:
+        pairs = zip(per_round(numerator), per_round(denominator), strict=True)
+    return statistics.median(a / b for a, b in pairs)
 
 
 def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> None:
@@ -272,6 +282,12 @@ def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> No
         thousand = by_tool[("deploygen render", 1000)]
         goals.append((f"render 1000 sites = {thousand.median:.2f}s median, {min(thousand.walls):.2f}s fastest",
                        thousand.median < 2, "< 2 s"))
+        # The issue's 2 s were set on a machine whose import floor took 0.19 s; this one's floor
+        # moves with the host's load, so the same goal is also shown as a multiple of the floor.
+        in_floors = paired(thousand, base)
+        goals.append((f"render 1000 sites = {in_floors:.1f}x the import floor, paired per round "
+                      f"({in_floors * REFERENCE_FLOOR:.2f}s where the floor takes {REFERENCE_FLOOR}s)",
+                      in_floors < 2 / REFERENCE_FLOOR, f"< {2 / REFERENCE_FLOOR:.1f}x: 2 s on the issue's machine"))
         memory = max(thousand.rss_kb, thousand.pss_kb or 0)
         goals.append((f"render 1000 sites peak memory = {memory / 1024:.0f} MB (largest process's RSS, or all "
                       "processes' PSS if more)", memory < 150 * 1024, "< 150 MB"))
@@ -299,7 +315,7 @@ def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> No
     serial = by_tool[("deploygen render -j 1 (one process)", counts[0])]
     parallel = by_tool[("deploygen render", counts[0])]
     print(f"\nin one process (-j 1), {counts[0]} sites: {serial.median:.2f}s median, {min(serial.walls):.2f}s "
-          f"fastest; worker processes take {paired(parallel, serial):.2f}x its wall time for "
+          f"fastest; the default (-j: one process per core) takes {paired(parallel, serial):.2f}x its wall time for "
           f"{statistics.median(parallel.cpus) / statistics.median(serial.cpus):.2f}x its CPU time")
 
 
