@@ -45,7 +45,7 @@ def main() -> None:
     gc.set_threshold(150_000)
     # For the same reason, no collection as the interpreter shuts down: it would walk every
     # object still alive (a tenth of a second after a 1,000-site render) only to free memory
-    # the process gives back anyway. Files are written with os.write, nothing waits in a buffer.
+    # the process gives back anyway. Every file a command writes is closed before it returns.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
 
