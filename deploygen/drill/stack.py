@@ -22,6 +22,11 @@ from pathlib import Path
 import crossplane
 
 from deploygen.errors import DeploygenError
+from deploygen.render import quote_ident
+
+
+# nginx's temp folders, moved into the drill's folder: the compiled-in ones need root.
+_NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 class MissingProgram(DeploygenError):
@@ -132,7 +137,7 @@ class Stack:
         options = f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -k {sockets} -c fsync=off"
         self._as_pg([self.programs["pg_ctl"], "-D", str(self.pg_data), "-o", options, "-w", "-l",
                      str(root / "server.log"), "start"])
-        quoted_role, quoted_db = _ident(role), _ident(database)
+        quoted_role, quoted_db = quote_ident(role), quote_ident(database)
         self.psql(f"CREATE ROLE {quoted_role} LOGIN", database="postgres")
         self.psql(f"CREATE DATABASE {quoted_db} OWNER {quoted_role}", database="postgres")
         self.psql(f"SET ROLE {quoted_role}; CREATE TABLE drill_lock (id int PRIMARY KEY); "
@@ -155,16 +160,16 @@ class Stack:
     # -- gunicorn and nginx ---------------------------------------------------
 
     def start_gunicorn(self, config: Path, probe_dir: Path, env: dict[str, str], port: int) -> None:
-        log = open(self.folder / "gunicorn.log", "w")
-        self.gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(config)], cwd=probe_dir,
-                                         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.folder / "gunicorn.log", "w") as log:  # gunicorn writes to its own copy
+            self.gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(config)], cwd=probe_dir,
+                                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(self.gunicorn)
         wait_for_port(port, 15, self.gunicorn)
 
     def start_nginx(self, site_conf: Path) -> None:
         prefix = self.folder / "nginx"
         prefix.mkdir()
-        for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        for temp in _NGINX_TEMP_PATHS:
             (prefix / temp).mkdir()
             os.chmod(prefix / temp, 0o777)
         local = prefix / "site.conf"
@@ -173,8 +178,7 @@ class Stack:
         main.write_text(
             f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
             "worker_processes 1;\nevents { worker_connections 256; }\nhttp {\n    access_log off;\n"
-            + "".join(f"    {t}_temp_path {prefix}/{t};\n" for t in
-                      ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+            + "".join(f"    {t}_temp_path {prefix}/{t};\n" for t in _NGINX_TEMP_PATHS)
             + f"    include {local};\n}}\n"
         )
         process = subprocess.Popen([self.programs["nginx"], "-c", str(main), "-p", str(prefix), "-e",
@@ -199,10 +203,6 @@ class Stack:
 def _reachable(folder: Path) -> bool:
     """Whether any user can enter `folder` (every ancestor searchable by others)."""
     return all(p.stat().st_mode & 0o001 for p in [folder, *folder.parents])
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _loopback_listen(source: Path, target: Path, port: int) -> None:
