@@ -21,6 +21,7 @@ DEFAULTS: dict[str, object] = {
     "forwarded_allow_ips": "127.0.0.1,::1", "wsgi_app": None, "chdir": None,
 }
 _SECONDS = {"timeout", "graceful_timeout", "keepalive"}
+_COUNTS = {"workers", "threads", "max_requests", "max_requests_jitter"}
 
 
 class _Unknown(Exception):
@@ -67,21 +68,25 @@ def read_gunicorn(path: str, env: dict[str, str] | None = None) -> dict[str, Rea
         except (_Unknown, ValueError, TypeError) as exc:
             found[name] = ReadSetting(f"gunicorn.{name}", None, location, unknown=str(exc))
             continue
-        if name in _SECONDS:
-            value = Duration.seconds_(int(value))
-        elif name in ("workers", "threads", "max_requests", "max_requests_jitter"):
-            value = int(value)
-        elif name == "bind" and isinstance(value, list):
+        if name == "bind" and isinstance(value, list):
             value = value[0]
-        found[name] = ReadSetting(f"gunicorn.{name}", value, location)
+        found[name] = ReadSetting(f"gunicorn.{name}", typed(name, value), location)
     read = {**gunicorn_defaults(path), **{f"gunicorn.{k}": v for k, v in found.items()}}
     return dict(sorted(read.items()))
+
+
+def typed(name: str, value: object) -> object:
+    """A gunicorn setting as deploygen keeps it, from a config file or a command-line flag:
+    durations for its seconds, ints for its counts, anything else as written."""
+    if name in _SECONDS:
+        return Duration.seconds_(int(value))
+    if name in _COUNTS:
+        return int(value)
+    return value
 
 
 def gunicorn_defaults(where: str) -> dict[str, ReadSetting]:
     """gunicorn's own default of every setting read here, located at line 1 of `where`."""
     location = Location(where, 1, 1)
-    return {f"gunicorn.{name}": ReadSetting(f"gunicorn.{name}",
-                                            Duration.seconds_(default) if name in _SECONDS else default,
-                                            location, default=True)
+    return {f"gunicorn.{name}": ReadSetting(f"gunicorn.{name}", typed(name, default), location, default=True)
             for name, default in DEFAULTS.items()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 
 from deploygen.audit.found import ReadSetting
+from deploygen.audit.gunicorn_reader import typed
 from deploygen.duration import Duration
 from deploygen.errors import Location
 
@@ -21,8 +22,6 @@ _FLAGS = {
     "-t": "timeout", "--timeout": "timeout", "--graceful-timeout": "graceful_timeout",
     "--keep-alive": "keepalive", "--max-requests": "max_requests",
 }
-_SECONDS = {"timeout", "graceful_timeout", "keepalive"}
-_INTS = {"workers", "threads", "max_requests"}
 
 
 def systemd_time(text: str) -> Duration:
@@ -88,12 +87,6 @@ def _exec_start(command: str, where: Location) -> dict[str, ReadSetting]:
             continue
         value = inline or (words[index + 1] if index + 1 < len(words) else "")
         index += 1 if inline else 2
-        if name in _SECONDS:
-            parsed: object = Duration.seconds_(int(value))
-        elif name in _INTS:
-            parsed = int(value)
-        else:
-            parsed = value
         key = "gunicorn.config_file" if name == "config" else f"gunicorn.{name}"
-        found[key] = ReadSetting(key, parsed, where)
+        found[key] = ReadSetting(key, typed(name, value), where)
     return found
