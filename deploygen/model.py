@@ -105,6 +105,11 @@ class PostgresTimeouts(Strict):
     client_connection_check_interval: PgSpan | None = None
 
 
+# The PostgreSQL settings deploygen owns per role and database: the rendered SQL sets or
+# resets each of them, and `audit` reads each back.
+POSTGRES_SETTINGS = tuple(PostgresTimeouts.model_fields)
+
+
 class SystemdTimeouts(Strict):
     TimeoutStopSec: Span | None = None
     RestartSec: Span | None = None

@@ -20,19 +20,12 @@ from deploygen.layout import (
     targets,
 )
 from deploygen.load import LoadedSite
+from deploygen.model import POSTGRES_SETTINGS
 from deploygen.settings import Effective, Value
 from deploygen.templating import environment
 
 GENERATOR = f"deploygen {__version__}"
 
-# Settings a site can turn off; the SQL resets them so the file stays the whole truth.
-_POSTGRES_SETTINGS = (
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "idle_session_timeout",
-    "client_connection_check_interval",
-)
 
 
 @dataclass(frozen=True)
@@ -119,7 +112,8 @@ def quote_ident(name: str) -> str:
 
 def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict[str, str]) -> dict:
     statements, resets = [], []
-    for name in _POSTGRES_SETTINGS:
+    # A setting the site turns off is reset, so that the file stays the whole truth.
+    for name in POSTGRES_SETTINGS:
         if values[name] is None:
             resets.append(name)
         else:

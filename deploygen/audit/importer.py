@@ -14,14 +14,14 @@ import yaml
 
 from deploygen.audit.assemble import AuditedApp
 from deploygen.duration import Duration
+from deploygen.model import POSTGRES_SETTINGS
 from deploygen.settings import Setting
 
 _TIMEOUTS = {
     "nginx": ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", "send_timeout",
               "client_header_timeout", "client_body_timeout", "keepalive_timeout"),
     "gunicorn": ("timeout", "graceful_timeout", "keepalive"),
-    "postgres": ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-                 "idle_session_timeout", "client_connection_check_interval"),
+    "postgres": POSTGRES_SETTINGS,
     "systemd": ("TimeoutStopSec", "RestartSec"),
 }
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from deploygen.audit.found import ReadSetting
 from deploygen.duration import Duration
 from deploygen.errors import Location
+from deploygen.model import POSTGRES_SETTINGS
 
 _TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|;|=|[^\s;=]+""", re.S)
 _UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-TIMEOUTS = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-            "idle_session_timeout", "client_connection_check_interval")
 
 
 def postgres_time(text: str) -> Duration | None:
@@ -94,11 +93,11 @@ def read_sql(path: str, role: str, database: str) -> dict[str, ReadSetting]:
             by_scope[scope][_name(raw_rest[1])] = None
         elif rest and rest[0] == "SET" and len(raw_rest) >= 4 and rest[2] in ("=", "TO"):
             name = _name(raw_rest[1])
-            if name in TIMEOUTS:
+            if name in POSTGRES_SETTINGS:
                 value = postgres_time(_literal(raw_rest[3]))
                 by_scope[scope][name] = ReadSetting(f"postgres.{name}", value, location)
     found: dict[str, ReadSetting] = {}
-    for name in TIMEOUTS:
+    for name in POSTGRES_SETTINGS:
         for scope in ("role_db", "role", "db"):
             if name in by_scope[scope]:
                 setting = by_scope[scope][name]
