@@ -24,7 +24,6 @@ import crossplane
 from deploygen.errors import DeploygenError
 from deploygen.render import quote_ident
 
-
 # nginx's temp folders, moved into the drill's folder: the compiled-in ones need root.
 _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
