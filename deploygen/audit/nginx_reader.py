@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import crossplane
 
@@ -71,11 +70,8 @@ def read_nginx(path: str) -> list[ProxiedServer]:
     upstreams: dict[str, dict] = {}
 
     def walk(block: list, file: str, inherited: dict, context: str) -> None:
-        here = dict(inherited)
-        here["__headers__"] = _headers(block, file) or inherited.get("__headers__", {})
-        for d in block:
-            if d["directive"] in DEFAULTS and d["args"]:
-                here[d["directive"]] = (d["args"][0], Location(file, d["line"], 1))
+        here = {**inherited, **_set_here(block, file),
+                "__headers__": _headers(block, file) or inherited.get("__headers__", {})}
         for d in block:
             name = d["directive"]
             if name == "include":
@@ -90,23 +86,16 @@ def read_nginx(path: str) -> list[ProxiedServer]:
                 _server(d, file, here)
 
     def _server(d: dict, file: str, inherited: dict) -> None:
-        here = dict(inherited)
         block = d["block"]
-        for x in block:
-            if x["directive"] in DEFAULTS and x["args"]:
-                here[x["directive"]] = (x["args"][0], Location(file, x["line"], 1))
+        here = {**inherited, **_set_here(block, file)}
         names = [a for x in block if x["directive"] == "server_name" for a in x["args"]]
         for loc in (x for x in block if x["directive"] == "location" and x["args"] == ["/"]):
-            inner = dict(here)
-            proxy = None
+            inner = {**here, **_set_here(loc["block"], file)}
             headers = _headers(loc["block"], file) or _headers(block, file) or inherited.get("__headers__", {})
-            for x in loc["block"]:
-                if x["directive"] in DEFAULTS and x["args"]:
-                    inner[x["directive"]] = (x["args"][0], Location(file, x["line"], 1))
-                if x["directive"] == "proxy_pass":
-                    proxy = x["args"][0]
-            if proxy is None:
+            proxies = [x["args"][0] for x in loc["block"] if x["directive"] == "proxy_pass"]
+            if not proxies:
                 continue
+            proxy = proxies[-1]
             server = ProxiedServer(file, d["line"], names, proxy)
             for x in block:
                 if x["directive"] in ("ssl_certificate", "ssl_certificate_key") and x["args"]:
@@ -130,6 +119,12 @@ def read_nginx(path: str) -> list[ProxiedServer]:
     for server in found:
         _upstream_settings(server, upstreams)
     return found
+
+
+def _set_here(block: list, file: str) -> dict:
+    """The directives read here that one level sets: `{name: (argument, location)}`, the last one kept."""
+    return {x["directive"]: (x["args"][0], Location(file, x["line"], 1))
+            for x in block if x["directive"] in DEFAULTS and x["args"]}
 
 
 def _headers(block: list, file: str) -> dict:
@@ -158,23 +153,18 @@ def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> Non
 
 
 def read_server_block(path: str) -> list[ProxiedServer]:
-    """A lone site file (`sites-available/NAME`): wrapped in `http {}` as nginx's include does."""
-    servers = read_nginx_text(Path(path).read_text(), path)
+    """A lone site file (`sites-available/NAME`): included from an `http {}`, as nginx.conf does."""
+    import tempfile
+
     absolute = os.path.abspath(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        main = os.path.join(tmp, "nginx.conf")
+        with open(main, "w") as f:
+            f.write(f"http {{ include {absolute}; }}\n")
+        servers = read_nginx(main)
     for server in servers:
         server.file = path if server.file == absolute else server.file
         for key, read in server.settings.items():
             if read.location.file == absolute:
                 server.settings[key] = replace(read, location=read.location._replace(file=path))
     return servers
-
-
-def read_nginx_text(text: str, name: str) -> list[ProxiedServer]:
-    import os
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        main = os.path.join(tmp, "nginx.conf")
-        with open(main, "w") as f:
-            f.write(f"http {{ include {os.path.abspath(name)}; }}\n")
-        return read_nginx(main)
