@@ -45,7 +45,8 @@ def _setting(read: ReadSetting) -> Setting:
 
 def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer | None = None,
              unit: dict[str, ReadSetting] | None = None, sql: dict[str, ReadSetting] | None = None,
-             flask: dict[str, ReadSetting] | None = None) -> AuditedApp:
+             flask: dict[str, ReadSetting] | None = None, role: str | None = None,
+             database: str | None = None) -> AuditedApp:
     reads: dict[str, ReadSetting] = {}
     for source in (nginx.settings if nginx else {}, gunicorn, unit or {}, sql or {}):
         for key, read in source.items():
@@ -78,7 +79,8 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
     unknown = [r for r in reads.values() if r.unknown]
     # None stays: it is a layer's "unset" (no statement_timeout, no Connection header), which rules read.
     settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown}
-    return AuditedApp(name, Effective(settings), unknown, nginx)
+    scope = (role, database) if sql is not None and role and database else None
+    return AuditedApp(name, Effective(settings), unknown, nginx, scope)
 
 
 def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
@@ -91,20 +93,22 @@ def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: 
         config = os.path.join(workdir.value if workdir else "", unit_read["gunicorn.config_file"].value)
     gunicorn_read = read_gunicorn(config) if config else gunicorn_defaults(unit or "gunicorn")
     servers = (read_server_block(nginx) if nginx and not _is_main(nginx) else read_nginx(nginx)) if nginx else []
-    bind = (unit_read.get("gunicorn.bind") or gunicorn_read["gunicorn.bind"]).value
-    server = _proxying(servers, str(bind))
+    server = _proxying(servers, _bind(unit_read, gunicorn_read))
     sql_read = read_sql(sql, role or "", database or "") if sql else None
     env_read = read_flask_env(flask_env) if flask_env else None
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
-    app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read)
-    app.database = (role, database) if sql_read is not None and role and database else None
-    return [app]
+    return [assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database)]
 
 
 def _is_main(path: str) -> bool:
     """A main nginx.conf (with `http {}`), as opposed to a lone site file."""
     text = Path(path).read_text()
     return any(line.strip().startswith("http") and "{" in line for line in text.splitlines())
+
+
+def _bind(unit: dict[str, ReadSetting], gunicorn: dict[str, ReadSetting]) -> str:
+    """gunicorn's bind: a flag on ExecStart beats the config file."""
+    return str((unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value)
 
 
 def _proxying(servers: list[ProxiedServer], bind: str) -> ProxiedServer | None:
@@ -180,14 +184,12 @@ def audit_root(root: str, role: str | None = None, database: str | None = None) 
         for env in env_files:
             if env.exists():
                 flask.update(read_flask_env(str(env)))
-        bind = (unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value
         sql_file = base / "etc/deploygen" / unit_path.stem / "postgres.sql"
         sql = None
         if sql_file.exists():
             scope = sql_scope(str(sql_file))
             role, database = scope if scope else (role, database)
             sql = read_sql(str(sql_file), role or "", database or "")
-        app = assemble(unit_path.stem, gunicorn, _proxying(servers, str(bind)), unit, sql, flask)
-        app.database = (role, database) if sql is not None and role and database else None
-        apps.append(app)
+        apps.append(assemble(unit_path.stem, gunicorn, _proxying(servers, _bind(unit, gunicorn)), unit, sql, flask,
+                             role, database))
     return apps
