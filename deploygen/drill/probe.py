@@ -45,6 +45,7 @@ def _seconds() -> float:
     return float(request.args.get("s", "0"))
 
 
+@app.errorhandler(psycopg.Error)
 def _postgres_error(exc: psycopg.Error):
     sqlstate = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "diag", None), "sqlstate", None)
     return jsonify({"layer": "postgres", "sqlstate": sqlstate, "error": str(exc).splitlines()[0]}), 503
@@ -62,33 +63,24 @@ def sleep():
 
 @app.get("/db-sleep")
 def db_sleep():
-    try:
-        with _connect() as conn:
-            conn.execute("SELECT pg_sleep(%s)", (_seconds(),))
-    except psycopg.Error as exc:
-        return _postgres_error(exc)
+    with _connect() as conn:
+        conn.execute("SELECT pg_sleep(%s)", (_seconds(),))
     return jsonify({"layer": "app", "pid": os.getpid()})
 
 
 @app.get("/lock")
 def lock():
-    try:
-        with _connect() as conn:
-            conn.execute("SELECT id FROM drill_lock WHERE id = 1 FOR UPDATE")
-    except psycopg.Error as exc:
-        return _postgres_error(exc)
+    with _connect() as conn:
+        conn.execute("SELECT id FROM drill_lock WHERE id = 1 FOR UPDATE")
     return jsonify({"layer": "app", "pid": os.getpid()})
 
 
 @app.get("/idle-tx")
 def idle_tx():
-    try:
-        with _connect() as conn:
-            conn.execute("SELECT 1")
-            time.sleep(_seconds())
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return _postgres_error(exc)
+    with _connect() as conn:
+        conn.execute("SELECT 1")
+        time.sleep(_seconds())
+        conn.execute("SELECT 1")
     return jsonify({"layer": "app", "pid": os.getpid()})
 
 
