@@ -33,6 +33,20 @@ class Problem:
         return f"{self.location}: {self.message}"
 
 
+# How much of a value a message repeats: enough to recognise it, never a 50 MB echo.
+SHOWN_LIMIT = 60
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """`repr(value)`, cut to about `limit` characters with the full length said."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit + 2 else text[:limit] + "... (cut)"
+
+
 class DeploygenError(Exception):
     """Root of every error deploygen raises on purpose."""
 

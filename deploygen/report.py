@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deploygen.errors import Problem
 from deploygen.findings import Finding
 
 FORMATS = ("text", "json", "github")
@@ -36,3 +37,27 @@ def summary(findings: list[Finding]) -> str:
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+
+
+def format_problems(problems: list[Problem], fmt: str) -> str:
+    """Bad input in the report's own format, so that a dashboard is never blank for a broken file.
+
+    JSON objects have the findings' fields, with `code` null (no rule fired: the input could not
+    be read) and `key`; GitHub lines are `::error` commands titled `bad input`.
+    """
+    problems = sorted(problems)
+    if fmt == "json":
+        import json
+
+        return json.dumps([
+            {"code": None, "severity": "error", "file": p.location.file, "line": p.location.line,
+             "column": p.location.column, "key": p.key, "message": p.message,
+             "settings": {}} for p in problems
+        ], indent=2, sort_keys=True) + "\n"
+    if fmt == "github":
+        return "".join(
+            f"::error file={_github_escape(p.location.file, property_value=True)},line={p.location.line},"
+            f"col={p.location.column},title=bad input::{_github_escape(str(p.key and p.key + ': ') + p.message)}\n"
+            for p in problems
+        )
+    return "".join(f"{p}\n" for p in problems)
