@@ -16,9 +16,14 @@ from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
+from deploygen.errors import shown
+
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _ORDER = ["d", "h", "m", "s", "ms"]
-_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+# No layer takes more than PostgreSQL's 2**31 ms (24.8 days) or a year elsewhere; anything past
+# a thousand years is refused here, before it meets int() (4,300 digits at most) or str().
+_MAX_MS = 1000 * 365 * 86_400_000
 PATTERN = r"^([0-9]+(ms|s|m|h|d))+$|^[0-9]+$"
 
 # PostgreSQL stores these settings as a signed 32-bit count of milliseconds.
@@ -52,7 +57,7 @@ class Duration:
         if isinstance(value, int):
             if value < 0:
                 raise ValueError("a duration cannot be negative")
-            return cls(value * 1000)
+            return cls._bounded(value * 1000, value)
         if isinstance(value, float):
             raise ValueError(
                 "fractions are not accepted (nginx and gunicorn reject them): write 1500ms, not 1.5s"
@@ -60,8 +65,10 @@ class Duration:
         if not isinstance(value, str):
             raise ValueError(f"expected a duration such as 30s, 5m or 12h, got {type(value).__name__}")
         text = value.strip()
-        if text.isdigit():
-            return cls(int(text) * 1000)
+        if len(text) > 40:
+            raise ValueError(f"{shown(value)} is not a duration: write e.g. 500ms, 30s, 5m, 12h, 1d or 1h30m")
+        if text.isascii() and text.isdigit():
+            return cls._bounded(int(text) * 1000, value)
         pos = 0
         total = 0
         last_rank = -1
@@ -71,20 +78,28 @@ class Duration:
             unit = match.group(2)
             rank = _ORDER.index(unit)
             if rank <= last_rank:
-                raise ValueError(f"{value!r}: write units once each, largest first (1h30m)")
+                raise ValueError(f"{shown(value)}: write units once each, largest first (1h30m)")
             last_rank = rank
             total += int(match.group(1)) * _UNIT_MS[unit]
+            if total > _MAX_MS:
+                return cls._bounded(total, value)
             pos = match.end()
         if pos != len(text) or not text:
             if re.fullmatch(r"\d+\.\d+\s*\w*", text):
                 raise ValueError(
-                    f"{value!r}: fractions are not accepted (nginx and gunicorn reject them): "
+                    f"{shown(value)}: fractions are not accepted (nginx and gunicorn reject them): "
                     "use a smaller unit, e.g. 1500ms"
                 )
             raise ValueError(
-                f"{value!r} is not a duration: write e.g. 500ms, 30s, 5m, 12h, 1d or 1h30m"
+                f"{shown(value)} is not a duration: write e.g. 500ms, 30s, 5m, 12h, 1d or 1h30m"
             )
         return cls(total)
+
+    @classmethod
+    def _bounded(cls, ms: int, written: object) -> Duration:
+        if ms > _MAX_MS:
+            raise ValueError(f"{shown(written)} is longer than a thousand years")
+        return cls(ms)
 
     @classmethod
     def seconds_(cls, seconds: int) -> Duration:

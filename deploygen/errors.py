@@ -28,9 +28,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        if self.key:
-            return f"{self.location}: {self.key}: {self.message}"
-        return f"{self.location}: {self.message}"
+        key = self.key if len(self.key) <= 200 else self.key[:200] + "..."
+        text = f"{self.location}: {key}: {self.message}" if key else f"{self.location}: {self.message}"
+        return printable(text)
 
 
 # How much of a value a message repeats: enough to recognise it, never a 50 MB echo.
@@ -45,6 +45,17 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
         return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
     text = repr(value)
     return text if len(text) <= limit + 2 else text[:limit] + "... (cut)"
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could break its line written as an escape (`\\n`).
+
+    A message is one line per problem: a key or file name holding a newline must not start
+    a second one that looks like another problem.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class DeploygenError(Exception):

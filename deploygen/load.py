@@ -8,8 +8,9 @@ from pathlib import PurePath
 
 from pydantic import BaseModel, ValidationError
 
-from deploygen.errors import InputError, Location, Problem
+from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.model import Site
+from deploygen.regular_file import read_regular_text
 from deploygen.yamlsource import Document, dotted, load_document
 
 
@@ -79,9 +80,11 @@ def load_sites(arguments: list[str]) -> list[LoadedSite]:
 
 def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     """Load one site file."""
+    refused = _unsafe_file_name(file)
+    if refused:
+        return None, [refused]
     try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
+        text = read_regular_text(file)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {reason}")]
@@ -95,6 +98,25 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     return LoadedSite(file, site, document), []
 
 
+def _unsafe_file_name(file: str) -> Problem | None:
+    """A site file's name is written into every file rendered from it (the header comment and
+    each provenance note): a line break there would start a line of Python in gunicorn.conf.py,
+    of SQL or a psql `\\!` command in postgres.sql, a `User=` in the unit. Refuse every
+    character that is not printable (control characters, U+2028 and the other line and
+    paragraph separators, bidi controls), anywhere in the path, since it also reaches every
+    message; and a backslash in the name, which continues a systemd line and starts psql's
+    meta-commands.
+    """
+    name = os.path.basename(file)
+    bad = sorted({c for c in file if not c.isprintable()} | ({"\\"} & set(name)))
+    if not bad:
+        return None
+    listed = " ".join(repr(c) for c in bad)
+    return Problem(Location(printable(file), 1, 1), "",
+                   f"the site file's path holds {listed}: it is written into every rendered file, "
+                   "so only printable characters (and no backslash in the name) are accepted; rename it")
+
+
 def _problem(document: Document, error: dict) -> Problem:
     loc = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
     kind = error["type"]
@@ -106,7 +128,7 @@ def _problem(document: Document, error: dict) -> Problem:
     if kind in ("value", "duration"):
         message = message[len("Value error, "):] if message.startswith("Value error, ") else message
     elif "input" in error and not isinstance(error["input"], (dict, list)):
-        message = f"{message} (got {error['input']!r})"
+        message = f"{message} (got {shown(error['input'])})"
     return Problem(document.locate(loc), dotted(loc), message)
 
 
@@ -115,7 +137,7 @@ def _unknown_key(loc: tuple) -> str:
     import difflib
 
     known = _known_keys(loc[:-1])
-    message = f"unknown key {loc[-1]!r}"
+    message = f"unknown key {shown(loc[-1])}"
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     if close:
         message += f": did you mean {close[0]!r}?"

@@ -1,9 +1,22 @@
-"""Write rendered sites to disk: every site or none, never half a result.
+"""Write rendered sites to disk: every site or none, never half a result, one run at a time.
 
-Everything is written into a fresh folder beside the destination first; only
-when every file of every site is on disk are the site folders swapped in by
-rename. A failure before the swap leaves earlier output untouched; a failure
-during it puts back the folders already swapped.
+The layout of an output folder DIR:
+
+    DIR/NAME -> .deploygen/current/NAME        one symlink per site, made once
+    DIR/.deploygen/current -> releases/r...    the one link a render swaps
+    DIR/.deploygen/releases/r.../NAME/         every site of one complete render
+    DIR/.deploygen/lock                        held while a render writes
+
+A render writes a new release (the sites it renders, plus hard links to the
+other sites already there), then swaps `current` with one rename(2): whatever
+kills the process, SIGKILL included, DIR shows the old render or the new one,
+never a mix. Two renders into one DIR take turns on the lock. A release that
+is not `current` is staging a killed render left behind; the next render
+removes it.
+
+Nothing that deploygen did not write is ever replaced: DIR/NAME must be
+missing, deploygen's link, or a folder of an earlier deploygen whose
+manifest.json names the site.
 
 Many sites are rendered and written by forked worker processes, each taking
 a contiguous share: rendering is CPU-bound Python, so one process uses one
@@ -13,13 +26,21 @@ loaded templates from the fork; only names and file counts travel back.
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
 import shutil
+import signal
+import stat
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from deploygen.errors import InputError, Location, Problem
+from deploygen.parent_death import die_with_parent
 from deploygen.render import RenderedSite
 
 # Below this many sites per worker, starting a process costs more than it saves.
@@ -47,35 +68,218 @@ def _as_is(site: Any) -> RenderedSite:
 _job: tuple[Sequence[Any], Callable[[Any], RenderedSite], str, int] | None = None
 
 
+STATE = ".deploygen"
+CURRENT = "current"
+RELEASES = "releases"
+LEGACY_STAGING = ".deploygen-"  # the staging folders of deploygen before releases
+
+
+def link_target(name: str) -> str:
+    """What DIR/NAME points at: relative, so that DIR can be moved or copied whole."""
+    return f"{STATE}/{CURRENT}/{name}"
+
+
 def write_sites(
     sites: Sequence[Any],
     out_dir: str | os.PathLike,
     render: Callable[[Any], RenderedSite] = _as_is,
     jobs: int = 1,
+    names: Sequence[str] | None = None,
 ) -> list[Written]:
-    """Write `render(site)` of each site to `out_dir/NAME/`, replacing what was there.
+    """Write `render(site)` of each site to `out_dir/NAME/`, replacing what deploygen wrote there.
 
-    With `jobs` above 1, that many forked processes render and write a share each.
+    With `jobs` above 1, that many forked processes render and write a share each. `names`
+    (the sites' names, in order) lets DIR/NAME be checked before anything is rendered.
+    Raises InputError when DIR/NAME holds something deploygen did not write, OSError when
+    writing fails; either way DIR is as it was.
     """
     global _job
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".deploygen-", dir=out)
-    jobs = max(1, min(jobs, len(sites)))
-    # With no umask, files and folders get exactly the modes the manifest lists, which is
-    # what `rsync -a` installs, in one system call each instead of a create and a chmod.
-    umask = os.umask(0)
-    _job = (sites, render, staging, jobs)
+    state = out / STATE
+    first = _make_state(state)
     try:
-        if jobs == 1:
-            shares = [_write_share(0)]
-        else:
-            shares = _in_workers(jobs)
-        return _swap_in([site for share in shares for site in share], Path(staging), out)
+        with _locked(state / "lock"):
+            _clear_stale(out, state)
+            if names is not None:
+                _check_replaceable(out, names)
+            (state / RELEASES).mkdir(exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix="r", dir=state / RELEASES))
+            jobs = max(1, min(jobs, len(sites)))
+            # With no umask, files and folders get exactly the modes the manifest lists, which is
+            # what `rsync -a` installs, in one system call each instead of a create and a chmod.
+            umask = os.umask(0)
+            _job = (sites, render, str(staging), jobs)
+            try:
+                staging.chmod(0o755)
+                shares = [_write_share(0)] if jobs == 1 else _in_workers(jobs)
+                written = [site for share in shares for site in share]
+                names = [name for name, _ in written]
+                _check_replaceable(out, names)
+                _carry_over(state, staging, set(names), out)
+                old = _swap(out, state, staging, names)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            finally:
+                _job = None
+                os.umask(umask)
+            first = False  # committed: from here on DIR holds this render
+            _tidy(out, staging, names, old)
+            return [Written(out / name, files) for name, files in written]
+    except BaseException:
+        if first:
+            shutil.rmtree(state, ignore_errors=True)  # a first render that failed leaves nothing
+        raise
+
+
+def _make_state(state: Path) -> bool:
+    """Make DIR/.deploygen if missing; True when this call made it."""
+    try:
+        state.mkdir(mode=0o755)
+        return True
+    except FileExistsError:
+        info = state.lstat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise OSError(errno.ENOTDIR, "is not deploygen's state folder (a link or a file)", str(state)) from None
+        return False
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One render at a time per output folder: a second one waits for the first to finish."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        _job = None
-        os.umask(umask)
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(fd)  # closing releases the lock
+
+
+def _current(state: Path) -> Path | None:
+    try:
+        target = os.readlink(state / CURRENT)
+    except OSError:
+        return None
+    return state / target
+
+
+def _clear_stale(out: Path, state: Path) -> None:
+    """Remove what killed renders left: releases that are not current, old staging folders."""
+    current = _current(state)
+    releases = state / RELEASES
+    if releases.is_dir():
+        for entry in os.scandir(releases):
+            if current is None or entry.name != current.name:
+                shutil.rmtree(entry.path, ignore_errors=True)
+    for entry in os.scandir(out):
+        if entry.name.startswith(LEGACY_STAGING) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+    for entry in os.scandir(state):
+        if entry.name.startswith(f"{CURRENT}.") and entry.is_symlink():
+            os.unlink(entry.path)
+
+
+def _check_replaceable(out: Path, names: Sequence[str]) -> None:
+    """Refuse, before anything is swapped, to replace what deploygen did not write."""
+    problems = []
+    for name in names:
+        path = out / name
+        why = _not_ours(path, name)
+        if why:
+            problems.append(Problem(Location(str(path), 1, 1), "",
+                                    f"{why}: deploygen replaces only its own output; move it away or "
+                                    "render into another folder (-o)"))
+    if problems:
+        raise InputError(problems)
+
+
+def _not_ours(path: Path, name: str) -> str | None:
+    """Why DIR/NAME is not deploygen's to replace, or None when it is (or is missing)."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return None if os.readlink(path) == link_target(name) else "a symbolic link deploygen did not make"
+    if not stat.S_ISDIR(info.st_mode):
+        return "a file, not a folder deploygen wrote"
+    if _legacy_manifest_names(path) != name:
+        return f"a folder without deploygen's manifest.json for site {name!r}"
+    return None
+
+
+def _legacy_manifest_names(folder: Path) -> str | None:
+    """The site an earlier deploygen's DIR/NAME/manifest.json names, if it is one."""
+    from deploygen.regular_file import read_regular_file
+
+    try:
+        manifest = json.loads(read_regular_file(folder / "manifest.json", follow=False))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not str(manifest.get("generator", "")).startswith("deploygen "):
+        return None
+    site = manifest.get("site")
+    return site if isinstance(site, str) else None
+
+
+def _carry_over(state: Path, staging: Path, rendered: set[str], out: Path) -> None:
+    """Sites of the current release not rendered now stay: hard links, no copy of their bytes.
+
+    A release's files are never changed in place (every render writes new ones), so two
+    releases can share them. A site whose DIR/NAME link the user removed is not carried.
+    """
+    current = _current(state)
+    if current is None or not current.is_dir():
+        return
+    for entry in sorted(os.scandir(current), key=lambda e: e.name):
+        if entry.name in rendered or _not_ours(out / entry.name, entry.name) or not (out / entry.name).is_symlink():
+            continue
+        shutil.copytree(entry.path, staging / entry.name, symlinks=True, copy_function=os.link)
+
+
+def _swap(out: Path, state: Path, staging: Path, names: list[str]) -> Path | None:
+    """Make `staging` the current release with one rename, and link new sites; the old release."""
+    old = _current(state)
+    link = state / f"{CURRENT}.{staging.name}"
+    os.symlink(f"{RELEASES}/{staging.name}", link)
+    made: list[Path] = []
+    # SIGINT and SIGTERM wait until the links and the swap are done: either none of this
+    # happened (rolled back) or all of it. SIGKILL cannot wait; a link made for a new site
+    # just before it points into a release that does not have the site yet, which reads as
+    # the site being absent, as it was.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        for name in names:
+            path = out / name
+            if not os.path.lexists(path):
+                os.symlink(link_target(name), path)
+                made.append(path)
+        os.replace(link, state / CURRENT)
+    except BaseException:
+        for path in made:
+            path.unlink(missing_ok=True)
+        link.unlink(missing_ok=True)
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return old
+
+
+def _tidy(out: Path, staging: Path, names: list[str], old: Path | None) -> None:
+    """After the swap: earlier deploygen's folders become links, the old release goes.
+
+    Killed here, DIR already shows the new render; the next render finishes the tidying.
+    """
+    for name in names:
+        path = out / name
+        if not path.is_symlink() and path.is_dir():  # written in place by deploygen before releases
+            aside = staging.parent / f"legacy-{name}"
+            os.replace(path, aside)
+            os.symlink(link_target(name), path)
+            shutil.rmtree(aside, ignore_errors=True)
+    if old is not None and old.name != staging.name:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _in_workers(jobs: int) -> list[list[tuple[str, int]]]:
@@ -86,7 +290,9 @@ def _in_workers(jobs: int) -> list[list[tuple[str, int]]]:
     # fork: the workers start with the sites and compiled templates already in memory.
     # This process writes the first share itself while the others write the rest.
     try:
-        with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        # Workers of a killed parent would write on into a release nobody commits.
+        with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=die_with_parent) as pool:
             others = [pool.submit(_write_share, index) for index in range(1, jobs)]
             return [_write_share(0), *(share.result() for share in others)]
     except BrokenProcessPool:
@@ -135,24 +341,3 @@ def _write(path: str, content: bytes, mode: int, made: set[str]) -> None:
             view = view[os.write(fd, view):]
     finally:
         os.close(fd)
-
-
-def _swap_in(sites: list[tuple[str, int]], staging: Path, out: Path) -> list[Written]:
-    swapped: list[tuple[Path, Path | None]] = []
-    try:
-        for name, _ in sites:
-            final = out / name
-            old = None
-            if final.exists() or final.is_symlink():
-                old = staging / f".old-{name}"
-                os.replace(final, old)
-            swapped.append((final, old))
-            os.replace(staging / name, final)
-    except OSError:
-        for final, old in reversed(swapped):
-            if final.exists():
-                shutil.rmtree(final, ignore_errors=True)
-            if old is not None:
-                os.replace(old, final)
-        raise
-    return [Written(final, files) for (final, _), (_, files) in zip(swapped, sites, strict=True)]

@@ -4,7 +4,10 @@ libyaml's composer (PyYAML's CSafeLoader) builds the node tree in C and gives
 every node its line and column, so positions cost almost nothing. The tree is
 then turned into dicts, lists and scalars here, which is also where YAML's
 loopholes are closed: duplicate keys (PyYAML silently keeps the last), tags
-other than the plain core types, non-string keys, aliases that recurse.
+other than the plain core types, non-string keys, aliases that recurse, and
+aliases that multiply: nine nested lists of nine aliases each are 387 million
+values from 300 bytes (the "billion laughs"), so values are counted as aliases
+expand and the build stops at MAX_VALUES.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from deploygen.errors import Location, Problem
+from deploygen.errors import Location, Problem, shown
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -33,6 +36,12 @@ _SCALARS = {
                 "tag:yaml.org,2002:null")
 }
 _constructor = yaml.constructor.SafeConstructor()
+
+# A site file that writes every key has about 150 values and is 5 levels deep. These bounds
+# are a hundred times that and more, and keep a hostile file to well under a second and a
+# few MB: past them the file is refused, not cut.
+MAX_VALUES = 20_000
+MAX_DEPTH = 32
 
 
 def dotted(path: Path) -> str:
@@ -72,8 +81,15 @@ def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         return None, [Problem(Location(file, line, col), "", f"YAML syntax error: {reason}")]
+    except yaml.reader.ReaderError as exc:
+        # libyaml refuses control characters (a NUL byte, ESC) before it has marks: locate it.
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        return None, [Problem(Location(file, line, col), "",
+                              f"YAML error: the control character U+{code:04X} is not allowed in a YAML file")]
     except yaml.YAMLError as exc:
-        return None, [Problem(Location(file, 1, 1), "", f"YAML error: {exc}")]
+        return None, [Problem(Location(file, 1, 1), "", f"YAML error: {shown(str(exc), 200)}")]
     if root is None:
         return None, [Problem(Location(file, 1, 1), "", "empty file: expected a mapping with the site's keys")]
     if not isinstance(root, yaml.MappingNode) or root.tag != _MAP_TAG:
@@ -104,11 +120,23 @@ class _Builder:
         self.positions: dict[Path, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self._open: set[int] = set()
+        self._values = 0
+        self._stopped = False
 
     def _problem(self, node: yaml.Node, path: Path, message: str) -> None:
         self.problems.append(Problem(_mark(self.file, node), dotted(path), message))
 
     def build(self, node: yaml.Node, path: Path) -> object:
+        if self._stopped:
+            return None
+        self._values += 1
+        if self._values > MAX_VALUES:
+            self._stop(node, path, f"more than {MAX_VALUES} values (YAML aliases multiply them): "
+                                   "a site file has a few hundred")
+            return None
+        if len(path) > MAX_DEPTH:
+            self._stop(node, path, f"nested deeper than {MAX_DEPTH} levels")
+            return None
         if id(node) in self._open:
             self._problem(node, path, "a YAML alias refers to its own parent")
             return None
@@ -117,9 +145,13 @@ class _Builder:
             if tag == _STR_TAG:
                 return node.value
             if tag not in _SCALARS:
-                self._problem(node, path, f"YAML tag {tag!r} is not allowed: write a plain value")
+                self._problem(node, path, f"YAML tag {shown(tag)} is not allowed: write a plain value")
                 return None
-            return _SCALARS[tag](_constructor, node)
+            try:
+                return _SCALARS[tag](_constructor, node)
+            except ValueError:  # int() refuses more than 4,300 digits
+                self._problem(node, path, f"the number {shown(node.value)} is too large")
+                return None
         self._open.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
@@ -128,15 +160,21 @@ class _Builder:
         finally:
             self._open.discard(id(node))
 
+    def _stop(self, node: yaml.Node, path: Path, message: str) -> None:
+        """One problem for the whole file, then nothing more is built."""
+        self._problem(node, path[:MAX_DEPTH], message)
+        self._stopped = True
+
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict | None:
         if node.tag != _MAP_TAG:
-            self._problem(node, path, f"YAML tag {node.tag!r} is not allowed: write a plain mapping")
+            self._problem(node, path, f"YAML tag {shown(node.tag)} is not allowed: write a plain mapping")
             return None
         out: dict = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
-                shown = getattr(key_node, "value", "?")
-                self._problem(key_node, path, f"key {shown!r} must be a plain string")
+                written = getattr(key_node, "value", "?")
+                written = written if isinstance(written, str) else "a collection"
+                self._problem(key_node, path, f"key {shown(written)} must be a plain string")
                 continue
             key = key_node.value
             key_path = path + (key,)
@@ -150,7 +188,7 @@ class _Builder:
 
     def _sequence(self, node: yaml.SequenceNode, path: Path) -> list | None:
         if node.tag != _SEQ_TAG:
-            self._problem(node, path, f"YAML tag {node.tag!r} is not allowed: write a plain list")
+            self._problem(node, path, f"YAML tag {shown(node.tag)} is not allowed: write a plain list")
             return None
         out = []
         for index, item in enumerate(node.value):

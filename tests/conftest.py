@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import os
 import shutil
 from pathlib import Path
@@ -53,6 +54,10 @@ def make_site(tmp_path):
 
     def make(overrides: dict | None = None, *, filename: str | None = None, folder: Path | None = None) -> Path:
         data = merge(BASE_SITE, overrides or {})
+        name = data.get("name")
+        if isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name) and "bind" not in (overrides or {}).get("server", {}) and "server" in data:
+            # A site owns /run/NAME only: the socket follows the name unless a test writes it.
+            data["server"]["bind"] = f"unix:/run/{name}/gunicorn.sock"
         target = (folder or tmp_path) / (filename or f"{data.get('name', 'site')}.yaml")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(data, sort_keys=False))

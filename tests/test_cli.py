@@ -43,7 +43,7 @@ def test_render_replaces_earlier_output_whole(cli, make_site, tmp_path):
     assert cli("render", make_site({"database": None}), "-o", out).exit_code == 0
     assert not stale.exists()
     assert not (out / "shop" / "root" / "etc" / "deploygen" / "shop" / "postgres.sql").exists()
-    assert [p.name for p in out.iterdir()] == ["shop"]
+    assert [p.name for p in out.iterdir() if p.name != ".deploygen"] == ["shop"]
 
 
 def test_unwritable_output_is_reported_and_leaves_nothing(cli, make_site, tmp_path):
@@ -58,7 +58,7 @@ def test_unwritable_output_is_reported_and_leaves_nothing(cli, make_site, tmp_pa
 def test_render_writes_all_sites_of_a_folder(cli, tmp_path):
     result = cli("render", SITES, "-o", tmp_path)
     assert result.exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dokon", "sergeli0606"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".deploygen") == ["dokon", "sergeli0606"]
 
 
 def test_folder_loads_yaml_and_yml_sorted(cli, make_site, tmp_path):
@@ -119,7 +119,7 @@ def test_wheel_installs_and_renders_from_any_directory(tmp_path):
 def test_a_file_named_twice_is_rendered_once(cli, tmp_path):
     result = cli("render", SITES, SITES / "dokon.yaml", "-o", tmp_path)
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dokon", "sergeli0606"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".deploygen") == ["dokon", "sergeli0606"]
 
 
 def test_site_files_are_found_sorted_named_as_written_and_read_once(tmp_path, monkeypatch):
@@ -144,8 +144,16 @@ def test_render_in_worker_processes_is_byte_identical_and_in_order(cli, tmp_path
     assert forked.stdout.replace("/two/", "/one/") == serial.stdout
     assert [line.split("/")[-1] for line in forked.stdout.splitlines()] == [
         f"site{i}: 5 files and manifest.json" for i in range(5)]
-    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*"))
-    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*"))
+    def listed(out):
+        found = []
+        for folder, dirs, names in os.walk(out, followlinks=True):
+            dirs[:] = [d for d in dirs if d != ".deploygen"]
+            found += [(Path(folder) / n).relative_to(out) for n in dirs + names]
+        assert found
+        return sorted(found)
+
+    files = listed(tmp_path / "one")
+    assert files == listed(tmp_path / "two")
     for relative in files:
         one, two = tmp_path / "one" / relative, tmp_path / "two" / relative
         assert one.stat().st_mode == two.stat().st_mode

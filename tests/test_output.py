@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
 import pytest
 
 from deploygen import output
+from deploygen.errors import InputError
 from deploygen.render import RenderedFile, RenderedSite
 
 
@@ -16,25 +18,42 @@ def _site(name: str, text: str) -> RenderedSite:
     return RenderedSite(name, [f], b"{}\n")
 
 
-def test_failed_swap_restores_every_earlier_site(tmp_path, monkeypatch):
+CONF = "root/etc/nginx/sites-available/{}.conf"
+
+
+def _visible(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != output.STATE)
+
+
+def test_failed_swap_keeps_every_earlier_site(tmp_path, monkeypatch):
     output.write_sites([_site("a", "old a\n"), _site("b", "old b\n")], tmp_path)
     real_replace = os.replace
 
     def failing_replace(src, dst):
-        if str(src).endswith("/b") and "deploygen-" in str(src):
+        if str(dst).endswith(f"{output.STATE}/{output.CURRENT}"):
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
     monkeypatch.setattr(output.os, "replace", failing_replace)
     with pytest.raises(OSError):
-        output.write_sites([_site("a", "new a\n"), _site("b", "new b\n")], tmp_path)
-    conf = "root/etc/nginx/sites-available/{}.conf"
-    assert (tmp_path / "a" / conf.format("a")).read_text() == "old a\n"
-    assert (tmp_path / "b" / conf.format("b")).read_text() == "old b\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+        output.write_sites([_site("a", "new a\n"), _site("b", "new b\n"), _site("c", "new c\n")], tmp_path)
+    assert (tmp_path / "a" / CONF.format("a")).read_text() == "old a\n"
+    assert (tmp_path / "b" / CONF.format("b")).read_text() == "old b\n"
+    assert _visible(tmp_path) == ["a", "b"]  # the link made for c is gone again
+    assert len(list((tmp_path / output.STATE / output.RELEASES).iterdir())) == 1
 
 
-def test_failure_while_writing_leaves_no_staging_folder(tmp_path, monkeypatch):
+def test_sites_not_rendered_again_stay_and_are_hard_links(tmp_path):
+    output.write_sites([_site("a", "a 1\n"), _site("b", "b 1\n")], tmp_path)
+    before = (tmp_path / "b" / CONF.format("b")).stat()
+    output.write_sites([_site("a", "a 2\n")], tmp_path)
+    assert (tmp_path / "a" / CONF.format("a")).read_text() == "a 2\n"
+    after = (tmp_path / "b" / CONF.format("b")).stat()
+    assert after.st_ino == before.st_ino and after.st_nlink == 1  # linked, then the old release went
+    assert len(list((tmp_path / output.STATE / output.RELEASES).iterdir())) == 1
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
     def full_disk(fd, data):
         raise OSError(28, "No space left on device")
 
@@ -42,6 +61,63 @@ def test_failure_while_writing_leaves_no_staging_folder(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         output.write_sites([_site("a", "x\n")], tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_while_writing_keeps_the_earlier_render(tmp_path):
+    output.write_sites([_site("a", "old a\n")], tmp_path)
+
+    def render(site):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        output.write_sites([_site("a", "new a\n")], tmp_path, render)
+    assert (tmp_path / "a" / CONF.format("a")).read_text() == "old a\n"
+    assert len(list((tmp_path / output.STATE / output.RELEASES).iterdir())) == 1
+
+
+@pytest.mark.parametrize("planted", ["folder", "file", "link"])
+def test_what_deploygen_did_not_write_is_never_replaced(tmp_path, planted):
+    target = tmp_path / "a"
+    if planted == "folder":
+        target.mkdir()
+        (target / "precious.txt").write_text("mine")
+    elif planted == "file":
+        target.write_text("mine")
+    else:
+        target.symlink_to("/etc")
+    with pytest.raises(InputError, match="deploygen replaces only its own output"):
+        output.write_sites([_site("a", "a\n")], tmp_path, names=["a"])
+    assert _visible(tmp_path) == ["a"]
+    assert not (tmp_path / output.STATE).exists()
+    if planted == "folder":
+        assert (target / "precious.txt").read_text() == "mine"
+
+
+def test_a_folder_an_earlier_deploygen_wrote_is_replaced(tmp_path):
+    legacy = tmp_path / "a"
+    (legacy / "root").mkdir(parents=True)
+    (legacy / "manifest.json").write_text(json.dumps({"site": "a", "generator": "deploygen 0.1.0"}))
+    output.write_sites([_site("a", "new a\n")], tmp_path, names=["a"])
+    assert legacy.is_symlink() and (legacy / CONF.format("a")).read_text() == "new a\n"
+    assert not (tmp_path / output.STATE / output.RELEASES / "legacy-a").exists()
+
+
+def test_a_manifest_of_another_site_does_not_make_a_folder_ours(tmp_path):
+    legacy = tmp_path / "a"
+    legacy.mkdir()
+    (legacy / "manifest.json").write_text(json.dumps({"site": "b", "generator": "deploygen 0.1.0"}))
+    with pytest.raises(InputError):
+        output.write_sites([_site("a", "new a\n")], tmp_path, names=["a"])
+
+
+def test_stale_releases_and_old_staging_are_cleared_by_the_next_render(tmp_path):
+    output.write_sites([_site("a", "a\n")], tmp_path)
+    stale = tmp_path / output.STATE / output.RELEASES / "rkilled"
+    (stale / "a").mkdir(parents=True)
+    old_staging = tmp_path / ".deploygen-abc123"
+    old_staging.mkdir()
+    output.write_sites([_site("a", "a\n")], tmp_path)
+    assert not stale.exists() and not old_staging.exists()
 
 
 def test_modes_are_the_manifest_modes_whatever_the_umask(tmp_path):
@@ -70,8 +146,9 @@ def test_modes_are_the_manifest_modes_whatever_the_umask(tmp_path):
 
 
 def _tree(root) -> dict[str, tuple[str, bytes]]:
-    return {str(p.relative_to(root)): (oct(p.stat().st_mode), p.read_bytes() if p.is_file() else b"")
-            for p in sorted(root.rglob("*"))}
+    """Each site's files through its link, as a reader of DIR/NAME sees them."""
+    return {f"{site.name}/{p.relative_to(site)}": (oct(p.stat().st_mode), p.read_bytes() if p.is_file() else b"")
+            for site in sorted(root.iterdir()) if site.name != output.STATE for p in sorted(site.rglob("*"))}
 
 
 def test_worker_processes_write_what_one_process_writes(tmp_path):
@@ -95,7 +172,7 @@ def test_write_failure_in_a_worker_leaves_earlier_output_and_no_staging(tmp_path
     with pytest.raises(OSError) as raised:
         output.write_sites([_site("a", "new a\n"), _site("b", "new b\n")], tmp_path, render, jobs=2)
     assert raised.value.errno == 28
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert _visible(tmp_path) == ["a", "b"]
     assert (tmp_path / "a/root/etc/nginx/sites-available/a.conf").read_text() == "old a\n"
 
 
