@@ -5,11 +5,12 @@ from __future__ import annotations
 import atexit
 import gc
 import sys
+from typing import NoReturn
 
 import click
 
 from deploygen import __version__
-from deploygen.errors import DeploygenError
+from deploygen.errors import DeploygenError, InputError, printable
 
 SITES = click.argument("sites", nargs=-1, required=True, type=click.Path())
 
@@ -23,19 +24,54 @@ class _Exit(click.ClickException):
         click.echo(self.message, err=True)
 
 
-def _load(sites: tuple[str, ...]):
+def _load(sites: tuple[str, ...], fmt: str = "text"):
     from deploygen.check import check, contexts
     from deploygen.load import load_sites
 
     try:
         loaded = load_sites(list(sites))
-    except DeploygenError as exc:
-        raise _Exit(exc) from None
+    except InputError as exc:
+        _bad_input(exc, fmt)
     ctx = contexts(loaded)
     return ctx, check(ctx)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _bad_input(error: InputError, fmt: str = "text") -> NoReturn:
+    """Exit 2 with every problem: text on stderr, or on stdout in the report's own format,
+    so that a dashboard reading JSON or GitHub annotations is not blank for a broken file."""
+    from deploygen.report import format_problems
+
+    if fmt == "text":
+        click.echo(format_problems(error.problems, fmt), nl=False, err=True)
+    else:
+        click.echo(format_problems(error.problems, fmt), nl=False)
+    sys.exit(error.exit_code)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end a command as Ctrl-C does, so that what it started is undone."""
+    import signal
+
+    def _interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGHUP, _interrupted)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        # click turns Ctrl-C into "Aborted!" and exit 1, which reads like a finding. A command
+        # stopped by SIGINT (or SIGTERM/SIGHUP, see _stop_on_signals) exits 130, as shells do,
+        # after its own handlers undid what it started.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("deploygen: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="deploygen", message="%(prog)s %(version)s")
 def main() -> None:
     """Keep a web app's deployment settings in one file per site, aligned and proven."""
@@ -64,6 +100,7 @@ def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> 
     from deploygen.report import format_findings, summary
     from deploygen.templating import compile_all
 
+    _stop_on_signals()
     ctx, findings = _load(sites)
     if findings:
         click.echo(format_findings(findings, "text"), nl=False, err=True)
@@ -74,12 +111,20 @@ def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> 
     if jobs > 1:
         compile_all()
     try:
-        written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs)
+        written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs,
+                              names=[c.name for c in ctx])
+    except InputError as exc:
+        _bad_input(exc)
     except OSError as exc:
-        click.echo(f"deploygen: cannot write {out}: {exc.strerror or exc}; nothing written", err=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(printable(f"deploygen: cannot write {out}: {where}{exc.strerror or exc}; nothing written"),
+                   err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo(printable(f"deploygen: interrupted; {out} holds the render it held before"), err=True)
+        sys.exit(130)
     for folder, files in written:
-        click.echo(f"{folder}: {files} files and manifest.json")
+        click.echo(printable(f"{folder}: {files} files and manifest.json"))
 
 
 @main.command()
@@ -90,7 +135,7 @@ def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
     """Check each SITE against the rule catalogue."""
     from deploygen.report import format_findings, summary
 
-    _, findings = _load(sites)
+    _, findings = _load(sites, fmt)
     click.echo(format_findings(findings, fmt), nl=False)
     if fmt == "text" and findings:
         click.echo(summary(findings), err=True)
@@ -106,7 +151,7 @@ def explain(site: str, fmt: str) -> None:
     from deploygen.explain import explain_json, explain_text
     from deploygen.report import format_findings
 
-    ctx, findings = _load((site,))
+    ctx, findings = _load((site,), fmt)
     if fmt == "json":
         click.echo(explain_json(ctx), nl=False)
         return
@@ -159,10 +204,16 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
         sys.exit(2)
 
     def _interrupted(signum, frame):
+        # Once: a second Ctrl-C must not cut short the stopping of the servers the first one
+        # started. A drill that hangs while stopping still dies of SIGKILL, and its servers with it.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    # A stop request ends the drill like Ctrl-C does: the servers are stopped on the way out.
-    signal.signal(signal.SIGTERM, _interrupted)
+    # A stop request or a closed terminal ends the drill like Ctrl-C does: the servers are
+    # stopped on the way out.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupted)
     reports = []
     for c in ctx:
         try:
@@ -187,8 +238,13 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     from pathlib import Path
 
     from deploygen.drift import compare, format_drift
+    from deploygen.errors import InputError, Location, Problem
     from deploygen.render import render_site
 
+    # A mistyped ROOT would otherwise report every file `missing`, which looks like drift.
+    if not Path(root).is_dir():
+        raise _Exit(InputError([Problem(Location(root, 1, 1), "--root", "not a folder: name the server's tree "
+                                        "(/ on the server, or a copy of it)")]))
     ctx, _ = _load(sites)
     drifted = False
     for c in ctx:
@@ -201,17 +257,17 @@ def diff(sites: tuple[str, ...], root: str) -> None:
 
 def _sources(command):
     """The options naming existing configuration, shared by `audit` and `import`."""
+    # No `exists=True`: click would answer a missing or odd file with its usage text, where
+    # audit says `FILE:1:1: could not be read: why`, as for every file it reads.
     options = [
-        click.option("--root", "root", type=click.Path(file_okay=False, exists=True),
+        click.option("--root", "root", type=click.Path(),
                      help="A server's file tree: every gunicorn unit in ROOT/etc/systemd/system, linked to its "
-                          "files."),
-        click.option("--nginx", type=click.Path(dir_okay=False, exists=True), help="nginx.conf or one site file."),
-        click.option("--gunicorn", type=click.Path(dir_okay=False, exists=True), help="gunicorn's Python config."),
-        click.option("--unit", type=click.Path(dir_okay=False, exists=True), help="The systemd service."),
-        click.option("--sql", type=click.Path(dir_okay=False, exists=True),
-                     help="ALTER ROLE/DATABASE ... SET statements."),
-        click.option("--flask-env", type=click.Path(dir_okay=False, exists=True),
-                     help="An env file of FLASK_* lines."),
+                          "files. Every path in it is resolved inside ROOT."),
+        click.option("--nginx", type=click.Path(), help="nginx.conf or one site file."),
+        click.option("--gunicorn", type=click.Path(), help="gunicorn's Python config."),
+        click.option("--unit", type=click.Path(), help="The systemd service."),
+        click.option("--sql", type=click.Path(), help="ALTER ROLE/DATABASE ... SET statements."),
+        click.option("--flask-env", type=click.Path(), help="An env file of FLASK_* lines."),
         click.option("--role", help="The app's PostgreSQL role (for --sql)."),
         click.option("--database", help="The app's database (for --sql)."),
     ]
@@ -220,20 +276,20 @@ def _sources(command):
     return command
 
 
-def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, role, database):
-    """The apps the named files describe; exit 2 when nothing is named or a file cannot be read."""
+def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, role, database, fmt: str = "text"):
+    """What the named files describe (`Audit`); exit 2 when nothing is named or a file cannot be read,
+    with every problem in the report's format."""
     from deploygen.audit.assemble import audit_files, audit_root
 
     if root is None and not any((nginx, gunicorn, unit, sql, flask_env)):
         click.echo(f"deploygen: {command} needs --root or at least one of --nginx, --gunicorn, --unit, --sql, "
                    "--flask-env", err=True)
         sys.exit(2)
-    try:
-        return audit_root(root, role, database) if root else audit_files(
-            nginx, gunicorn, unit, sql, flask_env, role, database)
-    except (ValueError, OSError, SyntaxError) as exc:
-        click.echo(f"deploygen: {exc}", err=True)
-        sys.exit(2)
+    result = audit_root(root, role, database) if root else audit_files(
+        nginx, gunicorn, unit, sql, flask_env, role, database)
+    if result.problems:
+        _bad_input(InputError(result.problems), fmt)
+    return result
 
 
 @main.command()
@@ -242,14 +298,22 @@ def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, ro
 def audit(fmt, **sources) -> None:
     """Run the rules on configuration that already exists: findings point at its files and lines."""
     from deploygen.audit.assemble import check_audited
+    from deploygen.errors import printable
     from deploygen.report import format_findings, summary
 
-    apps = _read_existing("audit", **sources)
-    findings = check_audited(apps)
-    for app in apps:
+    result = _read_existing("audit", **sources, fmt=fmt)
+    findings = check_audited(result.apps)
+    # What was read, per layer: a clean report covers these files and no others.
+    for note in result.notes:
+        click.echo(f"read: {note}", err=True)
+    for app in result.apps:
         for read in app.unknown:
-            click.echo(f"{read.location}: {read.key}: could not be read: {read.unknown}", err=True)
-    click.echo(format_findings(findings, fmt), nl=False)
+            click.echo(printable(f"{read.location}: {read.key}: could not be read: {read.unknown}"), err=True)
+    if fmt == "text":
+        # Values read from a server reach the message: one line per finding, whatever they hold.
+        click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
+    else:
+        click.echo(format_findings(findings, fmt), nl=False)
     if fmt == "text" and findings:
         click.echo(summary(findings), err=True)
     if any(f.severity == "error" for f in findings):
@@ -262,18 +326,22 @@ def audit(fmt, **sources) -> None:
               help="The site file to write.")
 def import_(output, **sources) -> None:
     """Write a site file that reproduces existing configuration (what `audit` reads)."""
-    from pathlib import Path
-
     from deploygen.audit.assemble import check_audited
-    from deploygen.audit.importer import site_yaml
+    from deploygen.audit.importer import write_site
 
-    apps = _read_existing("import", **sources)
+    apps = _read_existing("import", **sources).apps
     if len(apps) != 1:
         click.echo(f"deploygen: found {len(apps)} gunicorn apps; import one at a time with --unit", err=True)
         sys.exit(2)
     differences = [str(f) for f in check_audited(apps)]
-    Path(output).write_text(site_yaml(apps[0], differences))
-    click.echo(f"{output}: {apps[0].name}, {len(differences)} finding(s) noted at the top")
+    try:
+        write_site(apps[0], differences, output)
+    except InputError as exc:
+        _bad_input(exc)
+    except OSError as exc:
+        click.echo(printable(f"{output}:1:1: could not be written: {exc.strerror or exc}; nothing written"), err=True)
+        sys.exit(2)
+    click.echo(printable(f"{output}: {apps[0].name}, {len(differences)} finding(s) noted at the top"))
 
 
 @main.command()
