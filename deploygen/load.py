@@ -41,22 +41,30 @@ def expand(arguments: list[str]) -> list[str]:
             folder = str(PurePath(argument))  # `./sites/` is shown as `sites`, as pathlib writes it
             with os.scandir(argument) as entries:
                 names = sorted(e.name for e in entries
-                               if os.path.splitext(e.name)[1] in (".yaml", ".yml") and e.is_file())
+                               if os.path.splitext(e.name)[1] in (".yaml", ".yml") and _may_be_a_file(e))
             files.extend(os.path.join(folder, name) for name in names)
         else:
             files.append(argument)
-    seen: set[tuple[int, int]] = set()
+    seen: set[object] = set()
     unique = []
     for file in files:
         try:
             info = os.stat(file)
+            identity: object = (info.st_dev, info.st_ino)
         except OSError:
-            unique.append(file)  # load_site says why it cannot be read
-            continue
-        if (info.st_dev, info.st_ino) not in seen:
-            seen.add((info.st_dev, info.st_ino))
+            identity = os.path.abspath(file)  # load_site says why it cannot be read, once
+        if identity not in seen:
+            seen.add(identity)
             unique.append(file)
     return unique
+
+
+def _may_be_a_file(entry: os.DirEntry) -> bool:
+    """A file, or a link that cannot be followed (a loop): load_site then says why."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return True
 
 
 def load_sites(arguments: list[str]) -> list[LoadedSite]:
