@@ -137,12 +137,18 @@ def _make_state(state: Path) -> bool:
     """Make DIR/.deploygen if missing; True when this call made it."""
     try:
         state.mkdir(mode=0o755)
-        return True
+        made = True
     except FileExistsError:
-        info = state.lstat()
-        if not stat.S_ISDIR(info.st_mode):
-            raise OSError(errno.ENOTDIR, "is not deploygen's state folder (a link or a file)", str(state)) from None
-        return False
+        made = False
+    _own_folder(state)
+    return made
+
+
+def _own_folder(path: Path) -> None:
+    """Refuse a link or a file where deploygen keeps its state: render deletes stale releases
+    in there, and a link would point that deletion at another folder."""
+    if not stat.S_ISDIR(path.lstat().st_mode):
+        raise OSError(errno.ENOTDIR, "is not deploygen's state folder (a link or a file)", str(path))
 
 
 @contextmanager
@@ -157,18 +163,27 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _current(state: Path) -> Path | None:
+    """The current release, when `current` is a link deploygen could have made.
+
+    Whatever else it points at (`../../etc`, planted by someone who can write DIR) is never
+    followed: the old release is deleted after a swap, and must be one of ours.
+    """
     try:
         target = os.readlink(state / CURRENT)
     except OSError:
         return None
-    return state / target
+    folder, _, name = target.partition("/")
+    if folder != RELEASES or not name or "/" in name or name in (".", ".."):
+        return None
+    return state / RELEASES / name
 
 
 def _clear_stale(out: Path, state: Path) -> None:
     """Remove what killed renders left: releases that are not current, old staging folders."""
     current = _current(state)
     releases = state / RELEASES
-    if releases.is_dir():
+    if os.path.lexists(releases):
+        _own_folder(releases)
         for entry in os.scandir(releases):
             if current is None or entry.name != current.name:
                 shutil.rmtree(entry.path, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import pytest
@@ -194,3 +195,26 @@ def test_a_worker_that_dies_is_a_write_error_and_leaves_nothing(tmp_path):
 def test_default_jobs_one_per_core_with_enough_sites_each(sites, cores, jobs, monkeypatch):
     monkeypatch.setattr(output.os, "sched_getaffinity", lambda pid: set(range(cores)))
     assert output.default_jobs(sites) == jobs
+
+
+@pytest.mark.parametrize("planted", ["releases", "current", "state"])
+def test_a_planted_link_in_the_state_folder_deletes_nothing_outside(tmp_path, planted):
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    (victim / "rkeep").mkdir(parents=True)
+    (victim / "rkeep" / "precious").write_text("mine")
+    output.write_sites([_site("a", "a\n")], out)
+    state = out / output.STATE
+    if planted == "releases":
+        shutil.rmtree(state / output.RELEASES)
+        (state / output.RELEASES).symlink_to(victim)
+    elif planted == "current":
+        (state / output.CURRENT).unlink()
+        (state / output.CURRENT).symlink_to("../../victim/rkeep")
+    else:
+        shutil.rmtree(state)
+        state.symlink_to(victim)
+    try:
+        output.write_sites([_site("a", "new a\n")], out)
+    except OSError as exc:
+        assert "state folder" in str(exc)
+    assert (victim / "rkeep" / "precious").read_text() == "mine"
