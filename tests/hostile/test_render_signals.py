@@ -102,6 +102,27 @@ def _one_whole_render(out: Path, expected: dict[str, dict]) -> str:
                          f"{len(shown)} sites shown; first {differing[:3]}")
 
 
+def _processes_writing(out: Path) -> list[int]:
+    """Processes whose command line renders into `out`: the render and its forked workers."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"render" in argv and str(out).encode() in argv:
+                found.append(int(proc.name))
+    return found
+
+
+def _none_left(out: Path) -> None:
+    deadline = time.monotonic() + 30
+    while _processes_writing(out) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_writing(out) == [], "a worker outlived its killed render"
+
+
 def _no_staging_left(out: Path) -> None:
     releases = os.listdir(out / ".deploygen" / "releases")
     assert len(releases) == 1, releases
@@ -121,6 +142,7 @@ def test_a_render_killed_at_a_random_point_leaves_one_whole_render(generations, 
         process.send_signal(signum)
         code = process.wait(timeout=300)
         stderr = process.stderr.read()
+        _none_left(out)
         assert "Traceback" not in stderr, stderr
         generation = _one_whole_render(out, generations["expected"])
         if code == 0:
