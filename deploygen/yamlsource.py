@@ -75,6 +75,9 @@ class Document:
 def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]:
     """Compose `text` and build plain data; return the document or the problems."""
     try:
+        deep = _too_deep(text)
+        if deep is not None:
+            return None, [Problem(Location(file, *deep[0]), "", deep[1])]
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -103,6 +106,45 @@ def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]
     doc = Document(file, data, builder.positions)
     doc.positions[()] = _position(root)
     return doc, []
+
+
+# libyaml's composer recurses in C once per level: about 30,000 levels overflow an 8 MB stack
+# and the process dies of SIGSEGV, no exception to catch. Nesting is bounded before it runs.
+_SAFE_TO_COMPOSE = 1000
+_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _too_deep(text: str) -> tuple[tuple[int, int], str] | None:
+    """Where and how `text` nests deeper than MAX_DEPTH (or holds more than MAX_VALUES
+    scalars, which would take a second and 200 MB to compose), or None.
+
+    Each flow level takes a `[` or `{`, and each block level at least one more column of
+    indentation or a `- ` on the line, so a file whose brackets plus twice its longest line
+    stay under _SAFE_TO_COMPOSE cannot overflow the composer (every real site file): it is
+    composed at once, and the builder counts its depth. Only other files are walked event by
+    event first (libyaml's parser is a loop, not a recursion), which costs 0.2 ms a site.
+    """
+    longest = max(map(len, text.splitlines()), default=0)
+    if text.count("[") + text.count("{") + 2 * longest + 2 < _SAFE_TO_COMPOSE:
+        return None
+    depth = values = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, _STARTS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _event_position(event), f"YAML nested deeper than {MAX_DEPTH} levels"
+        elif isinstance(event, _ENDS):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent):
+            values += 1
+            if values > MAX_VALUES:
+                return _event_position(event), f"more than {MAX_VALUES} values: a site file has a few hundred"
+    return None
+
+
+def _event_position(event: yaml.Event) -> tuple[int, int]:
+    return event.start_mark.line + 1, event.start_mark.column + 1
 
 
 def _mark(file: str, node: yaml.Node) -> Location:

@@ -121,3 +121,17 @@ def test_bad_input_is_carried_by_every_format(fmt, tmp_path):
     else:
         [line] = result.stdout.splitlines()
         assert line.startswith(f"::error file={site},line=3,col=1,title=bad input::name: duplicate key")
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("a: " + "[" * 500_000 + "]" * 500_000 + "\n", "nested deeper than 32 levels"),  # SIGSEGV in libyaml once
+    ("a: " + "{a: " * 200_000 + "b" + "}" * 200_000 + "\n", "nested deeper than 32 levels"),
+    ("".join(" " * i + "k:\n" for i in range(1400)) + " " * 1400 + "v\n", "nested deeper than 32 levels"),
+    ("a: [" + ",".join(["1"] * 300_000) + "]\n", "more than 20000 values"),
+], ids=["brackets-500k-deep", "maps-200k-deep", "indentation-1400-deep", "list-300k-wide"])
+def test_nesting_that_would_overflow_the_composer_is_refused_first(tmp_path, earlier_output, text, fragment):
+    site = tmp_path / "deep.yaml"
+    site.write_text(text)
+    [problem] = assert_bad_input(run_deploygen("render", site, "-o", earlier_output.path))
+    assert fragment in problem["msg"]
+    earlier_output.intact()
