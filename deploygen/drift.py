@@ -4,20 +4,42 @@ Each file is one of: `same`; `missing` (not installed); `outdated` (installed
 as deploygen last wrote it, per the installed manifest's checksum, but the
 site file has changed since); `edited` (deploygen wrote it, per its header or
 the manifest, and someone changed it by hand); `foreign` (a file deploygen
-never wrote sits where it would write).
+never wrote sits where it would write); `not-a-file` (a directory, FIFO,
+device or socket stands there); `unreadable` (it cannot be read: permissions,
+more than read_regular_file's cap, a symlink loop).
+
+ROOT is a server's tree, possibly a copy someone else controls, read as root:
+every path is resolved as if ROOT were / (a symlink to /etc/shadow means
+ROOT/etc/shadow), only regular files of bounded size are read, and what is
+shown of them is bounded and free of terminal control characters.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploygen.regular_file import read_regular_file
 from deploygen.render import RenderedSite
+from deploygen.rootpath import resolve_in_root
 
 HEADER_MARK = b"Written by deploygen "
+
+# A rendered file is a few hundred lines; past these the diff says how much differs instead of
+# showing it, so a 1 MiB file of short lines costs neither difflib's time nor the terminal.
+DIFF_MAX_LINES = 5_000
+SHOWN_DIFF_LINES = 400
+SHOWN_LINE_CHARS = 500
+
+# Bytes a text file may hold besides printable text: anything else (ESC, NUL, ...) would reach
+# the terminal of whoever runs diff, so such a file is reported, not printed.
+_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -25,15 +47,66 @@ class FileDrift:
     target: str
     state: str
     diff: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Installed:
+    """What stands at a target path: its bytes, or the state and why there are none."""
+
+    content: bytes | None
+    state: str = ""
+    reason: str = ""
+
+
+def _read_beneath(root: Path, local: Path) -> bytes:
+    """Read `local`, a resolved path under `root`, walking its folders without following a link.
+
+    resolve_in_root answered from the tree as it was; a folder swapped for a symlink since
+    then fails here (ENOTDIR, ELOOP) instead of leading out of ROOT.
+    """
+    parts = local.relative_to(root).parts
+    if not parts:
+        raise OSError(errno.EINVAL, "a directory, not a regular file", str(local))
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        return read_regular_file(f"/proc/self/fd/{fd}/{parts[-1]}", follow=False)
+    finally:
+        os.close(fd)
+
+
+def read_installed(root: Path, target: str) -> _Installed:
+    """The regular file at server path `target` under `root`, never anything outside it."""
+    try:
+        return _Installed(_read_beneath(root, resolve_in_root(root, target)))
+    except (FileNotFoundError, NotADirectoryError):
+        return _Installed(None, "missing")
+    except OSError as exc:
+        # open() of a unix socket fails with ENXIO before read_regular_file can name it.
+        reason = "a socket, not a regular file" if exc.errno == errno.ENXIO else exc.strerror or str(exc)
+        if exc.errno in (errno.EINVAL, errno.EISDIR, errno.ENXIO):
+            return _Installed(None, "not-a-file", reason)
+        return _Installed(None, "unreadable", reason)
 
 
 def _installed_checksums(root: Path, site: RenderedSite) -> dict[str, str]:
-    path = root / site.manifest_target.lstrip("/")
-    try:
-        manifest = json.loads(path.read_text())
-        return {f["target"]: f["sha256"] for f in manifest.get("files", [])}
-    except (OSError, ValueError, TypeError, KeyError):
+    """target -> sha256 from the installed manifest copy; {} when it is absent or not one."""
+    installed = read_installed(root, site.manifest_target)
+    if installed.content is None:
         return {}
+    try:
+        manifest = json.loads(installed.content)
+    except (ValueError, RecursionError):
+        return {}
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        return {}
+    return {f["target"]: f["sha256"] for f in files
+            if isinstance(f, dict) and isinstance(f.get("target"), str) and isinstance(f.get("sha256"), str)}
 
 
 def compare(site: RenderedSite, root: Path) -> list[FileDrift]:
@@ -41,34 +114,53 @@ def compare(site: RenderedSite, root: Path) -> list[FileDrift]:
     checksums = _installed_checksums(root, site)
     out = []
     for f in site.files:
-        path = root / f.target.lstrip("/")
-        try:
-            installed = path.read_bytes()
-        except FileNotFoundError:
-            out.append(FileDrift(f.target, "missing"))
+        installed = read_installed(root, f.target)
+        if installed.content is None:
+            out.append(FileDrift(f.target, installed.state, reason=installed.reason))
             continue
-        if installed == f.content:
+        if installed.content == f.content:
             out.append(FileDrift(f.target, "same"))
             continue
-        digest = hashlib.sha256(installed).hexdigest()
+        digest = hashlib.sha256(installed.content).hexdigest()
         if checksums.get(f.target) == digest:
             state = "outdated"
-        elif f.target in checksums or HEADER_MARK in installed.split(b"\n", 1)[0]:
+        elif f.target in checksums or HEADER_MARK in installed.content.split(b"\n", 1)[0]:
             state = "edited"
         else:
             state = "foreign"
-        diff = "".join(difflib.unified_diff(
-            installed.decode(errors="replace").splitlines(keepends=True),
-            f.content.decode().splitlines(keepends=True),
-            fromfile=f"{path} (installed)", tofile=f"{f.target} (rendered)"))
-        out.append(FileDrift(f.target, state, diff))
+        out.append(FileDrift(f.target, state, unified_diff(f.target, installed.content, f.content)))
     return out
+
+
+def unified_diff(target: str, installed: bytes, rendered: bytes) -> str:
+    """The installed file against the rendered one, bounded, or a line saying why it is not shown."""
+    if _CONTROL.search(installed):
+        return f"{target}: the installed file holds binary or control characters; not shown\n"
+    try:
+        old = installed.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return f"{target}: the installed file is not UTF-8 text; not shown\n"
+    if len(old) > DIFF_MAX_LINES:
+        return f"{target}: the installed file has {len(old)} lines, too many to compare line by line\n"
+    lines = list(difflib.unified_diff(old, rendered.decode().splitlines(keepends=True),
+                                      fromfile=f"{target} (installed)", tofile=f"{target} (rendered)"))
+    shown = [_cut(line) for line in lines[:SHOWN_DIFF_LINES]]
+    if len(lines) > SHOWN_DIFF_LINES:
+        shown.append(f"... {len(lines) - SHOWN_DIFF_LINES} more lines of diff not shown\n")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in shown)
+
+
+def _cut(line: str) -> str:
+    if len(line) <= SHOWN_LINE_CHARS:
+        return line
+    return f"{line[:SHOWN_LINE_CHARS]}... ({len(line.rstrip(chr(10)))} characters)\n"
 
 
 def format_drift(name: str, drifts: list[FileDrift]) -> str:
     lines = []
     for d in drifts:
-        lines.append(f"{name}: {d.state:<8} {d.target}")
+        line = f"{name}: {d.state:<10} {d.target}"
+        lines.append(f"{line} ({d.reason})" if d.reason else line)
     text = "\n".join(lines) + "\n"
     for d in drifts:
         if d.diff:

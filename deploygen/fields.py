@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandle
 from pydantic_core import PydanticCustomError, core_schema
 
 from deploygen.duration import POSTGRES_MAX_MS, Duration
+from deploygen.errors import shown
+from deploygen.reserved_names import why_reserved
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -29,7 +31,7 @@ def _matching(pattern: str, what: str, hint: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not compiled.fullmatch(value):
-            raise _fail(f"{value!r} is not a valid {what}: {hint}")
+            raise _fail(f"{shown(value)} is not a valid {what}: {hint}")
         return value
 
     return AfterValidator(check)
@@ -44,19 +46,10 @@ SiteName = Annotated[
     ),
 ]
 
-# Names that would make the rendered unit replace the stack's own services.
-RESERVED_SITE_NAMES = frozenset(
-    {"nginx", "postgresql", "redis", "redis-server", "ssh", "sshd", "cron", "dbus",
-     "systemd", "networking", "deploygen", "gunicorn", "default"}
-)
-
-
 def _not_reserved(value: str) -> str:
-    if value in RESERVED_SITE_NAMES or value.startswith("systemd-"):
-        raise _fail(
-            f"{value!r} is reserved: its unit /etc/systemd/system/{value}.service would shadow "
-            "a system service; choose another name"
-        )
+    why = why_reserved(value)
+    if why:
+        raise _fail(why)
     return value
 
 
@@ -89,19 +82,19 @@ _PATH_CHARS = re.compile(r"/[A-Za-z0-9._@+/-]*")
 
 def _safe_path(value: str) -> str:
     if not value.startswith("/"):
-        raise _fail(f"{value!r} must be an absolute path (start with /)")
+        raise _fail(f"{shown(value)} must be an absolute path (start with /)")
     if not _PATH_CHARS.fullmatch(value):
         bad = sorted({c for c in value if not re.fullmatch(r"[A-Za-z0-9._@+/-]", c)})
-        shown = " ".join(repr(c) for c in bad)
+        listed = " ".join(repr(c) for c in bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise _fail(
-            f"{value!r} contains {shown}: paths may use only letters, digits and . _ @ + - / "
+            f"{shown(value)} contains {listed}: paths may use only letters, digits and . _ @ + - / "
             "(anything else can break out of an nginx or systemd line)"
         )
     parts = value.split("/")
     if ".." in parts or "." in parts:
-        raise _fail(f"{value!r} must not contain . or .. segments")
+        raise _fail(f"{shown(value)} must not contain . or .. segments")
     if "//" in value or (len(value) > 1 and value.endswith("/")):
-        raise _fail(f"{value!r}: write the path without doubled or trailing slashes")
+        raise _fail(f"{shown(value)}: write the path without doubled or trailing slashes")
     return value
 
 
@@ -168,6 +161,10 @@ NginxSize = Annotated[
 ]
 
 
+# sockaddr_un.sun_path is 108 bytes on Linux, and the path needs its terminating NUL.
+SOCKET_PATH_MAX = 107
+
+
 @dataclass(frozen=True)
 class Bind:
     """gunicorn's `bind`: a unix socket under /run, or an IP literal and a port."""
@@ -204,10 +201,17 @@ class Bind:
         if not isinstance(value, str):
             raise _fail("bind must be a string: unix:/run/NAME/gunicorn.sock or 127.0.0.1:8001")
         if value.startswith("unix:"):
-            path = _safe_path(value[len("unix:"):])
+            raw = value[len("unix:"):]
+            if len(raw.encode()) > SOCKET_PATH_MAX:
+                raise _fail(
+                    f"{shown(value)}: the socket path is {len(raw.encode())} bytes, more than the "
+                    f"{SOCKET_PATH_MAX} a unix socket address holds (sun_path is 108 bytes with its NUL): "
+                    "gunicorn could not bind it"
+                )
+            path = _safe_path(raw)
             if not re.fullmatch(r"/run/[^/]+(/[^/]+)*/[^/]+", path):
                 raise _fail(
-                    f"{value!r}: put the socket in a directory under /run (e.g. "
+                    f"{shown(value)}: put the socket in a directory under /run (e.g. "
                     "unix:/run/NAME/gunicorn.sock): the unit creates it with RuntimeDirectory=, "
                     "and /tmp is private to the service"
                 )
@@ -215,7 +219,7 @@ class Bind:
         match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([0-9.]+):(\d{1,5})", value)
         if not match:
             raise _fail(
-                f"{value!r} is not a bind address: write unix:/run/NAME/gunicorn.sock, "
+                f"{shown(value)} is not a bind address: write unix:/run/NAME/gunicorn.sock, "
                 "127.0.0.1:8001 or [::1]:8001 (an IP, not a host name: nginx would resolve "
                 "localhost to two peers)"
             )
@@ -224,9 +228,9 @@ class Bind:
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            raise _fail(f"{value!r}: {host!r} is not an IP address") from None
+            raise _fail(f"{shown(value)}: {shown(host)} is not an IP address") from None
         if not 1 <= port <= 65535:
-            raise _fail(f"{value!r}: port must be between 1 and 65535")
+            raise _fail(f"{shown(value)}: port must be between 1 and 65535")
         return cls(host=host, port=port)
 
     @classmethod
@@ -246,7 +250,7 @@ class Bind:
 
 def _state_dir(value: str) -> str:
     if not re.fullmatch(r"/var/lib/[^/]+(/[^/]+)*", value):
-        raise _fail(f"{value!r}: put it under /var/lib/ (systemd creates it with StateDirectory=, "
+        raise _fail(f"{shown(value)}: put it under /var/lib/ (systemd creates it with StateDirectory=, "
                     "owned by the app's user, and keeps it writable under ProtectSystem=strict)")
     return value
 
@@ -259,12 +263,12 @@ _COMMAND_WORD = re.compile(r"[A-Za-z0-9._@+/=:,-]+")
 def _command(value: str) -> str:
     words = value.split(" ")
     if not words[0].startswith("/"):
-        raise _fail(f"{value!r}: start with the absolute path of the program (systemd's ExecStart= needs it)")
+        raise _fail(f"{shown(value)}: start with the absolute path of the program (systemd's ExecStart= needs it)")
     _safe_path(words[0])
     for word in words[1:]:
         if not _COMMAND_WORD.fullmatch(word):
             raise _fail(
-                f"{value!r}: {word!r} is not a plain argument: use letters, digits and . _ @ + / = : , - "
+                f"{shown(value)}: {shown(word)} is not a plain argument: use letters, digits and . _ @ + / = : , - "
                 "separated by single spaces (no quotes, $, % or ;)"
             )
     return value

@@ -9,7 +9,8 @@ None here and gets its value in `deploygen.derive`, never in a template.
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from deploygen.fields import (
     AbsPath,
@@ -230,3 +231,32 @@ class Site(Strict):
     nginx: Nginx = Nginx()
     database: Database | None = None
     session: Session = Session()
+
+    @model_validator(mode="after")
+    def _owns_only_its_own_folders(self) -> "Site":
+        # systemd chowns a RuntimeDirectory=/StateDirectory= to the app's user and deletes the
+        # runtime one on every stop: a path outside the site's own name would hand another
+        # service's folder (/run/postgresql, /var/lib/postgresql/15/main) to the app.
+        problems = []
+        name = self.name
+        socket_dir = self.server.bind.runtime_directory
+        if socket_dir is not None and socket_dir != name and not socket_dir.startswith(name + "/"):
+            problems.append(_owned(("server", "bind"), str(self.server.bind),
+                                   f"{str(self.server.bind)!r}: put the socket under /run/{name}/ "
+                                   f"(e.g. unix:/run/{name}/gunicorn.sock): the unit takes its folder with "
+                                   f"RuntimeDirectory=, chowns it to the app and deletes it on every stop, so "
+                                   f"/run/{socket_dir.split('/', 1)[0]} must be the site's own"))
+        directory = self.session.directory
+        if directory is not None and not (directory == f"/var/lib/{name}"
+                                          or directory.startswith(f"/var/lib/{name}/")):
+            problems.append(_owned(("session", "directory"), directory,
+                                   f"{directory!r}: put it under /var/lib/{name}/ (e.g. /var/lib/{name}/sessions): "
+                                   "the unit takes it with StateDirectory= and chowns it to the app, and the "
+                                   "cleanup deletes files in it, so it must be the site's own"))
+        if problems:
+            raise ValidationError.from_exception_data("Site", problems)
+        return self
+
+
+def _owned(loc: tuple, value: str, message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("value", message), loc=loc, input=value)

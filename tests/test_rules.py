@@ -140,6 +140,10 @@ CASES = {
         [{"nginx": {"proxy_buffering": False}}],
         [{"nginx": {"proxy_buffering": False}, **GTHREAD}, {"nginx": {"proxy_buffering": True}}],
     ),
+    "DG701": (
+        [{"app": {"user": "root"}}, {"app": {"group": "root"}}, {"app": {"user": "root", "group": "root"}}],
+        [{}, {"app": {"user": "shop", "group": "shop"}}, {"app": {"user": "rootless"}}],
+    ),
 }
 
 # Cross-site rules: (second site that collides with BASE_SITE, second site that does not).
@@ -147,10 +151,10 @@ OTHER = {"name": "other", "domains": ["other.example.com"], "server": {"bind": "
          "database": {"name": "other_db", "role": "other"}}
 CROSS = {
     "DG901": ({**OTHER, "name": "shop"}, OTHER),
-    "DG902": ({**OTHER, "server": {"bind": "unix:/run/shop/gunicorn.sock"}}, OTHER),
+    "DG902": ({**OTHER, "server": {"bind": "127.0.0.1:8001"}}, OTHER),
     "DG903": ({**OTHER, "domains": ["other.example.com", "shop.example.com"]}, OTHER),
     "DG904": ({**OTHER, "database": {"name": "other_db", "role": "shop"}}, OTHER),
-    "DG906": ({**OTHER, "session": {"store": "filesystem", "directory": "/var/lib/shop/sessions"}},
+    "DG906": ({**OTHER, "name": "shop", "session": {"store": "filesystem"}},
               {**OTHER, "session": {"store": "filesystem"}}),
     "DG905": ({**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com"}}},
               {**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com",
@@ -177,8 +181,10 @@ AUDIT_CASES = {
 }
 
 
-# The first site of a cross-site case, where BASE_SITE alone cannot collide.
-FIRST = {"DG906": {"session": {"store": "filesystem"}}}
+# The first site of a cross-site case, where BASE_SITE alone cannot collide. Sites own only
+# /run/NAME and /var/lib/NAME, so a unix socket or a session folder is shared only through a
+# shared name (DG901 fires as well) and DG902 is shown on a TCP bind.
+FIRST = {"DG902": {"server": {"bind": "127.0.0.1:8001"}}, "DG906": {"session": {"store": "filesystem"}}}
 
 
 def _codes(cli, *paths, strict=False):

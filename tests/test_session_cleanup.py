@@ -66,11 +66,11 @@ def test_cleaner_removes_only_expired_sessions(cli, make_site, tmp_path):
 
 
 def test_cleaner_defaults_to_the_rendered_directory(cli, make_site, tmp_path):
-    etc = _render(cli, make_site, tmp_path, {"session": {"store": "filesystem", "directory": "/var/lib/shop-s"}})
+    etc = _render(cli, make_site, tmp_path, {"session": {"store": "filesystem", "directory": "/var/lib/shop/s"}})
     text = (etc / "deploygen" / "shop" / "session_cleanup.py").read_text()
-    assert 'DEFAULT_DIR = "/var/lib/shop-s"' in text
+    assert 'DEFAULT_DIR = "/var/lib/shop/s"' in text
     unit = (etc / "systemd" / "system" / "shop.service").read_text()
-    assert "StateDirectory=shop-s\n" in unit
+    assert "StateDirectory=shop/s\n" in unit
 
 
 @pytest.mark.parametrize(("every", "calendar"), [("15m", "*-*-* *:00/15:00"), ("1h", "hourly"),

@@ -2,7 +2,8 @@
 
 Codes are grouped by the layers they relate: DG1xx nginx and gunicorn,
 DG2xx PostgreSQL and the worker, DG3xx systemd, DG4xx connection pools,
-DG5xx sessions and cookies, DG6xx proxy headers and buffering, DG9xx collisions between sites.
+DG5xx sessions and cookies, DG6xx proxy headers and buffering, DG7xx what the service may do
+(privileges), DG9xx collisions between sites.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from deploygen.rules.dg510_remember_cookie_shorter_than_session import RememberC
 from deploygen.rules.dg601_forwarded_headers_not_trusted import ForwardedHeadersNotTrusted
 from deploygen.rules.dg602_sync_workers_without_buffering import SyncWorkersWithoutBuffering
 from deploygen.rules.dg603_forwarded_proto_not_sent import ForwardedProtoNotSent
+from deploygen.rules.dg701_service_runs_as_root import ServiceRunsAsRoot
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
@@ -72,6 +74,7 @@ RULES: tuple[type[Rule], ...] = (
     ForwardedHeadersNotTrusted,
     SyncWorkersWithoutBuffering,
     ForwardedProtoNotSent,
+    ServiceRunsAsRoot,
     DuplicateSiteName,
     DuplicateBind,
     DuplicateDomain,
