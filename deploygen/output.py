@@ -125,7 +125,10 @@ def write_sites(
                 _job = None
                 os.umask(umask)
             first = False  # committed: from here on DIR holds this render
-            _tidy(out, staging, names, old)
+            try:
+                _tidy(out, staging, names, old)
+            except OSError:
+                pass  # the render is in place; the next one finishes the tidying
             return [Written(out / name, files) for name, files in written]
     except BaseException:
         if first:
