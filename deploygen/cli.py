@@ -84,6 +84,7 @@ def main() -> None:
     # the process gives back anyway. Every file a command writes is closed before it returns.
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
+    _stop_on_signals()
 
 
 @main.command()
@@ -100,7 +101,6 @@ def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> 
     from deploygen.report import format_findings, summary
     from deploygen.templating import compile_all
 
-    _stop_on_signals()
     ctx, findings = _load(sites)
     if findings:
         click.echo(format_findings(findings, "text"), nl=False, err=True)
@@ -191,18 +191,6 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
     from deploygen.drill.runner import format_json, format_table, run_drill
     from deploygen.report import format_findings
 
-    ctx, findings = _load((site,))
-    if findings:
-        click.echo(format_findings(findings, "text"), nl=False, err=True)
-    try:
-        factor = Fraction(scale) if scale is not None else None
-    except (ValueError, ZeroDivisionError):
-        click.echo(f"deploygen: --scale {scale!r} is not a number", err=True)
-        sys.exit(2)
-    if factor is not None and factor <= 0:
-        click.echo("deploygen: --scale must be above 0", err=True)
-        sys.exit(2)
-
     def _interrupted(signum, frame):
         # Once: a second Ctrl-C must not cut short the stopping of the servers the first one
         # started. A drill that hangs while stopping still dies of SIGKILL, and its servers with it.
@@ -211,18 +199,33 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
         raise KeyboardInterrupt
 
     # A stop request or a closed terminal ends the drill like Ctrl-C does: the servers are
-    # stopped on the way out.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _interrupted)
+    # stopped on the way out. Set first, so that no moment of the command ends in a traceback.
+    previous = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     reports = []
-    for c in ctx:
+    try:
+        ctx, findings = _load((site,))
+        if findings:
+            click.echo(format_findings(findings, "text"), nl=False, err=True)
         try:
-            reports.append(run_drill(c.loaded, factor))
-        except DeploygenError as exc:
-            raise _Exit(exc) from None
-        except KeyboardInterrupt:
-            click.echo("deploygen: drill interrupted; every server it started was stopped", err=True)
-            sys.exit(130)
+            factor = Fraction(scale) if scale is not None else None
+        except (ValueError, ZeroDivisionError):
+            click.echo(f"deploygen: --scale {scale!r} is not a number", err=True)
+            sys.exit(2)
+        if factor is not None and factor <= 0:
+            click.echo("deploygen: --scale must be above 0", err=True)
+            sys.exit(2)
+        for c in ctx:
+            try:
+                reports.append(run_drill(c.loaded, factor))
+            except DeploygenError as exc:
+                raise _Exit(exc) from None
+    except KeyboardInterrupt:
+        previous.clear()  # kept ignored to the end: the exit still waits for the scenarios' threads
+        click.echo("deploygen: drill interrupted; every server it started was stopped", err=True)
+        sys.exit(130)
+    finally:
+        for sig, handler in previous.items():  # for a caller in the same process (the tests' CliRunner)
+            signal.signal(sig, handler)
     for report in reports:
         click.echo(format_json(report) if fmt == "json" else format_table(report), nl=False)
     if not all(r.passed for r in reports):
@@ -298,7 +301,6 @@ def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, ro
 def audit(fmt, **sources) -> None:
     """Run the rules on configuration that already exists: findings point at its files and lines."""
     from deploygen.audit.assemble import check_audited
-    from deploygen.errors import printable
     from deploygen.report import format_findings, summary
 
     result = _read_existing("audit", **sources, fmt=fmt)
@@ -322,8 +324,8 @@ def audit(fmt, **sources) -> None:
 
 @main.command("import")
 @_sources
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False),
-              help="The site file to write.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(),
+              help="The site file to write (written beside it, then renamed over it).")
 def import_(output, **sources) -> None:
     """Write a site file that reproduces existing configuration (what `audit` reads)."""
     from deploygen.audit.assemble import check_audited

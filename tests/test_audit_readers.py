@@ -131,3 +131,44 @@ def test_flask_env_reader():
     assert read["flask.SQLALCHEMY_ENGINE_OPTIONS.pool_recycle"].value == 3600
     assert read["flask.SQLALCHEMY_ENGINE_OPTIONS.pool_recycle"].location.line == 5
     assert "flask.DATABASE_URL" not in read and len(read) == 4
+
+
+def test_nginx_directives_from_an_included_file_reach_the_servers_of_its_level(tmp_path):
+    """`include conf.d/*.conf;` in http {} sets what every server inherits, as in nginx;
+    `include proxy_params;` in a location sets its headers."""
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "sites-enabled").mkdir()
+    (tmp_path / "conf.d/timeouts.conf").write_text("proxy_read_timeout 300s;\n")
+    (tmp_path / "proxy_params").write_text("proxy_set_header X-Forwarded-Proto $scheme;\n")
+    (tmp_path / "sites-enabled/shop").write_text(
+        "server {\n  location / {\n    include proxy_params;\n    proxy_pass http://127.0.0.1:8000;\n  }\n}\n")
+    (tmp_path / "nginx.conf").write_text(
+        "events {}\nhttp {\n  include conf.d/*.conf;\n  include sites-enabled/*;\n}\n")
+    [server] = read_nginx(str(tmp_path / "nginx.conf"))
+    read = server.settings["nginx.proxy_read_timeout"]
+    assert (read.value.nginx(), read.location) == ("300s", (str(tmp_path / "conf.d/timeouts.conf"), 1, 1))
+    header = server.settings["nginx.proxy_set_header.X-Forwarded-Proto"]
+    assert (header.value, header.location.file) == ("$scheme", str(tmp_path / "proxy_params"))
+
+
+def test_unit_lines_join_continuations_as_systemd_does():
+    from deploygen.audit.unit_reader import unit_lines
+
+    text = "[Service]\nExecStart=/v/bin/gunicorn \\\n# skipped\n  --timeout 45 \\\n  app:app\nUser=x \\"
+    assert list(unit_lines(text)) == [(1, "[Service]"), (2, "ExecStart=/v/bin/gunicorn  --timeout 45  app:app"),
+                                      (6, "User=x")]
+
+
+def test_a_glob_inside_a_root_follows_links_inside_it(tmp_path):
+    from deploygen.audit.source import Tree
+
+    (tmp_path / "etc/nginx/sites-available").mkdir(parents=True)
+    (tmp_path / "etc/nginx/sites-enabled").mkdir()
+    (tmp_path / "etc/nginx/sites-available/b").write_text("")
+    (tmp_path / "etc/nginx/sites-enabled/b").symlink_to("/etc/nginx/sites-available/b")
+    (tmp_path / "etc/nginx/sites-enabled/a").symlink_to("/nowhere")  # dangling: matched, as by glob(3)
+    (tmp_path / "etc/nginx/sites-enabled/.hidden").write_text("")
+    tree = Tree(str(tmp_path))
+    assert tree.glob("/etc/nginx/sites-enabled/*") == ["/etc/nginx/sites-enabled/a", "/etc/nginx/sites-enabled/b"]
+    assert tree.local("/etc/nginx/sites-enabled/b") == str(tmp_path / "etc/nginx/sites-available/b")
+    assert tree.glob("/etc/*/sites-enabled/b") == ["/etc/nginx/sites-enabled/b"]

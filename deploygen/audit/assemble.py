@@ -10,20 +10,28 @@ site files) have nothing to read here and are left out.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from deploygen.audit.env_reader import read_flask_env
-from deploygen.audit.found import ReadSetting
+from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
-from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_server_block
-from deploygen.audit.sql_reader import read_sql, sql_scope
+from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_file, read_server_block
+from deploygen.audit.source import Tree
+from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
 from deploygen.audit.unit_reader import read_unit
 from deploygen.duration import Duration
+from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.settings import Effective, Provenance, Setting
+
+T = TypeVar("T")
 
 # gunicorn's own name for the worker class that runs sync workers with threads.
 _THREADED = "gthread"
+# How many nginx files the `read:` line names.
+_LISTED = 20
 
 
 @dataclass
@@ -64,8 +72,8 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
         where = reads["nginx.proxy_read_timeout"].location
         reads["nginx.upstream.keepalive"] = ReadSetting("nginx.upstream.keepalive", 0, where, default=True)
     lifetime = reads.get("flask.PERMANENT_SESSION_LIFETIME")
-    if lifetime and isinstance(lifetime.value, int):
-        reads[lifetime.key] = replace(lifetime, value=Duration.seconds_(lifetime.value))
+    if lifetime and isinstance(lifetime.value, int) and not isinstance(lifetime.value, bool):
+        reads[lifetime.key] = _duration(lifetime, lifetime.value * 1000)
     threads = reads.get("gunicorn.threads")
     worker = reads.get("gunicorn.worker_class")
     if worker and worker.value == "sync" and threads and isinstance(threads.value, int) and threads.value > 1:
@@ -75,7 +83,7 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
         reads["nginx.proxy_buffering"] = ReadSetting(b.key, b.value != "off", b.location, b.default)
     for key in ("sqlalchemy.pool_recycle", "sqlalchemy.pool_timeout"):
         if key in reads and isinstance(reads[key].value, (int, float)) and reads[key].value >= 0:
-            reads[key] = ReadSetting(key, Duration(int(reads[key].value * 1000)), reads[key].location)
+            reads[key] = _duration(reads[key], reads[key].value * 1000)
     unknown = [r for r in reads.values() if r.unknown]
     # None stays: it is a layer's "unset" (no statement_timeout, no Connection header), which rules read.
     settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown}
@@ -83,32 +91,106 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
     return AuditedApp(name, Effective(settings), unknown, nginx, scope)
 
 
+def _duration(read: ReadSetting, ms: float) -> ReadSetting:
+    """A number of seconds read from Flask's config as a duration, or why it is none."""
+    try:
+        return replace(read, value=Duration(bounded_ms(ms, read.value)))
+    except ValueError as exc:
+        return replace(read, value=None, unknown=str(exc))
+
+
+@dataclass
+class Audit:
+    """What audit found: the apps, the input it could not read, and what it read for each layer."""
+
+    apps: list[AuditedApp]
+    problems: list[Problem]
+    tree: Tree
+    # One line per layer of each app: the files read, or why the layer's defaults were taken.
+    notes: list[str] = field(default_factory=list)
+
+    def attempt(self, read: Callable[..., T], *args) -> T | None:
+        """`read(*args)`, or None with its problems kept: one broken file does not hide the others'."""
+        try:
+            return read(*args)
+        except InputError as exc:
+            self.problems.extend(exc.problems)
+            return None
+
+
 def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
-                flask_env: str | None, role: str | None = None, database: str | None = None) -> list[AuditedApp]:
-    """An app from the files named on the command line."""
-    unit_read = read_unit(unit) if unit else {}
+                flask_env: str | None, role: str | None = None, database: str | None = None) -> Audit:
+    """An app from the files named on the command line (this machine's paths)."""
+    result = Audit([], [], Tree())
+    tree = result.tree
+    unit_read = (result.attempt(read_unit, unit, tree) or {}) if unit else {}
     config = gunicorn
     if config is None and "gunicorn.config_file" in unit_read:
         workdir = unit_read.get("systemd.WorkingDirectory")
-        config = os.path.join(workdir.value if workdir else "", unit_read["gunicorn.config_file"].value)
-    gunicorn_read = read_gunicorn(config) if config else gunicorn_defaults(unit or "gunicorn")
-    servers = (read_server_block(nginx) if nginx and not _is_main(nginx) else read_nginx(nginx)) if nginx else []
+        # Without WorkingDirectory= a system service starts in /, where gunicorn looks for `-c x.py`.
+        config = os.path.join(workdir.value if workdir else "/", unit_read["gunicorn.config_file"].value)
+        if not os.path.lexists(config):
+            result.problems.append(_missing(unit_read["gunicorn.config_file"], config))
+            config = None
+    gunicorn_read = (result.attempt(read_gunicorn, config, None, tree) if config else None) \
+        or gunicorn_defaults(unit or "gunicorn")
+    servers = (result.attempt(read_nginx_file, nginx, tree) or []) if nginx else []
     server = _proxying(servers, _bind(unit_read, gunicorn_read))
-    sql_read = read_sql(sql, role or "", database or "") if sql else None
-    env_read = read_flask_env(flask_env) if flask_env else None
+    if nginx and not server and not any((gunicorn, unit, sql, flask_env)) and not result.problems:
+        result.problems.append(Problem(Location(printable(nginx), 1, 1), "nginx",
+                                       "no server block here proxies `location /` to an app: nothing was audited"))
+    sql_read = result.attempt(read_sql, sql, role or "", database or "", None, tree) if sql else None
+    env_read = result.attempt(read_flask_env, flask_env, tree) if flask_env else None
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
-    return [assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database)]
+    app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database)
+    result.apps.append(app)
+    files = {"systemd": [unit] if unit else [], "gunicorn": [config] if config else [],
+             "flask": [flask_env] if flask_env else [], "postgres": [sql] if sql else []}
+    result.notes += _nginx_note(tree) + _layer_notes(app, files, bool(nginx))
+    return result
 
 
-def _is_main(path: str) -> bool:
-    """A main nginx.conf (with `http {}`), as opposed to a lone site file."""
-    text = Path(path).read_text()
-    return any(line.strip().startswith("http") and "{" in line for line in text.splitlines())
+def _missing(named: ReadSetting, local: str) -> Problem:
+    """A file a unit names that is not there: gunicorn or systemd would refuse to start with it."""
+    return Problem(named.location, named.key, f"could not be read: {printable(local)}: No such file or directory")
+
+
+def _layer_notes(app: AuditedApp, files: dict[str, list[str]], nginx_read: bool) -> list[str]:
+    """`NAME: LAYER: what was read` for each layer, so that a clean audit says what it covered."""
+    defaults = {"systemd": "no unit: systemd's defaults",
+                "gunicorn": "no config file: gunicorn's defaults"
+                + (" and ExecStart's flags" if files["systemd"] else ""),
+                "flask": "no env file: Flask's defaults", "postgres": "no SQL file: PostgreSQL's defaults"}
+    notes = [f"{app.name}: {layer}: {', '.join(read) or defaults[layer]}" for layer, read in files.items()]
+    if app.nginx:
+        where = f"the server block at {app.nginx.file}:{app.nginx.line}"
+    elif nginx_read:
+        where = "no server block proxies to gunicorn's bind: its rules were skipped"
+    else:
+        where = "no nginx configuration: its rules were skipped"
+    notes.append(f"{app.name}: nginx: {where}")
+    return [printable(n) for n in notes]
+
+
+def _read_nginx_root(result: Audit) -> list[ProxiedServer]:
+    """The server blocks of ROOT's nginx: nginx.conf with its includes, else each enabled site."""
+    tree = result.tree
+    # Even a dangling link there is nginx's main file (and an error), not a reason to look elsewhere.
+    if tree.has_entry("/etc/nginx/nginx.conf"):
+        return result.attempt(read_nginx, "/etc/nginx/nginx.conf", tree) or []
+    servers: list[ProxiedServer] = []
+    for folder in ("sites-enabled", "sites-available"):
+        for path in tree.glob(f"/etc/nginx/{folder}/*"):
+            servers += result.attempt(read_server_block, path, tree) or []
+        if servers:
+            break
+    return servers
 
 
 def _bind(unit: dict[str, ReadSetting], gunicorn: dict[str, ReadSetting]) -> str:
     """gunicorn's bind: a flag on ExecStart beats the config file."""
-    return str((unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value)
+    value = (unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value
+    return value if isinstance(value, str) else ""
 
 
 def _proxying(servers: list[ProxiedServer], bind: str) -> ProxiedServer | None:
@@ -150,46 +232,108 @@ def check_audited(apps: list[AuditedApp]) -> list:
     return sorted(findings)
 
 
-def audit_root(root: str, role: str | None = None, database: str | None = None) -> list[AuditedApp]:
-    """Every gunicorn unit under ROOT/etc/systemd/system, linked to its config, env files and nginx block."""
-    base = Path(root)
-    nginx_main = base / "etc/nginx/nginx.conf"
-    servers: list[ProxiedServer] = []
-    if nginx_main.exists():
-        servers = read_nginx(str(nginx_main))
-    else:
-        for folder in ("sites-enabled", "sites-available"):
-            for path in sorted((base / "etc/nginx" / folder).glob("*")):
-                if path.is_file():
-                    servers += read_server_block(str(path))
-            if servers:
-                break
-    apps = []
-    for unit_path in sorted((base / "etc/systemd/system").glob("*.service")):
-        unit = read_unit(str(unit_path))
-        words = unit.get("systemd.ExecStart")
-        if not words or not any("gunicorn" in w for w in words.value[:3]):
-            continue
-        workdir = unit.get("systemd.WorkingDirectory")
-        config = None
-        if "gunicorn.config_file" in unit:
-            named = unit["gunicorn.config_file"].value
-            where = named if named.startswith("/") else f"{workdir.value if workdir else '/'}/{named}"
-            config = base / where.lstrip("/")
-        gunicorn = read_gunicorn(str(config)) if config and config.exists() else gunicorn_defaults(
-            str(unit_path))
-        env_files = [base / f.lstrip("/") for f in (unit.get("systemd.EnvironmentFile").value
-                                                    if "systemd.EnvironmentFile" in unit else [])]
-        flask: dict[str, ReadSetting] = {}
-        for env in env_files:
-            if env.exists():
-                flask.update(read_flask_env(str(env)))
-        sql_file = base / "etc/deploygen" / unit_path.stem / "postgres.sql"
-        sql = None
-        if sql_file.exists():
-            scope = sql_scope(str(sql_file))
-            role, database = scope if scope else (role, database)
-            sql = read_sql(str(sql_file), role or "", database or "")
-        apps.append(assemble(unit_path.stem, gunicorn, _proxying(servers, _bind(unit, gunicorn)), unit, sql, flask,
-                             role, database))
-    return apps
+def audit_root(root: str, role: str | None = None, database: str | None = None) -> Audit:
+    """Every gunicorn unit under ROOT/etc/systemd/system, linked to its config, env files and nginx block.
+
+    Every path is ROOT's: resolved inside ROOT (`Tree`), never the auditing machine's."""
+    result = Audit([], [], Tree(root))
+    tree = result.tree
+    if not os.path.isdir(root):
+        result.problems.append(Problem(Location(printable(root), 1, 1), "--root", "could not be read: not a folder"))
+        return result
+    servers = _read_nginx_root(result)
+    for unit_path in tree.glob("/etc/systemd/system/*.service"):
+        _audit_unit(result, unit_path, servers, role, database)
+    if not result.apps and not result.problems:
+        units = printable(tree.local("/etc/systemd/system"))
+        result.problems.append(Problem(Location(units, 1, 1), "systemd",
+                                       "no unit here runs gunicorn: nothing was audited"))
+    result.notes[:0] = _nginx_note(tree)
+    return result
+
+
+def _nginx_note(tree: Tree) -> list[str]:
+    """The nginx files read, includes and all: every server block was looked for in these."""
+    files = tree.read.get("nginx", [])
+    if not files:
+        return []
+    # A server with a thousand sites reads a thousand files: the line names the first ones.
+    listed = ", ".join(files[:_LISTED]) + (f" and {len(files) - _LISTED} more" if len(files) > _LISTED else "")
+    return [printable(f"nginx: {len(files)} file(s): {listed}")]
+
+
+def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], role: str | None,
+                database: str | None) -> None:
+    """One unit of ROOT: skipped unless it runs gunicorn, else an app with each file it names."""
+    tree = result.tree
+    try:
+        local = tree.local(unit_path)
+        if local == tree.local("/dev/null"):
+            return  # masked: systemd never starts it
+    except OSError as exc:  # a symlink loop
+        result.problems.append(Problem(Location(printable(unit_path), 1, 1), "systemd",
+                                       f"could not be read: {exc.strerror}"))
+        return
+    unit = result.attempt(read_unit, local, tree)
+    words = unit.get("systemd.ExecStart") if unit else None
+    if not words or not any("gunicorn" in w for w in words.value[:3]):
+        return
+    files: dict[str, list[str]] = {"systemd": [local], "gunicorn": [], "flask": [], "postgres": []}
+    gunicorn = _unit_config(result, unit, files) or gunicorn_defaults(local)
+    flask: dict[str, ReadSetting] = {}
+    for env in (unit["systemd.EnvironmentFile"].value if "systemd.EnvironmentFile" in unit else []):
+        env_local = _local(result, unit["systemd.EnvironmentFile"], env, "/")
+        # A missing env file is left out, as systemd does for `-`: a copy of a server seldom has
+        # its secrets file, and the notes say which ones were read.
+        if env_local and os.path.lexists(env_local):
+            flask.update(result.attempt(read_flask_env, env_local, tree) or {})
+            files["flask"].append(env_local)
+        elif env_local:
+            files["flask"].append(f"{env_local} (not there: skipped)")
+    name = Path(unit_path).stem
+    sql, role, database = _unit_sql(result, name, role, database, files)
+    app = assemble(name, gunicorn, _proxying(servers, _bind(unit, gunicorn)), unit, sql, flask, role, database)
+    result.apps.append(app)
+    result.notes += _layer_notes(app, files, "nginx" in tree.read)
+
+
+def _local(result: Audit, named: ReadSetting | None, path: str, workdir: str) -> str | None:
+    """Where a path (that a unit names) is inside ROOT, relative to `workdir`, or None (problem kept)."""
+    where = path if path.startswith("/") else f"{workdir}/{path}"
+    try:
+        return result.tree.local(where)
+    except OSError as exc:  # a symlink loop
+        location, key = (named.location, named.key) if named else (Location(printable(where), 1, 1), "")
+        result.problems.append(Problem(location, key, f"could not be read: {shown(path)}: {exc.strerror}"))
+        return None
+
+
+def _unit_config(result: Audit, unit: dict[str, ReadSetting], files: dict[str, list[str]]):
+    """gunicorn's settings from the config file ExecStart names (`-c`), None when it names none."""
+    named = unit.get("gunicorn.config_file")
+    if named is None or not isinstance(named.value, str):
+        return None
+    workdir = unit.get("systemd.WorkingDirectory")
+    local = _local(result, named, named.value, workdir.value if workdir else "/")
+    if local is None:
+        return None
+    if not os.path.lexists(local):
+        result.problems.append(_missing(named, local))
+        return None
+    files["gunicorn"].append(local)
+    return result.attempt(read_gunicorn, local, None, result.tree)
+
+
+def _unit_sql(result: Audit, name: str, role: str | None, database: str | None, files: dict[str, list[str]]):
+    """The SQL deploygen renders for NAME (ROOT/etc/deploygen/NAME/postgres.sql), when it is there."""
+    tree = result.tree
+    local = _local(result, None, f"/etc/deploygen/{name}/postgres.sql", "/")
+    if local is None or not os.path.lexists(local):
+        return None, role, database
+    statements = result.attempt(read_statements, local, tree)
+    if statements is None:
+        return None, role, database
+    files["postgres"].append(local)
+    scope = sql_scope(local, statements)
+    role, database = scope if scope else (role, database)
+    return result.attempt(read_sql, local, role or "", database or "", statements), role, database

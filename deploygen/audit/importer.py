@@ -9,11 +9,13 @@ at the top, with what deploygen would render differently from the server.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import yaml
 
 from deploygen.audit.assemble import AuditedApp
 from deploygen.duration import Duration
+from deploygen.errors import InputError, Location, Problem, printable
 from deploygen.model import POSTGRES_SETTINGS
 from deploygen.settings import Setting
 
@@ -147,14 +149,98 @@ def derived_differences(data: dict) -> list[str]:
 
 
 def site_yaml(app: AuditedApp, findings: list[str]) -> str:
+    """The site file's text. Values go through YAML's emitter, which quotes what needs it; the
+    comments above them are one line each whatever the values they repeat hold."""
     data, notes = site_dict(app)
-    head = [f"# Imported by deploygen from the configuration of {app.name}; every value is what runs today."]
-    head += [f"# {n}" for n in notes]
+    head = [f"Imported by deploygen from the configuration of {app.name}; every value is what runs today."]
+    head += notes
     if findings:
-        head.append("# what the rules find in it today:")
-        head += [f"#   {f}" for f in findings]
+        head.append("what the rules find in it today:")
+        head += [f"  {f}" for f in findings]
     differences = derived_differences(data)
     if differences:
-        head.append("# deploygen would render differently if these timeouts were left to it:")
-        head += [f"#   {d}" for d in differences]
-    return "\n".join(head) + "\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+        head.append("deploygen would render differently if these timeouts were left to it:")
+        head += [f"  {d}" for d in differences]
+    return "".join(f"# {printable(line)}\n" for line in head) + yaml.safe_dump(
+        data, sort_keys=False, default_flow_style=False)
+
+
+# Where each part of the site file comes from: the setting audit read it from, for a message
+# that points at the server's file when the site file refuses a value.
+_ORIGINS = (
+    ("name", "systemd.ExecStart"), ("app.user", "systemd.User"), ("app.group", "systemd.Group"),
+    ("app.root", "systemd.WorkingDirectory"), ("app.venv", "systemd.ExecStart"), ("app.wsgi", "gunicorn.wsgi_app"),
+    ("app.secrets_file", "systemd.EnvironmentFile"), ("timeouts.request", "gunicorn.timeout"),
+    ("timeouts.nginx.upstream", "nginx.upstream.keepalive_timeout"), ("nginx.upstream", "nginx.upstream.keepalive"),
+    ("session.lifetime", "flask.PERMANENT_SESSION_LIFETIME"),
+    ("session.refresh_each_request", "flask.SESSION_REFRESH_EACH_REQUEST"),
+    ("database", "postgres.statement_timeout"), ("database.pool", "sqlalchemy.pool_size"),
+)
+
+
+def origin(app: AuditedApp, key: str) -> Location | None:
+    """Where the value at site key `key` (`server.bind`, `domains[0]`) was read, when audit knows."""
+    parts = key.replace("[", ".[").split(".")
+    if parts[0] in ("domains", "tls") or key.startswith("app.static"):
+        return Location(app.nginx.file, app.nginx.line, 1) if app.nginx else None
+    if parts[0] == "timeouts" and len(parts) == 3:
+        candidates = [f"{parts[1]}.{parts[2]}"]
+    elif parts[0] == "server" and len(parts) > 1:
+        candidates = [f"gunicorn.{parts[1]}"]
+    elif parts[0] == "nginx" and len(parts) > 1:
+        candidates = [f"nginx.{parts[1]}"]
+    elif key.startswith("session.cookie.") and len(parts) > 2:
+        candidates = [f"flask.SESSION_COOKIE_{parts[2].upper()}"]
+    else:
+        candidates = []
+    candidates += [setting for prefix, setting in sorted(_ORIGINS, key=lambda o: -len(o[0]))
+                   if key == prefix or key.startswith((prefix + ".", prefix + "["))]
+    for setting in candidates:
+        if setting in app.effective:
+            return app.effective[setting].provenance.location
+        for read in app.unknown:
+            if read.key == setting:
+                return read.location
+    return None
+
+
+def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
+    """Write the imported site file to `output`, or nothing at all.
+
+    The text is loaded back with deploygen's own loader before it replaces `output`: a value
+    the site file refuses (a server_name holding a newline, a user named `root`) is refused
+    here, located where it was read, instead of being written for `validate` to find. The
+    file is written beside `output` and renamed over it, so a failure leaves no half file.
+    """
+    from deploygen.load import load_site
+
+    text = site_yaml(app, findings)
+    folder = os.path.dirname(output) or "."
+    fd, staged = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(output)}.", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        loaded, problems = load_site(staged)
+        # Loaded back, the file must hold exactly the values read: no more keys, no other values.
+        if loaded is None or loaded.document.data != site_dict(app)[0]:
+            raise InputError([_refused(app, p, staged, output) for p in problems] or [
+                Problem(Location(printable(output), 1, 1), "", "the imported site file does not load back as written; "
+                        "nothing written")])
+        os.chmod(staged, 0o666 & ~_umask())
+        os.replace(staged, output)
+    except BaseException:
+        os.unlink(staged)
+        raise
+
+
+def _refused(app: AuditedApp, problem: Problem, staged: str, output: str) -> Problem:
+    """A problem of the staged file, told at the server file the value came from."""
+    where = origin(app, problem.key) or Location(printable(output), 1, 1)
+    message = problem.message.replace(staged, output)
+    return Problem(where, problem.key, f"{message} (the site file refuses this value read here; nothing written)")
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask

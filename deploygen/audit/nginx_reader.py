@@ -1,20 +1,27 @@
 """nginx: the server blocks that proxy to an app, with their effective timeouts.
 
-crossplane parses the whole configuration with its includes. A directive
-absent from a location is inherited from its server, then from `http {}`,
-then nginx's own default applies, which is what runs in production.
+crossplane parses each file on its own (`single=True`); includes are expanded
+here, so that each path an include names is resolved in the server's tree
+(`Tree`), read as a regular file under the size cap, and an include cycle is
+a located error rather than a recursion. A directive absent from a location is
+inherited from its server, then from `http {}`, then nginx's own default
+applies, which is what runs in production.
 """
 
 from __future__ import annotations
 
+import glob
 import os
-from dataclasses import dataclass, field, replace
+import re
+import tempfile
+from dataclasses import dataclass, field
 
 import crossplane
 
-from deploygen.audit.found import ReadSetting
+from deploygen.audit.found import ReadSetting, bounded_ms
+from deploygen.audit.source import Tree, unreadable
 from deploygen.duration import Duration
-from deploygen.errors import Location
+from deploygen.errors import InputError, Location, printable, shown
 
 # nginx's defaults for what deploygen reads (ngx_http_proxy_module, ngx_http_core_module).
 DEFAULTS = {
@@ -24,24 +31,33 @@ DEFAULTS = {
     "keepalive_timeout": "75s", "client_max_body_size": "1m", "proxy_buffering": "on",
 }
 _TIMES = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+# Debian's nginx.conf includes two levels deep (nginx.conf -> sites-enabled/x -> snippets/y);
+# a chain past 16 is a loop through differently named links, or built to exhaust the reader.
+MAX_INCLUDE_DEPTH = 16
+# Directives walked once includes are expanded. A server with a thousand sites of 100 lines
+# each walks 100,000, about 50 MB parsed; one file included from every block of another, level
+# after level, would grow without bound (as an alias bomb does in YAML): the count is capped.
+MAX_DIRECTIVES = 200_000
+# Blocks nested in http {} that are walked (http, its includes); real configurations nest 3.
+MAX_NESTING = 64
+# Where crossplane's messages name the temporary copy it parsed: ` in /tmp/x/3.conf:12`.
+_IN_COPY = re.compile(r" in \S+?(:\d+)?$")
 
 
 def nginx_time(text: str) -> Duration:
     """nginx's time syntax: `60`, `60s`, `1m30s`, `500ms` (`M` and `y` not for these directives)."""
-    import re
-
     text = text.strip()
-    if text.isdigit():
-        return Duration.seconds_(int(text))
+    if re.fullmatch(r"[0-9]{1,15}", text):
+        return Duration(bounded_ms(int(text) * 1000, text))
     total, pos = 0, 0
-    for match in re.finditer(r"(\d+)(ms|s|m|h|d|w)", text):
+    for match in re.finditer(r"([0-9]{1,15})(ms|s|m|h|d|w)", text):
         if match.start() != pos:
             break
         total += int(match.group(1)) * _TIMES[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"{text!r} is not an nginx time")
-    return Duration(total)
+        raise ValueError(f"{shown(text)} is not an nginx time (e.g. 60s, 1m30s, 500ms)")
+    return Duration(bounded_ms(total, text))
 
 
 @dataclass
@@ -57,80 +73,205 @@ class ProxiedServer:
     static: str | None = None
 
 
-def read_nginx(path: str) -> list[ProxiedServer]:
-    """Every server block in the configuration at `path` whose `location /` proxies to an app."""
-    payload = crossplane.parse(path, check_ctx=False, check_args=False, comments=False, single=False)
-    errors = [e for c in payload["config"] for e in c["errors"]]
-    if errors:
-        e = errors[0]
-        raise ValueError(f"{e['file']}:{e.get('line') or 1}: {e['error']}")
-    configs = {c["file"]: c["parsed"] for c in payload["config"]}
-    top = configs[payload["config"][0]["file"]]
-    found: list[ProxiedServer] = []
-    upstreams: dict[str, dict] = {}
+def _arg(d: dict, file: str, what: str) -> str:
+    """The first argument of directive `d`, which nginx -t requires too."""
+    if not d["args"]:
+        raise unreadable(file, f"nginx.{d['directive']}", f"`{d['directive']}` without {what}", d["line"])
+    return d["args"][0]
 
-    def walk(block: list, file: str, inherited: dict, context: str) -> None:
-        here = {**inherited, **_set_here(block, file),
-                "__headers__": _headers(block, file) or inherited.get("__headers__", {})}
+
+class _Configuration:
+    """The files of one nginx configuration, each parsed once, walked from its main file."""
+
+    def __init__(self, tree: Tree, prefix: str, copies: str) -> None:
+        self.tree = tree
+        self.prefix = prefix  # where relative includes start: nginx's conf folder
+        self.copies = copies
+        self.parsed: dict[str, list] = {}
+        self.walked = 0
+        self.found: list[ProxiedServer] = []
+        self.upstreams: dict[str, dict] = {}
+
+    def parse(self, local: str, at: Location | None = None) -> list:
+        """crossplane's statements of one file; unreadable at the include `at` that names it."""
+        if local in self.parsed:
+            return self.parsed[local]
+        try:
+            data = self.tree.read_bytes(local, "nginx")
+        except InputError as exc:
+            if at is None:
+                raise
+            reason = exc.problems[0].message.removeprefix("could not be read: ")
+            raise unreadable(at.file, "nginx.include", f"{printable(local)}: {reason}", at.line) from None
+        copy = os.path.join(self.copies, f"{len(self.parsed)}.conf")
+        with open(copy, "wb") as f:
+            f.write(data)
+        payload = crossplane.parse(copy, check_ctx=False, check_args=False, comments=False, single=True)
+        errors = payload["config"][0]["errors"]
+        if errors:
+            error = errors[0]
+            message = _IN_COPY.sub("", error["error"])
+            if "recursion" in message:
+                message = "blocks nested too deeply to read"
+            raise unreadable(local, "nginx", message, error.get("line") or 1)
+        self.parsed[local] = payload["config"][0]["parsed"]
+        return self.parsed[local]
+
+    def included(self, d: dict, file: str) -> list[str]:
+        """The files an `include` names, where they are in the tree, sorted as nginx reads a glob."""
+        pattern = _arg(d, file, "a file name")
+        if self.tree.root is None:
+            path = pattern if os.path.isabs(pattern) else os.path.join(self.prefix, pattern)
+        else:
+            path = pattern if pattern.startswith("/") else f"{self.prefix}/{pattern}"
+        found = []
+        for server_path in self.tree.glob(path) if glob.has_magic(path) else [path]:
+            try:
+                found.append(self.tree.local(server_path))
+            except OSError as exc:  # a symlink loop
+                raise unreadable(file, "nginx.include", f"{printable(server_path)}: {exc.strerror}",
+                                 d["line"]) from None
+        return found
+
+    def inline(self, block: list, file: str, chain: tuple[str, ...]) -> list[tuple[dict, str]]:
+        """The statements of one level with its includes in their place, each with its file."""
+        items: list[tuple[dict, str]] = []
         for d in block:
-            name = d["directive"]
-            if name == "include":
-                for inc in d.get("includes", []):
-                    inc_file = payload["config"][inc]["file"]
-                    walk(payload["config"][inc]["parsed"], inc_file, here, context)
-            elif name == "http":
-                walk(d["block"], file, here, "http")
-            elif name == "upstream":
-                upstreams[d["args"][0]] = {"file": file, "block": d["block"], "line": d["line"]}
-            elif name == "server" and context == "http":
-                _server(d, file, here)
+            if d["directive"] != "include":
+                items.append((d, file))
+            else:
+                at = Location(file, d["line"], 1)
+                for local in self.included(d, file):
+                    deeper = self._deeper(chain, local, at)
+                    items += self.inline(self.parse(local, at), local, deeper)
+            if len(items) + self.walked > MAX_DIRECTIVES:
+                raise unreadable(file, "nginx", f"more than {MAX_DIRECTIVES} directives once includes are "
+                                 "expanded", d["line"])
+        self.walked += len(items)
+        return items
 
-    def _server(d: dict, file: str, inherited: dict) -> None:
-        block = d["block"]
-        here = {**inherited, **_set_here(block, file)}
-        names = [a for x in block if x["directive"] == "server_name" for a in x["args"]]
-        for loc in (x for x in block if x["directive"] == "location" and x["args"] == ["/"]):
-            inner = {**here, **_set_here(loc["block"], file)}
-            headers = _headers(loc["block"], file) or _headers(block, file) or inherited.get("__headers__", {})
-            proxies = [x["args"][0] for x in loc["block"] if x["directive"] == "proxy_pass"]
+    @staticmethod
+    def _deeper(chain: tuple[str, ...], local: str, at: Location) -> tuple[str, ...]:
+        if local in chain:
+            loop = " -> ".join(printable(f) for f in (*chain[chain.index(local):], local))
+            raise unreadable(at.file, "nginx.include", f"includes itself ({loop})", at.line)
+        if len(chain) >= MAX_INCLUDE_DEPTH:
+            raise unreadable(at.file, "nginx.include", f"includes nested more than {MAX_INCLUDE_DEPTH} deep",
+                             at.line)
+        return (*chain, local)
+
+    def walk(self, block: list, file: str, inherited: dict, context: str, chain: tuple[str, ...],
+             depth: int = 0) -> None:
+        if depth > MAX_NESTING:
+            raise unreadable(file, "nginx", f"http blocks nested more than {MAX_NESTING} deep",
+                             block[0]["line"] if block else 1)
+        items = self.inline(block, file, chain)
+        here = {**inherited, **_set_here(items), "__headers__": _headers(items) or inherited.get("__headers__", {})}
+        for d, at in items:
+            name = d["directive"]
+            if name == "http":
+                self.walk(d.get("block", []), at, here, "http", chain, depth + 1)
+            elif name == "upstream":
+                self.upstreams[_arg(d, at, "a name")] = {"file": at, "line": d["line"],
+                                                         "block": self.inline(d.get("block", []), at, chain)}
+            elif name == "server" and context == "http":
+                self.server(d, at, here, chain)
+
+    def server(self, d: dict, file: str, inherited: dict, chain: tuple[str, ...]) -> None:
+        block = self.inline(d.get("block", []), file, chain)
+        here = {**inherited, **_set_here(block)}
+        names = [a for x, _ in block if x["directive"] == "server_name" for a in x["args"]]
+        for loc, loc_file in ((x, f) for x, f in block if x["directive"] == "location" and x["args"] == ["/"]):
+            inner_block = self.inline(loc.get("block", []), loc_file, chain)
+            inner = {**here, **_set_here(inner_block)}
+            headers = _headers(inner_block) or _headers(block) or inherited.get("__headers__", {})
+            proxies = [_arg(x, f, "an address") for x, f in inner_block if x["directive"] == "proxy_pass"]
             if not proxies:
                 continue
-            proxy = proxies[-1]
-            server = ProxiedServer(file, d["line"], names, proxy)
-            for x in block:
-                if x["directive"] in ("ssl_certificate", "ssl_certificate_key") and x["args"]:
-                    server.tls[x["directive"].replace("ssl_", "")] = x["args"][0]
-                if x["directive"] == "location" and x["args"] == ["/static/"]:
-                    alias = [y["args"][0] for y in x["block"] if y["directive"] == "alias" and y["args"]]
-                    server.static = alias[0].rstrip("/") if alias else None
-            where_default = Location(file, loc["line"], 1)
+            server = ProxiedServer(file, d["line"], names, proxies[-1])
+            _tls_and_static(server, block, chain, self)
+            where_default = Location(loc_file, loc["line"], 1)
             for key, default in DEFAULTS.items():
                 value, location = inner.get(key, (default, where_default))
-                is_default = key not in inner
-                parsed = nginx_time(value) if key.endswith("timeout") else value
-                server.settings[f"nginx.{key}"] = ReadSetting(f"nginx.{key}", parsed, location, is_default)
-            for name in ("Connection", "X-Forwarded-Proto"):
-                value, location = headers.get(name.lower(), (None, where_default))
-                server.settings[f"nginx.proxy_set_header.{name}"] = ReadSetting(
-                    f"nginx.proxy_set_header.{name}", value, location, value is None)
-            found.append(server)
-
-    walk(top, payload["config"][0]["file"], {}, "main")
-    for server in found:
-        _upstream_settings(server, upstreams)
-    return found
+                server.settings[f"nginx.{key}"] = _read(f"nginx.{key}", value, location, key not in inner)
+            for header in ("Connection", "X-Forwarded-Proto"):
+                value, location = headers.get(header.lower(), (None, where_default))
+                server.settings[f"nginx.proxy_set_header.{header}"] = ReadSetting(
+                    f"nginx.proxy_set_header.{header}", value, location, value is None)
+            self.found.append(server)
 
 
-def _set_here(block: list, file: str) -> dict:
+def _read(key: str, value: str, location: Location, default: bool) -> ReadSetting:
+    """One directive's setting; a time nginx would refuse is reported, not raised."""
+    if not key.endswith("timeout"):
+        return ReadSetting(key, value, location, default)
+    try:
+        return ReadSetting(key, nginx_time(value), location, default)
+    except ValueError as exc:
+        return ReadSetting(key, None, location, default, unknown=str(exc))
+
+
+def _tls_and_static(server: ProxiedServer, block: list, chain: tuple[str, ...], config: _Configuration) -> None:
+    for x, file in block:
+        if x["directive"] in ("ssl_certificate", "ssl_certificate_key") and x["args"]:
+            server.tls[x["directive"].replace("ssl_", "")] = x["args"][0]
+        if x["directive"] == "location" and x["args"] == ["/static/"]:
+            inner = config.inline(x.get("block", []), file, chain)
+            alias = [y["args"][0] for y, _ in inner if y["directive"] == "alias" and y["args"]]
+            server.static = alias[0].rstrip("/") if alias else None
+
+
+def read_nginx(path: str, tree: Tree | None = None) -> list[ProxiedServer]:
+    """Every server block in the configuration at `path` (a server path under a root) whose
+    `location /` proxies to an app."""
+    return _servers(tree or Tree(), path, main=True)
+
+
+def read_server_block(path: str, tree: Tree | None = None) -> list[ProxiedServer]:
+    """A lone site file (`sites-available/NAME`): included from an `http {}`, as nginx.conf does."""
+    return _servers(tree or Tree(), path, main=False)
+
+
+def read_nginx_file(path: str, tree: Tree | None = None) -> list[ProxiedServer]:
+    """nginx.conf or a lone site file, whichever `path` is: a main file has `http {}` or `events {}`."""
+    return _servers(tree or Tree(), path, main=None)
+
+
+def _prefix(path: str, main: bool) -> str:
+    """nginx's conf folder, where relative includes start: a site file's is above sites-available/."""
+    folder = os.path.dirname(path)
+    if not main and os.path.basename(folder) in ("sites-available", "sites-enabled", "conf.d"):
+        folder = os.path.dirname(folder)
+    return folder or "."
+
+
+def _servers(tree: Tree, path: str, main: bool | None) -> list[ProxiedServer]:
+    try:
+        local = tree.local(path)
+    except OSError as exc:  # a symlink loop
+        raise unreadable(path, "nginx", exc.strerror or str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="deploygen-nginx-") as copies:
+        config = _Configuration(tree, "", copies)
+        top = config.parse(local)
+        if main is None:
+            main = any(d["directive"] in ("http", "events") for d in top)
+        config.prefix = _prefix(path, main)
+        config.walk(top, local, {}, "main" if main else "http", (local,))
+    for server in config.found:
+        _upstream_settings(server, config.upstreams)
+    return config.found
+
+
+def _set_here(items: list[tuple[dict, str]]) -> dict:
     """The directives read here that one level sets: `{name: (argument, location)}`, the last one kept."""
     return {x["directive"]: (x["args"][0], Location(file, x["line"], 1))
-            for x in block if x["directive"] in DEFAULTS and x["args"]}
+            for x, file in items if x["directive"] in DEFAULTS and x["args"]}
 
 
-def _headers(block: list, file: str) -> dict:
+def _headers(items: list[tuple[dict, str]]) -> dict:
     """`proxy_set_header`s of one level; nginx inherits them only into levels that set none."""
     return {x["args"][0].lower(): (x["args"][1] if len(x["args"]) > 1 else "", Location(file, x["line"], 1))
-            for x in block if x["directive"] == "proxy_set_header" and x["args"]}
+            for x, file in items if x["directive"] == "proxy_set_header" and x["args"]}
 
 
 def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> None:
@@ -140,31 +281,18 @@ def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> Non
     if upstream is None:
         return
     here = Location(upstream["file"], upstream["line"], 1)
-    values = {x["directive"]: (x["args"][0], Location(upstream["file"], x["line"], 1))
-              for x in upstream["block"] if x["directive"] in ("keepalive", "keepalive_timeout")}
+    values = {x["directive"]: (x["args"][0], Location(file, x["line"], 1))
+              for x, file in upstream["block"] if x["directive"] in ("keepalive", "keepalive_timeout") and x["args"]}
     count, at = values.get("keepalive", ("0", here))
-    server.settings["nginx.upstream.keepalive"] = ReadSetting("nginx.upstream.keepalive", int(count), at,
-                                                              "keepalive" not in values)
+    key = "nginx.upstream.keepalive"
+    if re.fullmatch(r"[0-9]{1,9}", count):
+        server.settings[key] = ReadSetting(key, int(count), at, "keepalive" not in values)
+    else:
+        server.settings[key] = ReadSetting(key, None, at, unknown=f"{shown(count)} is not a count of connections")
     kt, at = values.get("keepalive_timeout", ("60s", here))
-    server.settings["nginx.upstream.keepalive_timeout"] = ReadSetting(
-        "nginx.upstream.keepalive_timeout", nginx_time(kt), at, "keepalive_timeout" not in values)
+    server.settings["nginx.upstream.keepalive_timeout"] = _read(
+        "nginx.upstream.keepalive_timeout", kt, at, "keepalive_timeout" not in values)
     server.settings["nginx.upstream.server"] = ReadSetting(
-        "nginx.upstream.server", [x["args"][0] for x in upstream["block"] if x["directive"] == "server"], here)
-
-
-def read_server_block(path: str) -> list[ProxiedServer]:
-    """A lone site file (`sites-available/NAME`): included from an `http {}`, as nginx.conf does."""
-    import tempfile
-
-    absolute = os.path.abspath(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        main = os.path.join(tmp, "nginx.conf")
-        with open(main, "w") as f:
-            f.write(f"http {{ include {absolute}; }}\n")
-        servers = read_nginx(main)
-    for server in servers:
-        server.file = path if server.file == absolute else server.file
-        for key, read in server.settings.items():
-            if read.location.file == absolute:
-                server.settings[key] = replace(read, location=read.location._replace(file=path))
-    return servers
+        "nginx.upstream.server",
+        [x["args"][0] for x, _ in upstream["block"] if x["directive"] == "server" and x["args"]],
+        here)

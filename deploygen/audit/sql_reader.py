@@ -12,22 +12,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from deploygen.audit.found import ReadSetting
+from deploygen.audit.found import ReadSetting, bounded_ms
+from deploygen.audit.source import Tree, unreadable
 from deploygen.duration import Duration
-from deploygen.errors import Location
+from deploygen.errors import Location, shown
 from deploygen.model import POSTGRES_SETTINGS
 
-_TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|"(?:[^"]|"")*"|;|=|[^\s;=]+""", re.S)
+# A comment or quote left open runs to the end of the file (PostgreSQL refuses it): matching it
+# so, rather than failing and retrying at the next character, keeps a hostile file linear.
+_TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|;|=|[^\s;=]+""",
+                    re.DOTALL)
 _UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def postgres_time(text: str) -> Duration | None:
     """PostgreSQL's time value: `'290s'`, `'5min'`, `30000` (ms); 0 is off (None)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([a-z]*)\s*", text)
     if not match or (match.group(2) and match.group(2) not in _UNITS):
-        raise ValueError(f"{text!r} is not a PostgreSQL time (units: us ms s min h d)")
-    ms = float(match.group(1)) * _UNITS.get(match.group(2) or "ms")
-    return Duration(int(ms)) if int(ms) else None
+        raise ValueError(f"{shown(text)} is not a PostgreSQL time (units: us ms s min h d)")
+    ms = bounded_ms(float(match.group(1)) * _UNITS.get(match.group(2) or "ms"), text)
+    return Duration(ms) if ms else None
 
 
 @dataclass(frozen=True)
@@ -65,37 +69,25 @@ def _literal(token: str) -> str:
     return token[1:-1].replace("''", "'") if token.startswith("'") else token
 
 
-def read_sql(path: str, role: str, database: str) -> dict[str, ReadSetting]:
-    """The timeouts `role` gets in `database` from the statements in `path`."""
-    with open(path, encoding="utf-8") as f:
-        statements = _statements(f.read())
+def read_statements(path: str, tree: Tree | None = None) -> list[_Statement]:
+    """The statements of the SQL file at `path`."""
+    return _statements((tree or Tree()).read_text(path, "postgres"))
+
+
+def read_sql(path: str, role: str, database: str, statements: list[_Statement] | None = None,
+             tree: Tree | None = None) -> dict[str, ReadSetting]:
+    """The timeouts `role` gets in `database` from the statements in `path` (already read: `statements`)."""
+    if statements is None:
+        statements = read_statements(path, tree)
     by_scope: dict[str, dict[str, ReadSetting | None]] = {"role_db": {}, "role": {}, "db": {}}
     for st in statements:
         w = [x.upper() if not x.startswith(("'", '"')) else x for x in st.words]
         if len(w) < 4 or w[0] != "ALTER" or w[1] not in ("ROLE", "USER", "DATABASE"):
             continue
-        target, rest = _name(st.words[2]), w[3:]
-        raw_rest = st.words[3:]
-        if w[1] == "DATABASE":
-            if target != database:
-                continue
-            scope = "db"
-        else:
-            if target != role:
-                continue
-            scope = "role"
-            if rest[:2] == ["IN", "DATABASE"]:
-                if _name(raw_rest[2]) != database:
-                    continue
-                scope, rest, raw_rest = "role_db", rest[3:], raw_rest[3:]
-        location = Location(path, st.line, 1)
-        if rest and rest[0] == "RESET" and len(raw_rest) > 1:
-            by_scope[scope][_name(raw_rest[1])] = None
-        elif rest and rest[0] == "SET" and len(raw_rest) >= 4 and rest[2] in ("=", "TO"):
-            name = _name(raw_rest[1])
-            if name in POSTGRES_SETTINGS:
-                value = postgres_time(_literal(raw_rest[3]))
-                by_scope[scope][name] = ReadSetting(f"postgres.{name}", value, location)
+        scoped = _scope(w, st, path, role, database)
+        if scoped is not None:
+            scope, rest, raw_rest = scoped
+            _apply(by_scope[scope], rest, raw_rest, Location(path, st.line, 1))
     found: dict[str, ReadSetting] = {}
     for name in POSTGRES_SETTINGS:
         for scope in ("role_db", "role", "db"):
@@ -109,11 +101,41 @@ def read_sql(path: str, role: str, database: str) -> dict[str, ReadSetting]:
     return found
 
 
-def sql_scope(path: str) -> tuple[str, str] | None:
+def _scope(w: list[str], st: _Statement, path: str, role: str, database: str):
+    """(scope, rest, raw rest) of an ALTER statement that applies to `role` in `database`, else None."""
+    target, rest, raw_rest = _name(st.words[2]), w[3:], st.words[3:]
+    if w[1] == "DATABASE":
+        return ("db", rest, raw_rest) if target == database else None
+    if target != role:
+        return None
+    if rest[:2] != ["IN", "DATABASE"]:
+        return "role", rest, raw_rest
+    if len(raw_rest) < 3:
+        # PostgreSQL refuses it (a syntax error), so psql never ran it: the file is not what runs.
+        raise unreadable(path, "postgres", "`ALTER ROLE ... IN DATABASE` names no database", st.line)
+    if _name(raw_rest[2]) != database:
+        return None
+    return "role_db", rest[3:], raw_rest[3:]
+
+
+def _apply(scope: dict[str, ReadSetting | None], rest: list[str], raw_rest: list[str], location: Location) -> None:
+    """One `SET name = value` or `RESET name`; a value that is no time is reported, not raised."""
+    if rest and rest[0] == "RESET" and len(raw_rest) > 1:
+        scope[_name(raw_rest[1])] = None
+    elif rest and rest[0] == "SET" and len(raw_rest) >= 4 and rest[2] in ("=", "TO"):
+        name = _name(raw_rest[1])
+        if name in POSTGRES_SETTINGS:
+            try:
+                scope[name] = ReadSetting(f"postgres.{name}", postgres_time(_literal(raw_rest[3])), location)
+            except ValueError as exc:
+                scope[name] = ReadSetting(f"postgres.{name}", None, location, unknown=str(exc))
+
+
+def sql_scope(path: str, statements: list[_Statement] | None = None,
+              tree: Tree | None = None) -> tuple[str, str] | None:
     """The first (role, database) an `ALTER ROLE r IN DATABASE d` statement in `path` names."""
-    with open(path, encoding="utf-8") as f:
-        for st in _statements(f.read()):
-            w = [x.upper() for x in st.words[:6]]
-            if len(w) >= 6 and w[0] == "ALTER" and w[1] in ("ROLE", "USER") and w[3:5] == ["IN", "DATABASE"]:
-                return _name(st.words[2]), _name(st.words[5])
+    for st in read_statements(path, tree) if statements is None else statements:
+        w = [x.upper() for x in st.words[:6]]
+        if len(w) >= 6 and w[0] == "ALTER" and w[1] in ("ROLE", "USER") and w[3:5] == ["IN", "DATABASE"]:
+            return _name(st.words[2]), _name(st.words[5])
     return None

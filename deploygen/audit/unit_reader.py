@@ -7,12 +7,15 @@ default of 90 s (`DefaultTimeoutStopSec=`).
 
 from __future__ import annotations
 
+import re
 import shlex
+from collections.abc import Iterator
 
-from deploygen.audit.found import ReadSetting
+from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import typed
+from deploygen.audit.source import Tree, unreadable
 from deploygen.duration import Duration
-from deploygen.errors import Location
+from deploygen.errors import Location, shown
 
 STOP_DEFAULT = Duration.seconds_(90)
 # gunicorn's command-line flags for the settings deploygen reads.
@@ -24,58 +27,90 @@ _FLAGS = {
 }
 
 
+_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000,
+          "hr": 3_600_000, "d": 86_400_000}
+
+
 def systemd_time(text: str) -> Duration:
-    """systemd's time span: `45`, `45s`, `1min 30s`, `500ms`, `infinity` is refused."""
-    import re
-
-    units = {"us": 0.001, "ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000,
-             "hr": 3_600_000, "d": 86_400_000}
+    """systemd's time span: `45`, `45s`, `1min 30s`, `500ms`; `infinity` is refused (no timeout at all)."""
     text = text.strip()
-    if re.fullmatch(r"\d+", text):
-        return Duration.seconds_(int(text))
+    if re.fullmatch(r"[0-9]{1,15}", text):
+        return Duration(bounded_ms(int(text) * 1000, text))
+    parts = re.findall(r"([0-9]{1,15})\s*([a-z]+)\s*", text)
+    if not parts or "".join(re.findall(r"[0-9]{1,15}\s*[a-z]+\s*", text)) != text:
+        raise ValueError(f"{shown(text)} is not a systemd time span deploygen compares (e.g. 90s, 1min 30s)")
     total = 0.0
-    for number, unit in re.findall(r"(\d+)\s*([a-z]+)", text):
-        if unit not in units:
-            raise ValueError(f"{text!r}: unknown unit {unit!r}")
-        total += int(number) * units[unit]
-    return Duration(int(total))
+    for number, unit in parts:
+        if unit not in _UNITS:
+            raise ValueError(f"{shown(text)}: unknown unit {shown(unit)}")
+        total += int(number) * _UNITS[unit]
+    return Duration(bounded_ms(total, text))
 
 
-def read_unit(path: str) -> dict[str, ReadSetting]:
+def unit_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(number of its first line, line) of each logical line: systemd joins a line ending in a
+    backslash with the next (comment lines in between are dropped), and at the end of the file
+    the backslash is simply removed."""
+    joined, first = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if joined and line[:1] in ("#", ";"):
+            continue
+        if not joined:
+            first = number
+        if line.endswith("\\"):
+            joined += line[:-1] + " "
+            continue
+        yield first, joined + line
+        joined = ""
+    if joined:
+        yield first, joined.rstrip()
+
+
+def read_unit(path: str, tree: Tree | None = None) -> dict[str, ReadSetting]:
     """`systemd.TimeoutStopSec`, the unit's user, files and gunicorn flags, each with its line."""
     found: dict[str, ReadSetting] = {}
     section = ""
-    with open(path, encoding="utf-8") as f:
-        for number, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line[0] in "#;":
-                continue
-            if line.startswith("["):
-                section = line.strip("[]")
-                continue
-            key, _, value = line.partition("=")
-            key, value = key.strip(), value.strip()
-            where = Location(path, number, 1)
-            if section != "Service":
-                continue
-            if key in ("TimeoutStopSec", "RestartSec"):
-                found[f"systemd.{key}"] = ReadSetting(f"systemd.{key}", systemd_time(value), where)
-            elif key in ("User", "Group", "WorkingDirectory"):
-                found[f"systemd.{key}"] = ReadSetting(f"systemd.{key}", value, where)
-            elif key == "EnvironmentFile":
-                files = found.get("systemd.EnvironmentFile")
-                listed = [*(files.value if files else []), value.lstrip("-")]
-                found["systemd.EnvironmentFile"] = ReadSetting("systemd.EnvironmentFile", listed, where)
-            elif key == "ExecStart":
-                found.update(_exec_start(value, where))
+    for number, line in unit_lines((tree or Tree()).read_text(path, "systemd")):
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if section == "Service":
+            found.update(_service_line(key, value, Location(path, number, 1), found))
     if "systemd.TimeoutStopSec" not in found:
         found["systemd.TimeoutStopSec"] = ReadSetting("systemd.TimeoutStopSec", STOP_DEFAULT,
                                                       Location(path, 1, 1), default=True)
     return dict(sorted(found.items()))
 
 
+def _service_line(key: str, value: str, where: Location, found: dict[str, ReadSetting]) -> dict[str, ReadSetting]:
+    """What one `[Service]` line sets; a value that is no time span is reported at its line."""
+    if key in ("TimeoutStopSec", "RestartSec"):
+        try:
+            return {f"systemd.{key}": ReadSetting(f"systemd.{key}", systemd_time(value), where)}
+        except ValueError as exc:
+            return {f"systemd.{key}": ReadSetting(f"systemd.{key}", None, where, unknown=str(exc))}
+    if key in ("User", "Group", "WorkingDirectory"):
+        return {f"systemd.{key}": ReadSetting(f"systemd.{key}", value, where)}
+    if key == "EnvironmentFile":
+        files = found.get("systemd.EnvironmentFile")
+        # `-` marks a file that may be missing; audit reads what is there either way.
+        listed = [*(files.value if files else []), value.removeprefix("-")]
+        return {"systemd.EnvironmentFile": ReadSetting("systemd.EnvironmentFile", listed, where)}
+    if key == "ExecStart":
+        return _exec_start(value, where)
+    return {}
+
+
 def _exec_start(command: str, where: Location) -> dict[str, ReadSetting]:
-    words = shlex.split(command.lstrip("@-:+!"))
+    try:
+        words = shlex.split(command.lstrip("@-:+!"))
+    except ValueError as exc:  # an unclosed quote: systemd refuses the line, and so the unit
+        raise unreadable(where.file, "systemd.ExecStart", f"{exc} in {shown(command)}", where.line) from None
     found = {"systemd.ExecStart": ReadSetting("systemd.ExecStart", words, where)}
     index = 1
     while index < len(words):
@@ -88,5 +123,8 @@ def _exec_start(command: str, where: Location) -> dict[str, ReadSetting]:
         value = inline or (words[index + 1] if index + 1 < len(words) else "")
         index += 1 if inline else 2
         key = "gunicorn.config_file" if name == "config" else f"gunicorn.{name}"
-        found[key] = ReadSetting(key, typed(name, value), where)
+        try:
+            found[key] = ReadSetting(key, typed(name, value), where)
+        except (ValueError, TypeError) as exc:
+            found[key] = ReadSetting(key, None, where, unknown=f"{flag}: {exc}")
     return found

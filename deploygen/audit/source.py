@@ -1,0 +1,111 @@
+"""Where audit reads a server's files, and how one of them is read.
+
+With `--root DIR` every path a configuration names (an include, a symlink in
+sites-enabled, `-c ../../x.py`, `EnvironmentFile=`) is the server's, so it is
+resolved inside DIR as if DIR were `/`: nothing on the auditing machine is
+read in its place. Files named on the command line are the machine's own, so
+their paths are taken as the kernel would.
+
+Each file is read whole through `read_regular_file` (a FIFO, a device or a
+file over the size cap is refused, never waited on) and decoded here, so a
+reader only ever sees text, and every failure is one located problem.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import glob
+import os
+from dataclasses import dataclass, field
+
+from deploygen.errors import InputError, Location, Problem, printable
+from deploygen.regular_file import read_regular_file
+from deploygen.rootpath import resolve_in_root
+
+
+def unreadable(file: str, key: str, reason: str, line: int = 1, column: int = 1) -> InputError:
+    """The one-problem error of a file (or a line of one) that cannot be read."""
+    return InputError([Problem(Location(printable(file), line, column), key, f"could not be read: {reason}")])
+
+
+def why(exc: BaseException) -> str:
+    """An OSError's own words (`No such file or directory`, `a FIFO, not a regular file`)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def decode(data: bytes, file: str, key: str) -> str:
+    """UTF-8 text, or the located byte where it is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise unreadable(file, key, f"byte 0x{data[exc.start]:02x} is not UTF-8 text", line, column) from None
+
+
+@dataclass
+class Tree:
+    """A server's file tree: ROOT as `/` (`root` set), or this machine's own (`root` None)."""
+
+    root: str | None = None
+    # Every file read, per layer, in the order read: what `audit` says it looked at.
+    read: dict[str, list[str]] = field(default_factory=dict)
+
+    def local(self, path: str) -> str:
+        """Where the server's `path` is here; a relative `path` is relative to `/` under a root."""
+        if "\0" in path:  # no file has one in its name: the kernel refuses it, Python raises ValueError
+            raise OSError(errno.EINVAL, "a NUL byte in the path", path)
+        if self.root is None:
+            return path
+        return str(resolve_in_root(self.root, path))
+
+    def glob(self, pattern: str) -> list[str]:
+        """The paths `pattern` matches, sorted as glob(3) does for nginx; links followed inside ROOT."""
+        if "\0" in pattern:
+            return []  # no name holds a NUL byte
+        if self.root is None:
+            return sorted(glob.glob(pattern))
+        found = ["/"]
+        for part in (p for p in pattern.split("/") if p):
+            if not glob.has_magic(part):
+                found = [os.path.join(f, part) for f in found]
+                continue
+            matched = []
+            for base in found:
+                matched += [os.path.join(base, name) for name in self._names(base, part)]
+            found = matched
+        return sorted(p for p in found if self.has_entry(p))
+
+    def has_entry(self, path: str) -> bool:
+        """Whether ROOT has `path` as a directory entry: a dangling link matches, as in glob(3)."""
+        try:
+            folder = self.local(os.path.dirname(path))
+        except OSError:
+            return False
+        return os.path.lexists(os.path.join(folder, os.path.basename(path)))
+
+    def _names(self, folder: str, part: str) -> list[str]:
+        try:
+            with os.scandir(self.local(folder)) as entries:
+                names = [e.name for e in entries]
+        except OSError:
+            return []  # not a folder, or not there: it matches nothing, as in glob(3)
+        # glob(3) leaves hidden names to patterns that start with a dot.
+        return [n for n in names if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or n[0] != ".")]
+
+    def read_bytes(self, local: str, layer: str, key: str | None = None) -> bytes:
+        """The bytes of the file at `local` (a path from `local()`), recorded under `layer`."""
+        try:
+            # Under a root every link was already followed inside it: one left is a race, refused.
+            data = read_regular_file(self.local(local) if self.root is None else local, follow=self.root is None)
+        except OSError as exc:
+            raise unreadable(local, key or layer, why(exc)) from None
+        self.read.setdefault(layer, []).append(local)
+        return data
+
+    def read_text(self, local: str, layer: str, key: str | None = None) -> str:
+        return decode(self.read_bytes(local, layer, key), local, key or layer)

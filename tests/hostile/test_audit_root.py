@@ -1,0 +1,208 @@
+"""`audit --root`: every path a server's files name is that server's, resolved inside ROOT.
+
+Each case plants a canary outside ROOT: a site whose `proxy_read_timeout 5s` is under
+gunicorn's 60 s, which would be a DG101 error and name `canary.example` if audit read it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.hostile.conftest import assert_bad_input, run_deploygen
+
+UNIT = """[Unit]
+Description=shop
+
+[Service]
+User=shop
+WorkingDirectory=/srv/shop
+ExecStart=/srv/shop/venv/bin/gunicorn -c gunicorn.conf.py app:app
+TimeoutStopSec=90
+"""
+GUNICORN = 'bind = "unix:/run/shop/gunicorn.sock"\ntimeout = 60\ngraceful_timeout = 30\n'
+NGINX_CONF = "events {}\nhttp {\n    include /etc/nginx/sites-enabled/*;\n}\n"
+SITE = """server {
+    server_name shop.example.com;
+    location / {
+        proxy_pass http://unix:/run/shop/gunicorn.sock;
+        proxy_read_timeout 90s;
+        proxy_send_timeout 90s;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }
+}
+"""
+CANARY = SITE.replace("shop.example.com", "canary.example").replace("90s", "5s")
+
+
+def server_tree(tmp_path: Path, files: dict[str, str] | None = None) -> Path:
+    """ROOT with one gunicorn app and its nginx site (overridden or extended by `files`)."""
+    root = tmp_path / "root"
+    tree = {"etc/systemd/system/shop.service": UNIT, "srv/shop/gunicorn.conf.py": GUNICORN,
+            "etc/nginx/nginx.conf": NGINX_CONF, "etc/nginx/sites-available/shop": SITE, **(files or {})}
+    for name, text in tree.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    enabled = root / "etc/nginx/sites-enabled"
+    enabled.mkdir(parents=True, exist_ok=True)
+    if not (enabled / "shop").exists():
+        (enabled / "shop").symlink_to("/etc/nginx/sites-available/shop")  # absolute, as Debian's are
+    return root
+
+
+def canary(tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / "site.conf").write_text(CANARY)
+    (outside / "gunicorn.py").write_text('bind = "unix:/run/shop/gunicorn.sock"\ntimeout = 600\n')
+    (outside / "flask.env").write_text("FLASK_PERMANENT_SESSION_LIFETIME=1\n")
+    return outside
+
+
+def assert_not_read(result, outside: Path) -> None:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "canary.example" not in output and "DG101" not in output, output
+    for line in output.splitlines():
+        if line.startswith("read: "):
+            assert str(outside) not in line.split(": ", 2)[-1].replace(str(outside.parent / "root"), ""), line
+
+
+def test_the_tree_as_written_is_clean_and_says_what_it_read(tmp_path):
+    root = server_tree(tmp_path)
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode == 0, result.stderr
+    assert f"read: nginx: 2 file(s): {root}/etc/nginx/nginx.conf, {root}/etc/nginx/sites-available/shop" \
+        in result.stderr
+    assert f"read: shop: systemd: {root}/etc/systemd/system/shop.service" in result.stderr
+    assert f"read: shop: gunicorn: {root}/srv/shop/gunicorn.conf.py" in result.stderr
+    assert f"read: shop: nginx: the server block at {root}/etc/nginx/sites-available/shop:1" in result.stderr
+
+
+def test_a_sites_enabled_link_to_an_absolute_path_outside_is_read_inside_root(tmp_path):
+    outside = canary(tmp_path)
+    root = server_tree(tmp_path)
+    (root / "etc/nginx/sites-enabled/x").symlink_to(outside / "site.conf")
+    result = run_deploygen("audit", "--root", root)
+    # nginx itself would fail on the dangling link: the one at ROOT/<outside>/site.conf.
+    [problem] = assert_bad_input(result)
+    assert problem["file"] == f"{root}/etc/nginx/nginx.conf" and problem["line"] == "3"
+    assert f"{root}{outside}/site.conf: No such file or directory" in problem["msg"]
+    assert_not_read(result, outside)
+
+
+def test_a_link_to_etc_passwd_reads_roots_own(tmp_path):
+    root = server_tree(tmp_path, {"etc/passwd": "root:x:0:0::/root:/bin/sh\n"})
+    (root / "etc/nginx/sites-enabled/x").symlink_to("/etc/passwd")
+    result = run_deploygen("audit", "--root", root)
+    [problem] = assert_bad_input(result)
+    # ROOT's passwd, parsed as nginx would: not the auditing machine's.
+    assert problem["file"] == f"{root}/etc/passwd", problem.string
+    assert "daemon:" not in result.stderr
+
+
+def test_an_absolute_include_names_roots_file_not_this_machines(tmp_path):
+    """`include /etc/nginx/mime.types;` is ROOT's mime.types, even where this machine has one."""
+    conf = "events {}\nhttp {\n    include /etc/nginx/mime.types;\n    include /etc/nginx/sites-enabled/*;\n}\n"
+    root = server_tree(tmp_path, {"etc/nginx/nginx.conf": conf, "etc/nginx/mime.types": "types { text/html html; }\n"})
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode == 0, result.stderr
+    assert f"{root}/etc/nginx/mime.types" in result.stderr
+    assert ", /etc/nginx" not in result.stderr
+
+    os.unlink(root / "etc/nginx/mime.types")
+    [problem] = assert_bad_input(run_deploygen("audit", "--root", root))
+    assert problem["key"] == "nginx.include"
+    assert f"{root}/etc/nginx/mime.types: No such file or directory" in problem["msg"]
+
+
+def test_an_absolute_include_of_a_canary_outside_root(tmp_path):
+    outside = canary(tmp_path)
+    conf = f"events {{}}\nhttp {{\n    include {outside}/*.conf;\n    include /etc/nginx/sites-enabled/*;\n}}\n"
+    root = server_tree(tmp_path, {"etc/nginx/nginx.conf": conf})
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode == 0, result.stderr  # the glob matches nothing inside ROOT
+    assert_not_read(result, outside)
+
+
+def test_dotdot_includes_stop_at_root(tmp_path):
+    canary(tmp_path)
+    conf = "events {}\nhttp {\n    include ../../../../../../../../../../outside/site.conf;\n" \
+           "    include /etc/nginx/sites-enabled/*;\n}\n"
+    root = server_tree(tmp_path, {"etc/nginx/nginx.conf": conf})
+    [problem] = assert_bad_input(run_deploygen("audit", "--root", root))
+    assert f"{root}/outside/site.conf: No such file or directory" in problem["msg"]
+
+
+def test_a_config_named_with_dotdot_stays_in_root(tmp_path):
+    canary(tmp_path)
+    unit = UNIT.replace("-c gunicorn.conf.py", "-c ../../../../../../../../outside/gunicorn.py")
+    root = server_tree(tmp_path, {"etc/systemd/system/shop.service": unit})
+    result = run_deploygen("audit", "--root", root)
+    [problem] = assert_bad_input(result)
+    assert problem["file"] == f"{root}/etc/systemd/system/shop.service" and problem["line"] == "7"
+    assert problem["key"] == "gunicorn.config_file"
+    assert f"{root}/outside/gunicorn.py: No such file or directory" in problem["msg"]
+
+    # With the file where ROOT puts it, that one is read, and never the canary's 600 s.
+    (root / "outside").mkdir()
+    (root / "outside/gunicorn.py").write_text(GUNICORN)
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode == 0, result.stderr
+    assert f"read: shop: gunicorn: {root}/outside/gunicorn.py" in result.stderr
+
+
+def test_a_config_linked_outside_root_is_read_inside(tmp_path):
+    outside = canary(tmp_path)
+    root = server_tree(tmp_path)
+    os.unlink(root / "srv/shop/gunicorn.conf.py")
+    (root / "srv/shop/gunicorn.conf.py").symlink_to(outside / "gunicorn.py")
+    [problem] = assert_bad_input(run_deploygen("audit", "--root", root))
+    assert f"{root}{outside}/gunicorn.py" in problem["msg"]
+
+
+def test_environment_files_stay_in_root(tmp_path):
+    outside = canary(tmp_path)
+    unit = UNIT.replace("TimeoutStopSec=90", f"TimeoutStopSec=90\nEnvironmentFile={outside}/flask.env\n"
+                                             "EnvironmentFile=-../../../../../../../outside/flask.env")
+    root = server_tree(tmp_path, {"etc/systemd/system/shop.service": unit})
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode == 0, result.stderr
+    assert f"{root}{outside}/flask.env (not there: skipped)" in result.stderr
+    assert f"{root}/outside/flask.env (not there: skipped)" in result.stderr
+    assert "DG4" not in result.stdout  # the canary's 1-second session lifetime was not read
+
+
+def test_a_symlink_loop_is_a_located_error(tmp_path):
+    root = server_tree(tmp_path)
+    (root / "etc/nginx/sites-enabled/a").symlink_to("/etc/nginx/sites-enabled/b")
+    (root / "etc/nginx/sites-enabled/b").symlink_to("/etc/nginx/sites-enabled/a")
+    [*problems] = assert_bad_input(run_deploygen("audit", "--root", root))
+    assert any("too many levels of symbolic links" in p["msg"] for p in problems), [p.string for p in problems]
+
+
+def test_a_tree_without_a_gunicorn_unit_is_not_clean_but_unaudited(tmp_path):
+    """A standard Debian tree audited for nothing used to exit 0: now it says nothing was audited."""
+    root = server_tree(tmp_path)
+    os.unlink(root / "etc/systemd/system/shop.service")
+    (root / "etc/systemd/system/cron.service").write_text("[Service]\nExecStart=/usr/sbin/cron -f\n")
+    [problem] = assert_bad_input(run_deploygen("audit", "--root", root), lines=1)
+    assert problem["file"] == f"{root}/etc/systemd/system"
+    assert "nothing was audited" in problem["msg"]
+
+
+def test_a_masked_unit_is_skipped(tmp_path):
+    root = server_tree(tmp_path)
+    (root / "etc/systemd/system/other.service").symlink_to("/dev/null")
+    (root / "dev").mkdir()
+    os.mkfifo(root / "dev/null")  # what a careless copy of /dev might hold: never opened
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode == 0, result.stderr
+
+
+def test_root_that_is_a_file_or_missing(tmp_path):
+    (tmp_path / "file").write_text("")
+    for root in (tmp_path / "file", tmp_path / "missing"):
+        [problem] = assert_bad_input(run_deploygen("audit", "--root", root), lines=1)
+        assert problem["file"] == str(root) and "not a folder" in problem["msg"]
