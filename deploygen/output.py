@@ -310,7 +310,7 @@ def _in_workers(jobs: int) -> list[list[tuple[str, int]]]:
     try:
         # Workers of a killed parent would write on into a release nobody commits.
         with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=die_with_parent) as pool:
+                                 initializer=die_with_parent, initargs=(signal.SIGKILL, os.getpid())) as pool:
             others = [pool.submit(_write_share, index) for index in range(1, jobs)]
             return [_write_share(0), *(share.result() for share in others)]
     except BrokenProcessPool:

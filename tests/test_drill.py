@@ -33,12 +33,14 @@ def tmp_path():
 def _programs():
     for name in ("nginx",):
         require_binary(name)
-    for name in ("initdb", "pg_ctl", "psql"):
+    for name in ("initdb", "postgres", "psql"):
         require_binary(name, f"/usr/lib/postgresql/15/bin/{name}")
 
 
 def _ours(folder: Path) -> list[str]:
-    """Command lines of live processes that mention `folder` (the drill's temp dir is inside it)."""
+    """Command lines of live processes that mention `folder` or work in it (the drill's temp dir is
+    inside it): the working folder also finds the servers' children that renamed themselves,
+    nginx's workers and PostgreSQL's backends."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -46,9 +48,10 @@ def _ours(folder: Path) -> list[str]:
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             state = next(line for line in (proc / "status").read_text().splitlines() if line.startswith("State:"))
+            cwd = os.readlink(proc / "cwd")
         except (OSError, StopIteration):
             continue
-        if str(folder) in cmdline and " Z " not in state + " ":
+        if (str(folder) in cmdline or cwd.startswith(f"{folder}/")) and " Z " not in state + " ":
             found.append(cmdline)
     return found
 

@@ -19,7 +19,8 @@ import psycopg
 from deploygen.audit.env_reader import env_lines
 from deploygen.drill.prepare import Prepared, prepare
 from deploygen.drill.scenarios import ArbiterClock, Client, Outcome, first_to_fire, limits, observed
-from deploygen.drill.stack import Stack, check_programs, free_port
+from deploygen.drill.stack import Stack, check_programs, free_port, remove_folder, signals_held
+from deploygen.drill.sweeper import Sweeper
 from deploygen.duration import Duration
 from deploygen.errors import DeploygenError
 from deploygen.load import LoadedSite
@@ -43,8 +44,13 @@ def run_drill(loaded: LoadedSite, scale: Fraction | None = None) -> DrillReport:
     if loaded.site.database is None:
         raise DeploygenError(f"{loaded.file}: deploygen drill needs a site with a database")
     programs = check_programs()
-    with tempfile.TemporaryDirectory(prefix="deploygen-drill-") as tmp:
-        folder = Path(tmp)
+    folder = stack = sweeper = None
+    try:
+        with signals_held():  # so that an interruption finds each recorded, or not made
+            sweeper = Sweeper()  # first: it removes the folders if we are killed
+            folder = Path(tempfile.mkdtemp(prefix="deploygen-drill-"))
+            sweeper.add(folder)
+            stack = Stack(folder, programs, on_folder=sweeper.add)
         os.chmod(folder, 0o755)
         probe_dir = folder / "app"
         state = folder / "state"
@@ -53,18 +59,26 @@ def run_drill(loaded: LoadedSite, scale: Fraction | None = None) -> DrillReport:
         (probe_dir / "deploygen_probe.py").write_text(PROBE.read_text())
         prepared = prepare(loaded, probe_dir, free_port(), scale)
         files = _write(prepared, folder / "render")
-        with Stack(folder, programs) as stack:
-            db = loaded.site.database
-            url = stack.start_postgres(db.role, db.name, files["postgres-sql"])
-            rendered_env = {key: value for _, key, value in env_lines(str(files["flask-env"]))}
-            env = {**os.environ, **rendered_env, "DATABASE_URL": url,
-                   "FLASK_SECRET_KEY": json.dumps(secrets.token_hex(16)), "DRILL_STATE_DIR": str(state)}
-            config = files["gunicorn-config"]
-            # Loopback copy only: the control socket goes to the temp folder, not /run.
-            config.write_text(config.read_text() + f'control_socket = "{folder}/gunicorn.ctl"\n')
-            stack.start_gunicorn(config, probe_dir, env, prepared.app_port)
-            stack.start_nginx(files["nginx-site"])
-            outcomes = _Scenarios(prepared, stack, state, stack.superuser_url(db.name)).run()
+        db = loaded.site.database
+        url = stack.start_postgres(db.role, db.name, files["postgres-sql"])
+        rendered_env = {key: value for _, key, value in env_lines(str(files["flask-env"]))}
+        env = {**os.environ, **rendered_env, "DATABASE_URL": url,
+               "FLASK_SECRET_KEY": json.dumps(secrets.token_hex(16)), "DRILL_STATE_DIR": str(state)}
+        config = files["gunicorn-config"]
+        # Loopback copy only: the control socket goes to the temp folder, not /run.
+        config.write_text(config.read_text() + f'control_socket = "{folder}/gunicorn.ctl"\n')
+        stack.start_gunicorn(config, probe_dir, env, prepared.app_port)
+        stack.start_nginx(files["nginx-site"])
+        outcomes = _Scenarios(prepared, stack, state, stack.superuser_url(db.name)).run()
+    finally:
+        # Servers first: they write into the folder until they are gone.
+        with signals_held():
+            if stack is not None:
+                stack.stop()
+            if folder is not None:
+                remove_folder(folder)
+            if sweeper is not None:
+                sweeper.close()
     return DrillReport(loaded.site.name, prepared.scale, outcomes)
 
 
@@ -198,9 +212,15 @@ class _Scenarios:
         graceful: Duration = self.eff.value("gunicorn.graceful_timeout")
         lasts = graceful.scaled(1, 2)
         result: list[Outcome] = []
+        started = self.state / f"r{self.count + 1}.start"  # the tag _get gives the request
         thread = threading.Thread(target=lambda: result.append(self._get(name, "/sleep", lasts, "app")))
         thread.start()
-        time.sleep(min(0.2, lasts.ms / 4000))
+        # The signal must find the request inside a worker, which is what the scenario is about:
+        # sent after a fixed pause instead, on a loaded box it reached gunicorn while the request
+        # still waited in the listen backlog, and closing the listeners reset it (a false 502).
+        deadline = time.monotonic() + self.wait
+        while not started.exists() and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.stack.signal_gunicorn(sig)
         thread.join()
         if sig == signal.SIGHUP:

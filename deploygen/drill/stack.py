@@ -1,8 +1,11 @@
 """Start the site's real servers on 127.0.0.1 from rendered files, and always stop them.
 
 Every server runs in its own process group inside one temporary folder; `Stack`
-is a context manager whose exit stops them all (SIGTERM, then SIGKILL), also
-when the drill fails or is interrupted.
+is a context manager whose exit stops them all (each its own stop signal, then
+SIGKILL), also when the drill fails or is interrupted. When the drill itself is
+killed (SIGKILL, the OOM killer), no exit code runs: the kernel's parent-death
+signal stops the servers then (see `_dies_with_parent`), and the sweeper removes
+the folders (see sweeper.py).
 """
 
 from __future__ import annotations
@@ -17,15 +20,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import crossplane
 
 from deploygen.errors import DeploygenError
+from deploygen.parent_death import die_with_parent
 from deploygen.render import quote_ident
 
 # nginx's temp folders, moved into the drill's folder: the compiled-in ones need root.
 _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+# What each server is asked to stop with, by us or by the kernel when the drill dies: the
+# fastest stop that still lets the server clean up after itself. PostgreSQL's SIGQUIT is
+# its immediate shutdown (the cluster is thrown away, no checkpoint is worth waiting for),
+# in which the postmaster still stops every backend and removes its shared memory and pid
+# file, which SIGKILL would leave behind; gunicorn's SIGINT stops its workers at once
+# (SIGTERM would wait graceful_timeout for requests nobody is left to read); nginx's SIGTERM
+# is its fast shutdown, in which the master stops its workers.
+POSTGRES_STOP, GUNICORN_STOP, NGINX_STOP = signal.SIGQUIT, signal.SIGINT, signal.SIGTERM
+# initdb removes the data folder it was creating on SIGTERM; psql just stops.
+TOOL_STOP = signal.SIGTERM
 
 
 class MissingProgram(DeploygenError):
@@ -49,15 +66,68 @@ def _find(name: str, hint: str) -> str:
 
 
 def check_programs() -> dict[str, str]:
-    """Paths of nginx, initdb, pg_ctl and psql, and that gunicorn and psycopg import."""
+    """Paths of nginx, initdb, postgres and psql, and that gunicorn and psycopg import."""
     apt = "install it with: apt-get install -y nginx postgresql"
-    programs = {name: _find(name, apt) for name in ("nginx", "initdb", "pg_ctl", "psql")}
+    programs = {name: _find(name, apt) for name in ("nginx", "initdb", "psql")}
+    # The server of initdb's own version, which is not on PATH on Debian (only the clients are).
+    beside = Path(os.path.realpath(programs["initdb"])).with_name("postgres")
+    programs["postgres"] = str(beside) if os.access(beside, os.X_OK) else _find("postgres", apt)
     for module, package in (("gunicorn", "gunicorn"), ("psycopg", "psycopg[binary]"), ("flask", "Flask")):
         try:
             __import__(module)
         except ImportError:
             raise MissingProgram(f"deploygen drill needs {package}: pip install 'deploygen[drill]'") from None
     return programs
+
+
+def _dies_with_parent(sig: int):
+    """A preexec_fn: the child gets `sig` from the kernel when the drill's process dies.
+
+    Why the parent-death signal rather than a watchdog process that kills the servers: the
+    kernel sends it however the drill dies, SIGKILL included, with nothing of ours that must
+    still be running (a watchdog can itself be killed, and would have to track pids that may
+    be reused by then). The sweeper only removes folders, which is harmless if it never runs.
+    The signal's limits shape the rest of this module:
+    - it goes to direct children only, so every server is started as our direct child: the
+      postmaster is run as `postgres`, not through `pg_ctl start` (which leaves it a child of
+      a shell that has exited), and as the postgres user through Popen's `user=` rather than
+      `runuser` (which forks and waits: the signal would reach runuser, not the server). The
+      servers' own children are theirs to stop, which each does on the signal chosen above
+      (PostgreSQL's backends also set it for themselves and quit when the postmaster dies);
+    - it fires when the *thread* that forked exits, not the process: start servers from the
+      main thread only (every Popen here runs in the thread that calls Stack's methods, and
+      the drill calls them from its main thread);
+    - a change of user clears it: Popen applies `user=` before calling preexec_fn, so setting
+      it here comes after that change;
+    - if the drill died between fork and prctl, nothing would be sent: hence the parent
+      check, after which the child does not start the server at all.
+    """
+    parent = os.getpid()
+
+    def preexec() -> None:
+        # The mask is inherited through exec, and the child is forked inside signals_held().
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+        die_with_parent(sig, parent)
+
+    return preexec
+
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block is done, then arrive as usual.
+
+    For the steps an interruption must not cut in two: a server started but not yet
+    recorded would not be stopped, a stop cut short would leave servers writing into a
+    folder being removed.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
@@ -76,10 +146,12 @@ def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
 class Stack:
     """PostgreSQL, gunicorn and nginx for one drill, in `folder`."""
 
-    def __init__(self, folder: Path, programs: dict[str, str]) -> None:
+    def __init__(self, folder: Path, programs: dict[str, str], on_folder=None) -> None:
+        """`on_folder` is told of each further folder made (the sweeper removes it if the drill is killed)."""
         self.folder = folder
+        self._on_folder = on_folder
         self.programs = programs
-        self.processes: list[subprocess.Popen] = []
+        self.processes: list[tuple[subprocess.Popen, int]] = []  # (server, its stop signal)
         self.pg_data: Path | None = None
         self.pg_port = free_port()
         self.nginx_port = free_port()
@@ -96,23 +168,53 @@ class Stack:
         self.stop()
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            _stop_group(process)
-        self.processes.clear()
-        if self.pg_data is not None and (self.pg_data / "postmaster.pid").exists():
-            self._as_pg([self.programs["pg_ctl"], "-D", str(self.pg_data), "-m", "immediate", "stop"],
-                        check=False)
-        for folder in self._cleanup:
-            shutil.rmtree(folder, ignore_errors=True)
-        self._cleanup.clear()
+        with signals_held():
+            while self.processes:
+                process, sig = self.processes.pop()
+                _stop_group(process, sig)
+            for folder in self._cleanup:
+                remove_folder(folder)
+            self._cleanup.clear()
 
-    def _as_pg(self, args: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-        if self._pg_user:
-            args = ["runuser", "-u", self._pg_user, "--", *args]
-        result = subprocess.run(args, capture_output=True, text=True, **kwargs)
-        if check and result.returncode != 0:
-            raise DeploygenError(f"{' '.join(args)} failed: {result.stderr.strip() or result.stdout.strip()}")
-        return result
+    def _pg_credentials(self) -> dict:
+        if not self._pg_user:
+            return {}
+        entry = pwd.getpwnam(self._pg_user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+    def _start(self, args: list[str], sig: int, *, as_pg: bool = False, **kwargs) -> subprocess.Popen:
+        """Our direct child, in its own session, that dies with us (see _dies_with_parent).
+
+        Recorded for stop() before an interruption can arrive.
+        """
+        with signals_held():
+            # preexec_fn and threads: the servers start before the scenarios start any thread,
+            # and the function only makes two system calls.
+            process = subprocess.Popen(args, start_new_session=True,
+                                       preexec_fn=_dies_with_parent(sig),  # noqa: PLW1509
+                                       **(self._pg_credentials() if as_pg else {}),
+                                       **{"stdin": subprocess.DEVNULL, **kwargs})
+            self.processes.append((process, sig))
+        return process
+
+    def _tool(self, args: list[str], *, as_pg: bool = False, input: str | None = None, **kwargs) -> str:
+        """Run a short-lived program (initdb, psql) to its end; its stdout, or DeploygenError.
+
+        In its own session, so that a Ctrl-C reaches only the drill, which then stops the
+        program and everything it started (initdb runs `postgres --single` children that
+        would go on writing into the folder being removed).
+        """
+        if input is not None:
+            kwargs["stdin"] = subprocess.PIPE
+        process = self._start(args, TOOL_STOP, as_pg=as_pg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, **kwargs)
+        stdout, stderr = process.communicate(input)  # interrupted: stop() stops it, as a server
+        with signals_held():
+            _reap_group(process.pid)
+            self.processes.remove((process, TOOL_STOP))
+        if process.returncode != 0:
+            raise DeploygenError(f"{' '.join(args)} failed: {stderr.strip() or stdout.strip()}")
+        return stdout
 
     # -- PostgreSQL --------------------------------------------------------
 
@@ -121,8 +223,12 @@ class Stack:
         parent = self.folder
         if self._pg_user and not _reachable(self.folder):
             # initdb runs as the postgres user, who cannot enter a private TMPDIR.
-            parent = Path(tempfile.mkdtemp(prefix="deploygen-drill-pg-", dir="/tmp"))
-            self._cleanup.append(parent)
+            with signals_held():
+                parent = Path(tempfile.mkdtemp(prefix="deploygen-drill-pg-", dir="/tmp"))
+                self._cleanup.append(parent)
+            if self._on_folder is not None:
+                self._on_folder(parent)
+            os.chmod(parent, 0o711)  # mkdtemp's 0700 would shut the postgres user out of it too
         root = parent / "postgres"
         root.mkdir()
         self.pg_data, sockets = root / "data", root / "sockets"
@@ -131,11 +237,14 @@ class Stack:
             uid, gid = pwd.getpwnam(self._pg_user)[2:4]
             os.chown(root, uid, gid)
             os.chown(sockets, uid, gid)
-        self._as_pg([self.programs["initdb"], "-D", str(self.pg_data), "-A", "trust", "-U", "postgres",
-                     "--no-sync", "-E", "UTF8"])
-        options = f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -k {sockets} -c fsync=off"
-        self._as_pg([self.programs["pg_ctl"], "-D", str(self.pg_data), "-o", options, "-w", "-l",
-                     str(root / "server.log"), "start"])
+        # cwd: the postgres user may not be able to enter ours (root's home).
+        self._tool([self.programs["initdb"], "-D", str(self.pg_data), "-A", "trust", "-U", "postgres",
+                    "--no-sync", "-E", "UTF8"], as_pg=True, cwd=root)
+        with open(root / "server.log", "w") as log:
+            postmaster = self._start([self.programs["postgres"], "-D", str(self.pg_data), "-p", str(self.pg_port),
+                                      "-k", str(sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                                     POSTGRES_STOP, as_pg=True, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        _wait_for_postmaster(self.pg_data, postmaster, 60, root / "server.log")
         quoted_role, quoted_db = quote_ident(role), quote_ident(database)
         self.psql(f"CREATE ROLE {quoted_role} LOGIN", database="postgres")
         self.psql(f"CREATE DATABASE {quoted_db} OWNER {quoted_role}", database="postgres")
@@ -147,11 +256,14 @@ class Stack:
     def psql(self, sql: str | None, database: str, file: Path | None = None) -> str:
         args = [self.programs["psql"], "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
                 "-p", str(self.pg_port), "-U", "postgres", "-d", database]
-        args += ["-f", str(file)] if file else ["-c", sql]
-        result = subprocess.run(args, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise DeploygenError(f"psql failed: {result.stderr.strip()}")
-        return result.stdout
+        # As the postgres user, as the manifest's post_install runs it: the rendered SQL is the
+        # site's, and a psql meta-command in it (`\!` runs a shell) gets no more than that user
+        # has; on stdin, so that the user need not be able to read the file.
+        if file:
+            args += ["-f", "-"]
+        else:
+            args += ["-c", sql]
+        return self._tool(args, as_pg=True, cwd=self.pg_data, input=file.read_text() if file else None)
 
     def superuser_url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{database}"
@@ -160,10 +272,9 @@ class Stack:
 
     def start_gunicorn(self, config: Path, probe_dir: Path, env: dict[str, str], port: int) -> None:
         with open(self.folder / "gunicorn.log", "w") as log:  # gunicorn writes to its own copy
-            self.gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(config)], cwd=probe_dir,
-                                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.processes.append(self.gunicorn)
-        wait_for_port(port, 15, self.gunicorn)
+            self.gunicorn = self._start([sys.executable, "-m", "gunicorn", "-c", str(config)], GUNICORN_STOP,
+                                        cwd=probe_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(port, 30, self.gunicorn)  # generous: a loaded 2-core box imports Flask slowly
 
     def start_nginx(self, site_conf: Path) -> None:
         prefix = self.folder / "nginx"
@@ -180,11 +291,11 @@ class Stack:
             + "".join(f"    {t}_temp_path {prefix}/{t};\n" for t in _NGINX_TEMP_PATHS)
             + f"    include {local};\n}}\n"
         )
-        process = subprocess.Popen([self.programs["nginx"], "-c", str(main), "-p", str(prefix), "-e",
-                                    str(prefix / "error.log")], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-        self.processes.append(process)
-        wait_for_port(self.nginx_port, 10, process)
+        # cwd: in the folder, as every server's, which tells the sweeper who still works there.
+        process = self._start([self.programs["nginx"], "-c", str(main), "-p", str(prefix), "-e",
+                               str(prefix / "error.log")], NGINX_STOP, cwd=prefix, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+        wait_for_port(self.nginx_port, 20, process)
 
     def nginx_log(self) -> str:
         path = self.folder / "nginx" / "error.log"
@@ -224,18 +335,91 @@ def _loopback_listen(source: Path, target: Path, port: int) -> None:
     target.write_text(crossplane.build(rewrite(parsed)) + "\n")
 
 
-def _stop_group(process: subprocess.Popen, timeout: float = 10) -> None:
+def _wait_for_postmaster(data: Path, process: subprocess.Popen, seconds: float, log: Path) -> None:
+    """Until the postmaster says it accepts connections, as `pg_ctl -w` waits for it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log.exists() else []
+            raise DeploygenError(f"postgres exited while starting (status {process.returncode}): "
+                                 + " / ".join(tail))
+        try:
+            # postmaster.pid: pid, data dir, start time, port, socket dir, listen address, shmem key, status.
+            lines = (data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            lines = []
+        if len(lines) >= 8 and lines[0] == str(process.pid) and lines[7].strip() == "ready":
+            return
+        time.sleep(0.05)
+    raise DeploygenError(f"postgres was not ready within {seconds:g}s")
+
+
+def _stop_group(process: subprocess.Popen, sig: int, timeout: float = 10) -> None:
+    """`sig` to the process's group, SIGKILL to what is left after `timeout`, all of it gone."""
     if process.poll() is None:
         try:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, sig)
         except ProcessLookupError:
-            return
+            pass
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
+    _reap_group(process.pid)
+
+
+def _reap_group(pgid: int, seconds: float = 10) -> None:
+    """SIGKILL to whatever is left in a process group whose leader is gone, until none is alive.
+
+    The leader's children keep its group when it dies (initdb's `postgres --single`, a
+    gunicorn worker); until they are gone they may still write into the drill's folder.
+    Read from /proc because killpg alone cannot tell: it also succeeds on zombies, which
+    an init that does not reap orphans may keep for ever.
+    """
+    deadline = time.monotonic() + seconds
+    while members := _live_members(pgid):
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+
+
+def _live_members(pgid: int) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
+        state, _, pgrp = stat[stat.rindex(b")") + 2:].split(b" ", 3)[:3]
+        if int(pgrp) == pgid and state != b"Z":
+            found.append(int(entry.name))
+    return found
+
+
+def remove_folder(folder: Path, seconds: float = 5) -> None:
+    """rmtree, retried: a process that was just killed may still have been creating files in it."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            time.sleep(0.05)
