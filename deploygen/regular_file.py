@@ -13,8 +13,8 @@ import errno
 import os
 import stat
 
-# A site file is a few kilobytes (the shipped ones are 1 KB), and real nginx.conf files, units
-# and gunicorn configs are tens of KB at most. A MiB is generous for both, and even a hostile
+# A site file is a few kilobytes (the shipped ones are 1 KB), and so are the nginx.conf files,
+# units and gunicorn configs audit reads (Debian's nginx.conf is 1.4 KB). A MiB is generous for both, and even a hostile
 # MiB parses in under a second and 200 MB (tests/hostile measures it under a 512 MB limit).
 SIZE_LIMIT = 1 << 20
 
