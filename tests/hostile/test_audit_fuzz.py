@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,34 +71,11 @@ def _check(layer: str, data: bytes, tmp_path_factory) -> None:
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.parametrize("layer", ["nginx", "gunicorn", "unit", "sql", "env"])
 @FUZZ
-@given(data=mangled("nginx"))
-def test_nginx_reader(data, tmp_path_factory):
-    _check("nginx", data, tmp_path_factory)
-
-
-@FUZZ
-@given(data=mangled("gunicorn"))
-def test_gunicorn_reader(data, tmp_path_factory):
-    _check("gunicorn", data, tmp_path_factory)
-
-
-@FUZZ
-@given(data=mangled("unit"))
-def test_unit_reader(data, tmp_path_factory):
-    _check("unit", data, tmp_path_factory)
-
-
-@FUZZ
-@given(data=mangled("sql"))
-def test_sql_reader(data, tmp_path_factory):
-    _check("sql", data, tmp_path_factory)
-
-
-@FUZZ
-@given(data=mangled("env"))
-def test_env_reader(data, tmp_path_factory):
-    _check("env", data, tmp_path_factory)
+@given(draw=st.data())
+def test_each_reader_on_mangled_files(layer, draw, tmp_path_factory):
+    _check(layer, draw.draw(mangled(layer)), tmp_path_factory)
 
 
 TREE = {
