@@ -89,7 +89,7 @@ def main() -> None:
 
 @main.command()
 @SITES
-@click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(),
               help="Folder that receives OUT/NAME/root/... and OUT/NAME/manifest.json.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -106,23 +107,30 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     return LoadedSite(file, site, document), []
 
 
+# What a site file's name may hold. The name is written into every rendered file's header
+# comment and provenance notes, and a comment is not as inert as it looks: a line break
+# ends it (a line of Python in gunicorn.conf.py, SQL or a psql `\\!` command in
+# postgres.sql, `User=` in the unit), a backslash continues a systemd line, and on the
+# first two lines of Python `coding=utf-7` re-decodes the whole file, `+AAo-` becoming a
+# newline. Letters, digits, space and `. _ @ + -` can do none of that anywhere.
+_NAME_CHARS = re.compile(r"[A-Za-z0-9 ._@+-]+")
+
+
 def _unsafe_file_name(file: str) -> Problem | None:
-    """A site file's name is written into every file rendered from it (the header comment and
-    each provenance note): a line break there would start a line of Python in gunicorn.conf.py,
-    of SQL or a psql `\\!` command in postgres.sql, a `User=` in the unit. Refuse every
-    character that is not printable (control characters, U+2028 and the other line and
-    paragraph separators, bidi controls), anywhere in the path, since it also reaches every
-    message; and a backslash in the name, which continues a systemd line and starts psql's
-    meta-commands.
+    """Why the path of a site file cannot be used, or None.
+
+    The folder part reaches messages only: it must be printable, so that no problem line
+    can be split or hidden. The name itself reaches the rendered files: see _NAME_CHARS.
     """
     name = os.path.basename(file)
-    bad = sorted({c for c in file if not c.isprintable()} | ({"\\"} & set(name)))
+    bad = sorted({c for c in file if not c.isprintable()} | set(_NAME_CHARS.sub("", name)))
     if not bad:
         return None
-    listed = " ".join(repr(c) for c in bad)
+    listed = " ".join(repr(c) for c in bad[:10])
     return Problem(Location(printable(file), 1, 1), "",
-                   f"the site file's path holds {listed}: it is written into every rendered file, "
-                   "so only printable characters (and no backslash in the name) are accepted; rename it")
+                   f"the site file's path holds {listed}: its name is written into every rendered file, "
+                   "so it may use only letters, digits, space and . _ @ + - (and its folder only printable "
+                   "characters); rename it")
 
 
 def _problem(document: Document, error: dict) -> Problem:

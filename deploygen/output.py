@@ -71,7 +71,6 @@ _job: tuple[Sequence[Any], Callable[[Any], RenderedSite], str, int] | None = Non
 STATE = ".deploygen"
 CURRENT = "current"
 RELEASES = "releases"
-LEGACY_STAGING = ".deploygen-"  # the staging folders of deploygen before releases
 
 
 def link_target(name: str) -> str:
@@ -96,6 +95,11 @@ def write_sites(
     global _job
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if STATE in Path(os.path.realpath(out)).parts:
+        # Inside a render (DIR/NAME/root/ is a release): the next render of DIR would delete
+        # this output, and `rsync DIR/NAME/root/ server:/` would copy it to the server's /.
+        raise InputError([Problem(Location(str(out), 1, 1), "",
+                                  f"is inside an output folder's {STATE}/: render somewhere else (-o)")])
     state = out / STATE
     first = _make_state(state)
     try:
@@ -157,8 +161,10 @@ def _own_folder(path: Path) -> None:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """One render at a time per output folder: a second one waits for the first to finish."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "is not deploygen's lock file", str(path))
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -182,7 +188,11 @@ def _current(state: Path) -> Path | None:
 
 
 def _clear_stale(out: Path, state: Path) -> None:
-    """Remove what killed renders left: releases that are not current, old staging folders."""
+    """Remove what killed renders left: releases that are not current.
+
+    Only inside deploygen's own state folder: a `.deploygen-*` folder beside the sites may be
+    an earlier deploygen's staging, or anyone's backup; nothing tells them apart for sure.
+    """
     current = _current(state)
     releases = state / RELEASES
     if os.path.lexists(releases):
@@ -190,9 +200,6 @@ def _clear_stale(out: Path, state: Path) -> None:
         for entry in os.scandir(releases):
             if current is None or entry.name != current.name:
                 shutil.rmtree(entry.path, ignore_errors=True)
-    for entry in os.scandir(out):
-        if entry.name.startswith(LEGACY_STAGING) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
     for entry in os.scandir(state):
         if entry.name.startswith(f"{CURRENT}.") and entry.is_symlink():
             os.unlink(entry.path)
@@ -222,23 +229,40 @@ def _not_ours(path: Path, name: str) -> str | None:
         return None if os.readlink(path) == link_target(name) else "a symbolic link deploygen did not make"
     if not stat.S_ISDIR(info.st_mode):
         return "a file, not a folder deploygen wrote"
-    if _legacy_manifest_names(path) != name:
-        return f"a folder without deploygen's manifest.json for site {name!r}"
+    if not _earlier_output(path, name):
+        return (f"a folder that is not an earlier render of site {name!r} (its manifest.json and "
+                "the root/ files it lists, nothing else)")
     return None
 
 
-def _legacy_manifest_names(folder: Path) -> str | None:
-    """The site an earlier deploygen's DIR/NAME/manifest.json names, if it is one."""
+def _earlier_output(folder: Path, name: str) -> bool:
+    """Whether `folder` is what an earlier deploygen wrote in place as DIR/NAME, to the file.
+
+    A manifest.json alone proves nothing (anyone can write one, and the installed copy in
+    /etc/deploygen/NAME has one beside the live configuration): the folder must hold the
+    manifest and exactly the `root/...` files it lists, plus the manifest's own copy there.
+    """
     from deploygen.regular_file import read_regular_file
 
     try:
         manifest = json.loads(read_regular_file(folder / "manifest.json", follow=False))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict) or not str(manifest.get("generator", "")).startswith("deploygen "):
-        return None
-    site = manifest.get("site")
-    return site if isinstance(site, str) else None
+        listed = {entry["path"] for entry in manifest["files"]}
+        ok = (manifest["site"] == name and str(manifest["generator"]).startswith("deploygen ")
+              and all(isinstance(p, str) for p in listed))
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    if not ok:
+        return False
+    copy = f"root/etc/deploygen/{name}/manifest.json"
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for entry in dirnames + filenames:
+            path = os.path.join(dirpath, entry)
+            if os.path.islink(path):
+                return False
+            if entry in filenames:
+                found.add(os.path.relpath(path, folder))
+    return found - {"manifest.json", copy} == listed
 
 
 def _carry_over(state: Path, staging: Path, rendered: set[str], out: Path) -> None:
@@ -251,7 +275,9 @@ def _carry_over(state: Path, staging: Path, rendered: set[str], out: Path) -> No
     if current is None or not current.is_dir():
         return
     for entry in sorted(os.scandir(current), key=lambda e: e.name):
-        if entry.name in rendered or _not_ours(out / entry.name, entry.name) or not (out / entry.name).is_symlink():
+        if entry.name in rendered or not entry.is_dir(follow_symlinks=False):
+            continue  # rendered anew, or a link someone planted in the release: never followed
+        if _not_ours(out / entry.name, entry.name) or not (out / entry.name).is_symlink():
             continue
         shutil.copytree(entry.path, staging / entry.name, symlinks=True, copy_function=os.link)
 

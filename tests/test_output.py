@@ -94,13 +94,65 @@ def test_what_deploygen_did_not_write_is_never_replaced(tmp_path, planted):
         assert (target / "precious.txt").read_text() == "mine"
 
 
+def _earlier_layout(folder, name: str, extra: dict | None = None) -> None:
+    """DIR/NAME as deploygen wrote it before releases: the manifest and the files it lists."""
+    files = {f"root/etc/nginx/sites-available/{name}.conf": "old\n", **(extra or {})}
+    for path, text in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text)
+    manifest = {"site": name, "generator": "deploygen 0.1.0", "files": [{"path": p} for p in files]}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_a_folder_an_earlier_deploygen_wrote_is_replaced(tmp_path):
     legacy = tmp_path / "a"
-    (legacy / "root").mkdir(parents=True)
-    (legacy / "manifest.json").write_text(json.dumps({"site": "a", "generator": "deploygen 0.1.0"}))
+    _earlier_layout(legacy, "a")
     output.write_sites([_site("a", "new a\n")], tmp_path, names=["a"])
     assert legacy.is_symlink() and (legacy / CONF.format("a")).read_text() == "new a\n"
     assert not (tmp_path / output.STATE / output.RELEASES / "legacy-a").exists()
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "root/etc/deploygen/a/gunicorn.conf.py"])
+def test_a_folder_with_more_than_its_manifest_lists_is_not_ours(tmp_path, extra):
+    """The installed /etc/deploygen/NAME has a manifest.json too, beside the live files."""
+    legacy = tmp_path / "a"
+    _earlier_layout(legacy, "a")
+    (legacy / extra).parent.mkdir(parents=True, exist_ok=True)
+    (legacy / extra).write_text("mine")
+    with pytest.raises(InputError, match="not an earlier render"):
+        output.write_sites([_site("a", "new a\n")], tmp_path, names=["a"])
+    assert (legacy / extra).read_text() == "mine"
+
+
+def test_the_installed_config_folder_is_not_an_earlier_render(tmp_path):
+    out = tmp_path / "stage"
+    output.write_sites([_site("a", "a\n")], out)
+    installed = tmp_path / "srv" / "a"
+    shutil.copytree(out / "a", installed, symlinks=False)
+    shutil.copy(out / "a" / "manifest.json", installed / "manifest.json")
+    (installed / "gunicorn.conf.py").write_text("live")
+    with pytest.raises(InputError):
+        output.write_sites([_site("a", "new\n")], installed.parent, names=["a"])
+    assert (installed / "gunicorn.conf.py").read_text() == "live"
+
+
+def test_a_link_planted_in_the_current_release_is_not_carried(tmp_path):
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "data").write_text("mine")
+    output.write_sites([_site("a", "a\n")], out)
+    (out / output.STATE / os.readlink(out / output.STATE / output.CURRENT) / "evil").symlink_to(victim)
+    (out / "evil").symlink_to(output.link_target("evil"))
+    output.write_sites([_site("a", "a\n")], out)
+    assert (victim / "data").stat().st_nlink == 1
+    assert not (out / "evil").exists()
+
+
+def test_an_output_folder_inside_a_render_is_refused(tmp_path):
+    output.write_sites([_site("a", "a\n")], tmp_path / "out")
+    with pytest.raises(InputError, match="inside an output folder"):
+        output.write_sites([_site("b", "b\n")], tmp_path / "out" / "a" / "root")
+    assert sorted(p.name for p in (tmp_path / "out" / "a" / "root").iterdir()) == ["etc"]
 
 
 def test_a_manifest_of_another_site_does_not_make_a_folder_ours(tmp_path):
@@ -111,14 +163,16 @@ def test_a_manifest_of_another_site_does_not_make_a_folder_ours(tmp_path):
         output.write_sites([_site("a", "new a\n")], tmp_path, names=["a"])
 
 
-def test_stale_releases_and_old_staging_are_cleared_by_the_next_render(tmp_path):
+def test_stale_releases_are_cleared_and_nothing_beside_them(tmp_path):
     output.write_sites([_site("a", "a\n")], tmp_path)
     stale = tmp_path / output.STATE / output.RELEASES / "rkilled"
     (stale / "a").mkdir(parents=True)
-    old_staging = tmp_path / ".deploygen-abc123"
-    old_staging.mkdir()
+    backup = tmp_path / ".deploygen-backup"
+    backup.mkdir()
+    (backup / "notes.txt").write_text("mine")
     output.write_sites([_site("a", "a\n")], tmp_path)
-    assert not stale.exists() and not old_staging.exists()
+    assert not stale.exists()
+    assert (backup / "notes.txt").read_text() == "mine"
 
 
 def test_modes_are_the_manifest_modes_whatever_the_umask(tmp_path):

@@ -64,25 +64,30 @@ HOSTILE = [
     pytest.param("shop\\.yaml", id="backslash"),
     pytest.param("shop.yaml\\", id="trailing-backslash"),
     pytest.param(f"dir\nimport os; os.system('{TOUCH}')/shop.yaml", id="newline-in-the-folder"),
-    # NUL cannot be part of a file name at all: the kernel ends the name there.
-]
-
-# Accepted: awkward in some consumer's syntax, harmless inside a comment.
-AWKWARD = [
-    pytest.param("my shop site.yaml", id="spaces"),
+    # Printable, but each is a character some consumer reads even inside a comment, or one that
+    # only a name that means to do harm needs: the name keeps to letters, digits, space, . _ @ + -.
+    pytest.param(f"coding=utf-7 +AAo-import os+ADs-os.system(+ACI-{TOUCH}+ACI-)+AAo-#.yaml",
+                 id="python-coding-utf-7"),
     pytest.param("#shop#.yaml", id="hash"),
     pytest.param("shop's \"site\" '''\"\"\".yaml", id="quotes"),
     pytest.param("shop; ALTER ROLE shop SUPERUSER;.yaml", id="semicolon-sql"),
     pytest.param(f"$({TOUCH})`{TOUCH}`.yaml", id="command-substitution"),
     pytest.param("%n%s%x%%.yaml", id="printf"),
     pytest.param("{{ 7*7 }}{% if 1 %}x{% endif %}{#.yaml", id="jinja"),
-    pytest.param("--shop -- x.yaml", id="dashes"),
     pytest.param("shop } server { listen 8080; return 200 owned; }.yaml", id="nginx-braces"),
     pytest.param("[Service] User=root.yaml", id="unit-section"),
     pytest.param("LD_PRELOAD=evil.so.yaml", id="env-assignment"),
     pytest.param("магазин-dükkan-店-🛒.yaml", id="unicode-letters"),
+    # NUL cannot be part of a file name at all: the kernel ends the name there.
+]
+
+# Accepted: every character the name may hold, in the places a consumer might care about.
+AWKWARD = [
+    pytest.param("my shop site.yaml", id="spaces"),
+    pytest.param("--shop -- x.yaml", id="dashes"),
+    pytest.param("shop@prod+1.2_3.yaml", id="at-plus-dot-underscore"),
+    pytest.param("coding utf-7 +AAo-x+AAo-.yaml", id="coding-without-its-colon"),
     pytest.param("s" * 195 + ".yaml", id="200-characters"),
-    pytest.param("a b#c'd\"e;f$(" + TOUCH + ")%n{{ }}--ü } [Service] User=root.yaml", id="kitchen-sink"),
 ]
 
 

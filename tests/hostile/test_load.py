@@ -98,7 +98,8 @@ def test_a_symlink_loop_in_a_sites_folder(tmp_path, earlier_output):
 
 
 @pytest.mark.parametrize("name", ["evil\nimport os.yaml", "a\rb.yaml", "line\u2028sep.yaml", "ff\x0c.yaml",
-                                  "bidi\u202e.yaml", "back\\slash.yaml", "esc\x1b[31m.yaml"])
+                                  "bidi\u202e.yaml", "back\\slash.yaml", "esc\x1b[31m.yaml",
+                                  "coding=utf-7 +AAo-x.yaml", "dükkan.yaml"])
 def test_a_site_file_name_that_could_leave_its_comment_is_refused(tmp_path, earlier_output, name):
     site = tmp_path / name
     site.write_text(SITE.read_text())
