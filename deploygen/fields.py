@@ -50,7 +50,15 @@ def _not_reserved(value: str) -> str:
     why = why_reserved(value)
     if why:
         raise _fail(why)
+    if value.endswith(CLEANUP_SUFFIX):
+        # Site X's cleanup unit is X-session-cleanup.service: a site of that name would have
+        # the same unit file, and X's timer would start the other site's gunicorn.
+        raise _fail(f"{shown(value)} ends in {CLEANUP_SUFFIX!r}: that names another site's session cleanup "
+                    "unit; choose another name")
     return value
+
+
+CLEANUP_SUFFIX = "-session-cleanup"
 
 
 Name = Annotated[SiteName, AfterValidator(_not_reserved)]
@@ -100,6 +108,22 @@ def _safe_path(value: str) -> str:
 
 AbsPath = Annotated[str, Field(max_length=4095), AfterValidator(_safe_path)]
 
+# Folders nginx must never serve as /static/: the system's configuration and secrets (other
+# sites' secrets files are readable by the web server's group), kernel and device files,
+# every service's state, runtime sockets and logs.
+_SYSTEM_TREES = ("/etc", "/root", "/boot", "/dev", "/proc", "/sys", "/run", "/var/lib", "/var/log",
+                 "/var/cache", "/var/spool", "/var/backups", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/home")
+
+
+def _servable(value: str) -> str:
+    if value == "/" or any(value == tree or value.startswith(tree + "/") for tree in _SYSTEM_TREES):
+        raise _fail(f"{shown(value)}: nginx would serve a system folder at /static/ to anyone; "
+                    "use the app's own static folder (e.g. under app.root, /srv or /var/www)")
+    return value
+
+
+StaticDir = Annotated[AbsPath, AfterValidator(_servable)]
+
 PosixName = Annotated[
     str,
     _matching(
@@ -118,6 +142,23 @@ WsgiTarget = Annotated[
     ),
 ]
 
+# PostgreSQL's own: the bootstrap superuser, the predefined pg_* roles, and the databases every
+# cluster has. The rendered SQL is run by the superuser and sets timeouts on the role in the
+# database: `ALTER ROLE postgres IN DATABASE postgres SET statement_timeout = '1ms'` would cut
+# off the server's own administration.
+_PG_ROLES = frozenset({"postgres", "public"})
+_PG_DATABASES = frozenset({"postgres", "template0", "template1"})
+
+
+def _not_postgres_own(names: frozenset[str], what: str):
+    def check(value: str) -> str:
+        if value in names or value.lower().startswith("pg_"):
+            raise _fail(f"{shown(value)} is PostgreSQL's own {what}: give the site one of its own")
+        return value
+
+    return AfterValidator(check)
+
+
 PgIdentifier = Annotated[
     str,
     _matching(
@@ -126,6 +167,8 @@ PgIdentifier = Annotated[
         "start with a letter or _, then up to 62 of letters, digits, _ or -",
     ),
 ]
+PgRole = Annotated[PgIdentifier, _not_postgres_own(_PG_ROLES, "role")]
+PgDatabase = Annotated[PgIdentifier, _not_postgres_own(_PG_DATABASES, "database")]
 
 DatabaseHost = Annotated[
     str,
@@ -136,6 +179,17 @@ DatabaseHost = Annotated[
     ),
 ]
 
+def _networks(value: str) -> str:
+    # gunicorn parses each entry with ipaddress and refuses to start on one it cannot read.
+    if value != "*":
+        for entry in value.split(","):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise _fail(f"{shown(entry)} in forwarded_allow_ips is not an IP address or network") from None
+    return value
+
+
 ForwardedIps = Annotated[
     str,
     _matching(
@@ -143,6 +197,7 @@ ForwardedIps = Annotated[
         "forwarded_allow_ips",
         "a comma-separated list of IP addresses or networks, or *",
     ),
+    AfterValidator(_networks),
 ]
 
 CookieName = Annotated[
@@ -154,10 +209,22 @@ CookieName = Annotated[
     ),
 ]
 
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _fits_off_t(value: str) -> str:
+    # nginx keeps a size in off_t and refuses ("invalid value") one that overflows it.
+    digits = value.rstrip("kKmMgG")
+    if len(digits) > 19 or int(digits) * _SIZE_UNITS[value[len(digits):].lower()] > 2**63 - 1:
+        raise _fail(f"{shown(value)} is larger than nginx can hold (2^63 - 1 bytes)")
+    return value
+
+
 NginxSize = Annotated[
     str,
     BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
     _matching(r"[0-9]+[kKmMgG]?", "nginx size", "write bytes or a number with k, m or g, e.g. 10m"),
+    AfterValidator(_fits_off_t),
 ]
 
 

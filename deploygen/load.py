@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.model import Site
-from deploygen.regular_file import read_regular_text
+from deploygen.regular_file import read_regular_file, undecodable_at
 from deploygen.yamlsource import Document, dotted, load_document
 
 
@@ -61,9 +61,10 @@ def expand(arguments: list[str]) -> list[str]:
 
 
 def _may_be_a_file(entry: os.DirEntry) -> bool:
-    """A file, or a link that cannot be followed (a loop): load_site then says why."""
+    """Anything named *.yaml but a folder: a FIFO or a device there is reported by load_site
+    (never read), and so is a link that cannot be followed (a loop)."""
     try:
-        return entry.is_file()
+        return not entry.is_dir()
     except OSError:
         return True
 
@@ -93,10 +94,13 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     if refused:
         return None, [refused]
     try:
-        text = read_regular_text(file)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {reason}")]
+        data = read_regular_file(file)
+        text = data.decode("utf-8")
+    except OSError as exc:
+        return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {exc.strerror or exc}")]
+    except UnicodeDecodeError as exc:
+        return None, [Problem(Location(file, *undecodable_at(data, exc)), "",
+                              f"byte 0x{data[exc.start]:02x} is not UTF-8 text: save the site file as UTF-8")]
     document, problems = load_document(text, file)
     if document is None:
         return None, problems
@@ -142,7 +146,7 @@ def _problem(document: Document, error: dict) -> Problem:
         return Problem(document.locate(loc[:-1]), dotted(loc), "required key is missing")
     message = error["msg"]
     if kind in ("value", "duration"):
-        message = message[len("Value error, "):] if message.startswith("Value error, ") else message
+        message = message.removeprefix("Value error, ")
     elif "input" in error and not isinstance(error["input"], (dict, list)):
         message = f"{message} (got {shown(error['input'])})"
     return Problem(document.locate(loc), dotted(loc), message)

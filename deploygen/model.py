@@ -24,12 +24,14 @@ from deploygen.fields import (
     HostName,
     Name,
     NginxSize,
-    PgIdentifier,
+    PgDatabase,
+    PgRole,
     PgSpan,
     PosixName,
     Seconds,
     Span,
     StateDir,
+    StaticDir,
     WsgiTarget,
 )
 
@@ -56,7 +58,7 @@ class App(Strict):
     venv: AbsPath = Field(description="virtualenv; gunicorn is VENV/bin/gunicorn")
     user: PosixName = "www-data"
     group: PosixName = "www-data"
-    static: AbsPath | None = Field(None, description="served by nginx at /static/")
+    static: StaticDir | None = Field(None, description="served by nginx at /static/")
     secrets_file: AbsPath | None = Field(
         None, description="environment file with FLASK_SECRET_KEY, DATABASE_URL, REDIS_URL; never rendered"
     )
@@ -152,8 +154,8 @@ class Pool(Strict):
 class Database(Strict):
     """The PostgreSQL database the site's role works in."""
 
-    name: PgIdentifier
-    role: PgIdentifier
+    name: PgDatabase
+    role: PgRole
     host: DatabaseHost = Field(
         "localhost",
         description="the PostgreSQL server; sites naming the same host share its connections",

@@ -73,6 +73,7 @@ def read_regular_file(path: str | os.PathLike, limit: int = SIZE_LIMIT, *, follo
         os.close(fd)
 
 
-def read_regular_text(path: str | os.PathLike, limit: int = SIZE_LIMIT, *, follow: bool = True) -> str:
-    """`read_regular_file` decoded as UTF-8 (UnicodeDecodeError is a ValueError)."""
-    return read_regular_file(path, limit, follow=follow).decode("utf-8")
+def undecodable_at(data: bytes, error: UnicodeDecodeError) -> tuple[int, int]:
+    """The line and column (from 1) of the first byte that is not UTF-8."""
+    before = data[:error.start]
+    return before.count(b"\n") + 1, error.start - (before.rfind(b"\n") + 1) + 1

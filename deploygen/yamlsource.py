@@ -12,6 +12,7 @@ expand and the build stops at MAX_VALUES.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import yaml
@@ -36,6 +37,17 @@ _SCALARS = {
                 "tag:yaml.org,2002:null")
 }
 _constructor = yaml.constructor.SafeConstructor()
+_resolver = yaml.resolver.Resolver()
+_INT_TAG = "tag:yaml.org,2002:int"
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
+
+
+def _implicit_tag(node: yaml.ScalarNode) -> str:
+    """The tag YAML gives the scalar's text by itself: quoted text is a string, plain text
+    is resolved (`3` an int, `true` a bool). Any other tag was written explicitly."""
+    if node.style:
+        return _STR_TAG
+    return _resolver.resolve(yaml.ScalarNode, node.value, (True, False))
 
 # A site file that writes every key has about 150 values and is 5 levels deep. These bounds
 # are a hundred times that and more, and keep a hostile file to well under a second and a
@@ -173,8 +185,8 @@ class _Builder:
             return None
         self._values += 1
         if self._values > MAX_VALUES:
-            self._stop(node, path, f"more than {MAX_VALUES} values (YAML aliases multiply them): "
-                                   "a site file has a few hundred")
+            self._stop(node, path, f"more than {MAX_VALUES} values (an alias counts each time it is "
+                                   "used): a site file has a few hundred")
             return None
         if len(path) > MAX_DEPTH:
             self._stop(node, path, f"nested deeper than {MAX_DEPTH} levels")
@@ -184,10 +196,15 @@ class _Builder:
             return None
         if isinstance(node, yaml.ScalarNode):
             tag = node.tag
+            if tag != _implicit_tag(node):
+                # Written with a tag (`!!int "3"`, `!!python/...`): the text would not say it.
+                self._problem(node, path, f"YAML tag {shown(tag)} is not allowed: write a plain value")
+                return None
             if tag == _STR_TAG:
                 return node.value
-            if tag not in _SCALARS:
-                self._problem(node, path, f"YAML tag {shown(tag)} is not allowed: write a plain value")
+            if tag == _INT_TAG and not _DECIMAL.fullmatch(node.value):
+                self._problem(node, path, f"write {shown(node.value)} as a plain decimal number: YAML 1.1 reads "
+                                          "010 as 8, 0x10 as 16 and 1:30 as 90")
                 return None
             try:
                 return _SCALARS[tag](_constructor, node)

@@ -72,6 +72,11 @@ BOOTED = (
     "fail2ban", "ufw", "nftables", "iptables", "firewalld", "lvm2", "mdadm", "multipathd",
     "cloud-init", "qemu-guest-agent", "open-vm-tools", "snapd", "avahi-daemon", "cups",
     "bluetooth", "accounts-daemon", "lightdm", "gdm", "gdm3", "sddm", "packagekit",
+    # Units and folders of packages a server commonly has that this image lacks, and systemd's
+    # own /var/lib/machines, /var/lib/portables and /run/host.
+    "logrotate", "resolvconf", "udisks2", "fwupd", "dracut", "irqbalance", "smartd", "smartmontools",
+    "thermald", "acpid", "atd", "sysstat", "man-db", "apt-daily", "apt-daily-upgrade", "e2scrub",
+    "fstrim", "machines", "portables", "host", "journal",
 )
 
 

@@ -58,7 +58,8 @@ def make_site(tmp_path):
         if isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name) and "bind" not in (overrides or {}).get("server", {}) and "server" in data:
             # A site owns /run/NAME only: the socket follows the name unless a test writes it.
             data["server"]["bind"] = f"unix:/run/{name}/gunicorn.sock"
-        target = (folder or tmp_path) / (filename or f"{data.get('name', 'site')}.yaml")
+        named = isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name)
+        target = (folder or tmp_path) / (filename or f"{name if named else 'site'}.yaml")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(data, sort_keys=False))
         return target

@@ -51,12 +51,22 @@ def test_a_fifo_as_site_file_is_refused_without_waiting(tmp_path, earlier_output
     earlier_output.intact()
 
 
-def test_a_fifo_in_a_sites_folder_is_not_read(tmp_path, earlier_output):
+def test_a_fifo_in_a_sites_folder_is_reported_not_read(tmp_path, earlier_output):
     folder = tmp_path / "sites"
     folder.mkdir()
     os.mkfifo(folder / "stuck.yaml")
-    [problem] = assert_bad_input(run_deploygen("validate", folder))
-    assert "no *.yaml or *.yml site files" in problem["msg"]
+    (folder / "dokon.yaml").write_text(SITE.read_text())
+    [problem] = assert_bad_input(run_deploygen("render", folder, "-o", earlier_output.path))
+    assert problem["file"].endswith("stuck.yaml") and "a FIFO, not a regular file" in problem["msg"]
+    earlier_output.intact()
+
+
+def test_text_that_is_not_utf8_is_located_at_its_byte(tmp_path):
+    site = tmp_path / "latin1.yaml"
+    site.write_bytes(SITE.read_bytes().replace(b"dokon.uz,", "dükkan.uz,".encode("latin-1"), 1))
+    [problem] = assert_bad_input(run_deploygen("validate", site))
+    line = SITE.read_text().splitlines().index(next(x for x in SITE.read_text().splitlines() if "dokon.uz," in x))
+    assert (int(problem["line"]), problem["msg"]) == (line + 1, "byte 0xfc is not UTF-8 text: save the site file as UTF-8")
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
