@@ -111,7 +111,8 @@ def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]
         return None, [
             Problem(_mark(file, root), "", "the document must be a mapping of keys (name:, domains:, ...)")
         ]
-    builder = _Builder(file)
+    # A tag is written with `!`: without one in the text, every tag is the implicit one.
+    builder = _Builder(file, tagged="!" in text)
     data = builder.build(root, ())
     if builder.problems:
         return None, builder.problems
@@ -169,8 +170,9 @@ def _position(node: yaml.Node) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, tagged: bool = True) -> None:
         self.file = file
+        self.tagged = tagged
         self.positions: dict[Path, tuple[int, int]] = {}
         self.problems: list[Problem] = []
         self._open: set[int] = set()
@@ -196,7 +198,7 @@ class _Builder:
             return None
         if isinstance(node, yaml.ScalarNode):
             tag = node.tag
-            if tag != _implicit_tag(node):
+            if self.tagged and tag != _implicit_tag(node):
                 # Written with a tag (`!!int "3"`, `!!python/...`): the text would not say it.
                 self._problem(node, path, f"YAML tag {shown(tag)} is not allowed: write a plain value")
                 return None
