@@ -20,14 +20,12 @@ import difflib
 import errno
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploygen.regular_file import read_regular_file
 from deploygen.render import RenderedSite
-from deploygen.rootpath import resolve_in_root
+from deploygen.rootpath import read_in_root
 
 HEADER_MARK = b"Written by deploygen "
 
@@ -59,34 +57,14 @@ class _Installed:
     reason: str = ""
 
 
-def _read_beneath(root: Path, local: Path) -> bytes:
-    """Read `local`, a resolved path under `root`, walking its folders without following a link.
-
-    resolve_in_root answered from the tree as it was; a folder swapped for a symlink since
-    then fails here (ENOTDIR, ELOOP) instead of leading out of ROOT.
-    """
-    parts = local.relative_to(root).parts
-    if not parts:
-        raise OSError(errno.EINVAL, "a directory, not a regular file", str(local))
-    fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in parts[:-1]:
-            inner = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        return read_regular_file(f"/proc/self/fd/{fd}/{parts[-1]}", follow=False)
-    finally:
-        os.close(fd)
-
-
 def read_installed(root: Path, target: str) -> _Installed:
     """The regular file at server path `target` under `root`, never anything outside it."""
     try:
-        return _Installed(_read_beneath(root, resolve_in_root(root, target)))
+        return _Installed(read_in_root(root, target))
     except (FileNotFoundError, NotADirectoryError):
         return _Installed(None, "missing")
     except OSError as exc:
-        # open() of a unix socket fails with ENXIO before read_regular_file can name it.
+        # open() of a unix socket fails with ENXIO before fstat can name it.
         reason = "a socket, not a regular file" if exc.errno == errno.ENXIO else exc.strerror or str(exc)
         if exc.errno in (errno.EINVAL, errno.EISDIR, errno.ENXIO):
             return _Installed(None, "not-a-file", reason)

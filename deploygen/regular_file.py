@@ -52,25 +52,30 @@ def read_regular_file(path: str | os.PathLike, limit: int = SIZE_LIMIT, *, follo
             raise OSError(errno.ELOOP, "a symbolic link where a file was expected", str(path)) from None
         raise
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, f"{kind_of(info.st_mode)}, not a regular file", str(path))
-        if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"{info.st_size} bytes, more than the {limit} bytes allowed", str(path))
-        chunks = []
-        left = limit + 1  # the file may grow after fstat
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > limit:
-            raise OSError(errno.EFBIG, f"more than the {limit} bytes allowed", str(path))
-        return data
+        return read_open_file(fd, limit, str(path))
     finally:
         os.close(fd)
+
+
+def read_open_file(fd: int, limit: int, name: str) -> bytes:
+    """The bytes of the open `fd`, which must be a regular file of at most `limit` bytes."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, f"{kind_of(info.st_mode)}, not a regular file", name)
+    if info.st_size > limit:
+        raise OSError(errno.EFBIG, f"{info.st_size} bytes, more than the {limit} bytes allowed", name)
+    chunks = []
+    left = limit + 1  # the file may grow after fstat
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"more than the {limit} bytes allowed", name)
+    return data
 
 
 def undecodable_at(data: bytes, error: UnicodeDecodeError) -> tuple[int, int]:

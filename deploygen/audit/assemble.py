@@ -19,7 +19,7 @@ from deploygen.audit.env_reader import read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
 from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_file, read_server_block
-from deploygen.audit.source import Tree
+from deploygen.audit.source import TooManyFiles, Tree
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
 from deploygen.audit.unit_reader import read_unit
 from deploygen.duration import Duration
@@ -113,6 +113,8 @@ class Audit:
         """`read(*args)`, or None with its problems kept: one broken file does not hide the others'."""
         try:
             return read(*args)
+        except TooManyFiles:
+            raise  # audit stops: its one problem, not one for each file after the cap
         except InputError as exc:
             self.problems.extend(exc.problems)
             return None
@@ -122,6 +124,14 @@ def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: 
                 flask_env: str | None, role: str | None = None, database: str | None = None) -> Audit:
     """An app from the files named on the command line (this machine's paths)."""
     result = Audit([], [], Tree())
+    try:
+        return _audit_files(result, nginx, gunicorn, unit, sql, flask_env, role, database)
+    except TooManyFiles as exc:
+        return _stopped(result, exc)
+
+
+def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
+                 flask_env: str | None, role: str | None, database: str | None) -> Audit:
     tree = result.tree
     unit_read = (result.attempt(read_unit, unit, tree) or {}) if unit else {}
     config = gunicorn
@@ -241,14 +251,23 @@ def audit_root(root: str, role: str | None = None, database: str | None = None) 
     if not os.path.isdir(root):
         result.problems.append(Problem(Location(printable(root), 1, 1), "--root", "could not be read: not a folder"))
         return result
-    servers = _read_nginx_root(result)
-    for unit_path in tree.glob("/etc/systemd/system/*.service"):
-        _audit_unit(result, unit_path, servers, role, database)
+    try:
+        servers = _read_nginx_root(result)
+        for unit_path in tree.glob("/etc/systemd/system/*.service"):
+            _audit_unit(result, unit_path, servers, role, database)
+    except TooManyFiles as exc:
+        return _stopped(result, exc)
     if not result.apps and not result.problems:
         units = printable(tree.local("/etc/systemd/system"))
         result.problems.append(Problem(Location(units, 1, 1), "systemd",
                                        "no unit here runs gunicorn: nothing was audited"))
     result.notes[:0] = _nginx_note(tree)
+    return result
+
+
+def _stopped(result: Audit, exc: TooManyFiles) -> Audit:
+    """The audit past MAX_FILES: its one problem alone, since what came before is no whole server."""
+    result.apps, result.problems = [], list(exc.problems)
     return result
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import crossplane
 
 from deploygen.audit.found import ReadSetting, bounded_ms
-from deploygen.audit.source import Tree, unreadable
+from deploygen.audit.source import TooManyFiles, Tree, unreadable
 from deploygen.duration import Duration
 from deploygen.errors import InputError, Location, printable, shown
 
@@ -98,6 +98,8 @@ class _Configuration:
             return self.parsed[local]
         try:
             data = self.tree.read_bytes(local, "nginx")
+        except TooManyFiles:
+            raise
         except InputError as exc:
             if at is None:
                 raise

@@ -174,6 +174,53 @@ def test_environment_files_stay_in_root(tmp_path):
     assert "DG4" not in result.stdout  # the canary's 1-second session lifetime was not read
 
 
+def _swappable(tmp_path: Path) -> tuple[Path, Path]:
+    """ROOT and its gunicorn folder, with a link beside that folder to a canary folder outside."""
+    outside = canary(tmp_path)
+    (outside / "gunicorn.conf.py").write_text((outside / "gunicorn.py").read_text())
+    root = server_tree(tmp_path)
+    (root / "srv/link").symlink_to(outside)
+    return root, root / "srv/shop"
+
+
+def test_a_folder_swapped_for_a_link_after_resolving_is_still_read_inside_root(tmp_path):
+    """`Tree.local` answers from the tree as it was; the read walks it again as it is, inside ROOT."""
+    from deploygen.audit.source import Tree
+    from deploygen.errors import InputError
+
+    root, folder = _swappable(tmp_path)
+    tree = Tree(str(root))
+    local = tree.local("/srv/shop/gunicorn.conf.py")
+    os.rename(folder, root / "srv/real")
+    os.rename(root / "srv/link", folder)  # after resolving, before reading
+    try:
+        tree.read_bytes(local, "gunicorn")
+    except InputError as exc:
+        assert "No such file" in exc.problems[0].message  # ROOT/<outside>/gunicorn.conf.py
+    else:
+        raise AssertionError("read a file through a link out of ROOT")
+
+
+def test_a_folder_swapped_for_a_link_while_audit_reads_never_leads_out(tmp_path):
+    """The race itself for a bounded time (one `import --root` in 224 read the canary before)."""
+    from deploygen.audit.source import Tree
+    from deploygen.errors import InputError
+    from tests.hostile.test_diff import _race
+
+    root, folder = _swappable(tmp_path)
+    tree = Tree(str(root))
+
+    def read() -> bytes | None:
+        try:
+            return tree.read_bytes(tree.local("/srv/shop/gunicorn.conf.py"), "gunicorn")
+        except (InputError, OSError):
+            return None
+
+    seen = _race(root, folder, read)
+    assert not any(b"timeout = 600" in (data or b"") for data in seen)
+    assert GUNICORN.encode() in seen  # the race was run, not only lost
+
+
 def test_a_symlink_loop_is_a_located_error(tmp_path):
     root = server_tree(tmp_path)
     (root / "etc/nginx/sites-enabled/a").symlink_to("/etc/nginx/sites-enabled/b")
@@ -199,6 +246,39 @@ def test_a_masked_unit_is_skipped(tmp_path):
     os.mkfifo(root / "dev/null")  # what a careless copy of /dev might hold: never opened
     result = run_deploygen("audit", "--root", root)
     assert result.returncode == 0, result.stderr
+
+
+def _sites(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"s{i}").write_text("server { listen 80; }\n")
+
+
+def test_a_folder_of_more_files_than_audit_reads_is_one_located_line(tmp_path):
+    """100,000 site files ran into the CPU limit with no message; past the cap audit stops, and says where."""
+    from deploygen.audit.source import MAX_FILES
+
+    root = server_tree(tmp_path)
+    os.unlink(root / "etc/nginx/nginx.conf")  # each enabled site is then read on its own
+    _sites(root / "etc/nginx/sites-enabled", MAX_FILES)
+    [problem] = assert_bad_input(run_deploygen("audit", "--root", root), lines=1)
+    assert problem["file"] == f"{root}/etc/nginx/sites-enabled" and problem["key"] == "audit", problem.string
+    assert f"{MAX_FILES:,} files" in problem["msg"]
+
+
+def test_the_cap_counts_files_in_all_not_per_folder(tmp_path):
+    from deploygen.audit.source import MAX_FILES
+
+    conf = "events {}\nhttp {\n    include conf.d/*;\n    include sites-enabled/*;\n}\n"
+    root = server_tree(tmp_path, {"etc/nginx/nginx.conf": conf})
+    _sites(root / "etc/nginx/conf.d", MAX_FILES // 2 + 1)
+    _sites(root / "etc/nginx/sites-enabled", MAX_FILES // 2)
+    [problem] = assert_bad_input(run_deploygen("audit", "--root", root), lines=1)
+    assert problem["file"] == f"{root}/etc/nginx/sites-enabled", problem.string
+
+    # The files named on the command line count the same way.
+    [problem] = assert_bad_input(run_deploygen("audit", "--nginx", root / "etc/nginx/nginx.conf"), lines=1)
+    assert problem["file"] == f"{root}/etc/nginx/sites-enabled", problem.string
 
 
 def test_root_that_is_a_file_or_missing(tmp_path):

@@ -126,6 +126,80 @@ def test_gunicorn_values_that_cannot_be_read(line, tmp_path):
     assert all(len(x) < 1000 for x in result.stderr.splitlines())
 
 
+# `timeout = 30` and then one of these: each binds timeout another way than `NAME = value` at the
+# top level, so the 30 is not what gunicorn runs, and the note is where it is bound.
+GUNICORN_REBOUND = {
+    "if True:\n    timeout = 600": (3, 5),
+    "timeout += 100": (2, 1),
+    "(timeout := 5)": (2, 2),
+    "for timeout in [5]:\n    pass": (2, 5),
+    "try:\n    timeout = 5\nexcept Exception:\n    pass": (3, 5),
+    "timeout, workers = 5, 2": (2, 1),
+    "del timeout": (2, 5),
+    "with open('x') as timeout:\n    pass": (2, 19),
+    "import x as timeout": (2, 8),
+    "from x import y as timeout": (2, 15),
+    "def timeout():\n    pass": (2, 1),
+    "class timeout:\n    pass": (2, 1),
+    "try:\n    pass\nexcept OSError as timeout:\n    pass": (4, 1),
+    "match 5:\n    case timeout:\n        pass": (3, 10),
+    "workers = [timeout := 5 for x in [1]]": (2, 12),
+    "def hook():\n    global timeout\n    timeout = 5": (3, 5),
+}
+
+
+@pytest.mark.parametrize("code", sorted(GUNICORN_REBOUND), ids=lambda code: code.split("\n")[0][:24])
+def test_a_gunicorn_setting_bound_another_way_is_not_read(code, tmp_path):
+    """Audit used to report the `timeout = 30` above any of these: a clean audit for what it did not read."""
+    path, result = _audit_file(tmp_path, "--gunicorn", "g.py", "timeout = 30\n" + code + "\n")
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    line, column = GUNICORN_REBOUND[code]
+    assert f"{path}:{line}:{column}: gunicorn.timeout: could not be read: " in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("code", ["workers = [timeout for timeout in [1]]", "class C:\n    timeout = 5",
+                                  "def f(timeout=1):\n    timeout = 5", "timeout = 45", "timeout: int = 45", "timeout: int",
+                                  "if True:\n    timeout = 5\ntimeout = 45", "keepalive = timeout = 45"])
+def test_bindings_that_leave_the_setting_known(code, tmp_path):
+    """Names local to a comprehension, class or function are not the module's; a later top-level
+    assignment decides, whatever came before."""
+    from deploygen.audit.gunicorn_reader import read_gunicorn
+
+    path = tmp_path / "g.py"
+    path.write_text("timeout = 30\n" + code + "\n")
+    read = read_gunicorn(str(path))["gunicorn.timeout"]
+    assert not read.unknown and read.value.nginx() == ("30s" if "45" not in code else "45s"), read
+
+
+@pytest.mark.parametrize("code", ['globals()["timeout"] = 5', "exec('timeout = 5')", "vars()['timeout'] = 5",
+                                  "locals()['timeout'] = 5", "import sys\nsetattr(sys.modules[__name__], 'x', 1)",
+                                  "__import__('os')", "def f():\n    g = globals\n    g()['timeout'] = 5",
+                                  "from os import *"])
+def test_code_that_can_set_any_name_leaves_every_setting_unknown(code, tmp_path):
+    path, result = _audit_file(tmp_path, "--gunicorn", "g.py", "timeout = 30\nworkers = 3\n" + code + "\n")
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    notes = [x for x in result.stderr.splitlines() if "could not be read" in x]
+    assert any(": gunicorn.timeout: could not be read: " in x for x in notes), result.stderr
+    assert any(": gunicorn.workers: could not be read: " in x for x in notes), result.stderr
+    assert all(x.startswith(f"{path}:") for x in notes)
+
+
+@pytest.mark.parametrize("head, line", [("# coding: utf-7", 1), ("#!/usr/bin/env python3\n# -*- coding: latin-1 -*-", 2),
+                                        ("# vim: set fileencoding=utf-16 :", 1), ("# coding: no-such-codec", 1)])
+def test_a_gunicorn_config_declaring_another_coding_is_refused(head, line, tmp_path):
+    """In UTF-7 `+AAo-` is a newline: Python would run `timeout = 5` where audit reads a comment."""
+    path, result = _audit_file(tmp_path, "--gunicorn", "g.py", head + "\ntimeout = 30 # +AAo-timeout = 5\n")
+    [problem] = assert_bad_input(result, lines=1)
+    assert (problem["file"], problem["line"], problem["key"]) == (str(path), str(line), "gunicorn"), problem.string
+
+
+@pytest.mark.parametrize("head", ["# coding: utf-8", "# -*- coding: UTF8 -*-", "timeout = 31\n# coding: utf-7", "\ufeff"])
+def test_a_gunicorn_config_in_utf8_is_read(head, tmp_path):
+    """UTF-8 however spelt, a BOM, and a declaration Python ignores (line 2 after code) are read."""
+    _, result = _audit_file(tmp_path, "--gunicorn", "g.py", head + "\ntimeout = 30\n")
+    assert result.returncode in (0, 1) and "could not be read" not in result.stderr, result.stderr
+
+
 GUNICORN_FILES = {
     "deep_parentheses": ("timeout = " + "(" * 5000 + "1" + ")" * 5000, "too many nested parentheses"),
     "deep_binop": ("timeout = " + "+".join(["1"] * 200_000), "nested too deeply"),

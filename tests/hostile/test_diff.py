@@ -245,20 +245,122 @@ def test_a_manifest_naming_other_paths_is_not_followed(installed, canary):
     assert CANARY not in result.stdout and str(canary) not in result.stdout
 
 
-def test_a_folder_swapped_for_a_link_after_resolving_leads_nowhere(tmp_path, canary, monkeypatch):
-    """The race: ROOT changes between resolving a path and opening it."""
-    from deploygen import drift
-
+def _swapped_tree(tmp_path, canary):
+    """ROOT/etc/deploygen/shop a real folder, and beside it a link to the canary's folder outside."""
     root = tmp_path / "server"
     folder = root / "etc/deploygen/shop"
     folder.mkdir(parents=True)
     (folder / "flask.env").write_text("FLASK_X=1\n")
     (canary.parent / "flask.env").write_text(CANARY + "\n")
-    resolved = drift.resolve_in_root(root, "/etc/deploygen/shop/flask.env")
-    assert drift.read_installed(root, "/etc/deploygen/shop/flask.env").content == b"FLASK_X=1\n"
+    (root / "etc/deploygen/link").symlink_to(canary.parent)
+    return root, folder
 
-    shutil.rmtree(folder)
-    folder.symlink_to(canary.parent)  # after resolving, before opening
-    monkeypatch.setattr(drift, "resolve_in_root", lambda r, t: resolved)
-    installed = drift.read_installed(root, "/etc/deploygen/shop/flask.env")
-    assert installed.content is None and installed.state in ("missing", "unreadable")
+
+def test_a_folder_that_is_a_link_when_opened_is_followed_inside_root(tmp_path, canary):
+    """What read_in_root opens is what it resolved itself, folder by folder, at that moment."""
+    from deploygen.rootpath import read_in_root
+
+    root, folder = _swapped_tree(tmp_path, canary)
+    assert read_in_root(root, "/etc/deploygen/shop/flask.env") == b"FLASK_X=1\n"
+    os.rename(folder, root / "etc/deploygen/real")
+    os.rename(root / "etc/deploygen/link", folder)  # the folder is now a link to outside ROOT
+    with pytest.raises(FileNotFoundError):
+        read_in_root(root, "/etc/deploygen/shop/flask.env")
+    # The link means ROOT/<canary folder>: that file, when ROOT has it, and never the canary.
+    inside = root / str(canary.parent).lstrip("/")
+    inside.mkdir(parents=True)
+    (inside / "flask.env").write_text("FLASK_Y=2\n")
+    assert read_in_root(root, "/etc/deploygen/shop/flask.env") == b"FLASK_Y=2\n"
+    # `..` after a link is the parent of where it leads, as for the kernel.
+    assert read_in_root(root, f"/etc/deploygen/shop/../{canary.parent.name}/flask.env") == b"FLASK_Y=2\n"
+    assert read_in_root(root, "/../../etc/deploygen/real/flask.env") == b"FLASK_X=1\n"
+
+
+def test_read_in_root_looks_up_no_path_past_root(tmp_path, monkeypatch):
+    """After ROOT itself, every lookup is one name relative to the folder just opened, never
+    followed by the kernel: nothing a swap can redirect between resolving and opening."""
+    from deploygen import rootpath
+
+    root = tmp_path / "server"
+    (root / "srv/units").mkdir(parents=True)
+    (root / "srv/units/shop.service").write_text("[Service]\n")
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/shop.service").symlink_to("/srv/units/../units/shop.service")
+    calls = []
+    real_open, real_readlink = os.open, os.readlink
+
+    def spy_open(name, flags, mode=0o777, *, dir_fd=None):
+        calls.append(("open", name, flags, dir_fd))
+        return real_open(name, flags, mode, dir_fd=dir_fd)
+
+    def spy_readlink(name, *, dir_fd=None):
+        calls.append(("readlink", name, os.O_NOFOLLOW, dir_fd))
+        return real_readlink(name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(rootpath.os, "open", spy_open)
+    monkeypatch.setattr(rootpath.os, "readlink", spy_readlink)
+    assert rootpath.read_in_root(root, "/etc/systemd/system/shop.service") == b"[Service]\n"
+    monkeypatch.undo()
+    assert calls[0][1] == root and calls[0][3] is None
+    # The link is read by name, then its target walked from ROOT again: `..` is a folder popped, not a lookup.
+    assert [name for call, name, _, _ in calls[1:] if call == "open"] == [
+        "etc", "systemd", "system", "srv", "units", "units", "shop.service"]
+    for call, name, flags, dir_fd in calls[1:]:
+        assert dir_fd is not None and "/" not in name and name not in ("", ".."), (call, name)
+        assert flags & os.O_NOFOLLOW, (call, name)
+
+
+def test_read_in_root_refuses_what_is_no_regular_file(tmp_path):
+    from deploygen.rootpath import MAX_SYMLINKS, read_in_root
+
+    root = tmp_path / "server"
+    (root / "d").mkdir(parents=True)
+    os.mkfifo(root / "fifo")
+    (root / "loop").symlink_to("loop")
+    chain = [f"l{i}" for i in range(MAX_SYMLINKS + 1)]
+    for here, there in zip(chain, chain[1:] + ["d"]):
+        (root / here).symlink_to(there)
+    for path, reason in (("/", "a directory"), ("/d/..", "a directory"), ("/fifo", "a FIFO"),
+                         ("/loop", "symbolic links"), ("/l0", "symbolic links"), ("/d/x", "No such file"),
+                         ("/fifo/x", "Not a directory"), ("/a\0b", "NUL")):
+        with pytest.raises(OSError) as exc:
+            read_in_root(root, path)
+        assert reason in exc.value.strerror, (path, exc.value)
+
+
+def _race(root, folder, read, seconds=2.0):
+    """`read()` in a loop while another thread swaps `folder` for a link out of ROOT and back."""
+    import threading
+    import time
+
+    real, link = folder.parent / "real", folder.parent / "link"
+    stop = threading.Event()
+
+    def swap():
+        while not stop.is_set():
+            os.rename(folder, real)
+            os.rename(link, folder)
+            os.rename(folder, link)
+            os.rename(real, folder)
+
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    seen = set()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            seen.add(read())
+    finally:
+        stop.set()
+        swapper.join()
+    return seen
+
+
+def test_a_folder_swapped_for_a_link_while_reading_never_leads_out(tmp_path, canary):
+    """The race itself, for a bounded time: resolving and opening are one walk by descriptors."""
+    from deploygen import drift
+
+    root, folder = _swapped_tree(tmp_path, canary)
+    seen = _race(root, folder, lambda: drift.read_installed(root, "/etc/deploygen/shop/flask.env").content)
+    assert not any(CANARY.encode() in (content or b"") for content in seen)
+    assert b"FLASK_X=1\n" in seen  # the race was run, not only lost
