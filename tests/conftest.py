@@ -55,10 +55,14 @@ def make_site(tmp_path):
     def make(overrides: dict | None = None, *, filename: str | None = None, folder: Path | None = None) -> Path:
         data = merge(BASE_SITE, overrides or {})
         name = data.get("name")
-        if isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name) and "bind" not in (overrides or {}).get("server", {}) and "server" in data:
+        named = isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name)
+        if named and "bind" not in (overrides or {}).get("server", {}) and "server" in data:
             # A site owns /run/NAME only: the socket follows the name unless a test writes it.
             data["server"]["bind"] = f"unix:/run/{name}/gunicorn.sock"
-        named = isinstance(name, str) and re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name)
+        app = data.get("app")
+        if named and isinstance(app, dict) and "secrets_file" not in (overrides or {}).get("app", {}) \
+                and app.get("secrets_file") == BASE_SITE["app"]["secrets_file"]:
+            app["secrets_file"] = f"/etc/{name}/secrets.env"  # each site its own secrets (DG907)
         target = (folder or tmp_path) / (filename or f"{name if named else 'site'}.yaml")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -148,7 +148,7 @@ CASES = {
 
 # Cross-site rules: (second site that collides with BASE_SITE, second site that does not).
 OTHER = {"name": "other", "domains": ["other.example.com"], "server": {"bind": "127.0.0.1:8002"},
-         "database": {"name": "other_db", "role": "other"}}
+         "database": {"name": "other_db", "role": "other"}, "app": {"secrets_file": "/etc/other/secrets.env"}}
 CROSS = {
     "DG901": ({**OTHER, "name": "shop"}, OTHER),
     "DG902": ({**OTHER, "server": {"bind": "127.0.0.1:8001"}}, OTHER),
@@ -159,6 +159,7 @@ CROSS = {
     "DG905": ({**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com"}}},
               {**OTHER, "domains": ["example.com"], "session": {"cookie": {"domain": "example.com",
                                                                            "name": "other_session"}}}),
+    "DG907": ({**OTHER, "app": {"secrets_file": "/etc/shop/secrets.env"}}, OTHER),
 }
 
 
@@ -184,7 +185,8 @@ AUDIT_CASES = {
 # The first site of a cross-site case, where BASE_SITE alone cannot collide. Sites own only
 # /run/NAME and /var/lib/NAME, so a unix socket or a session folder is shared only through a
 # shared name (DG901 fires as well) and DG902 is shown on a TCP bind.
-FIRST = {"DG902": {"server": {"bind": "127.0.0.1:8001"}}, "DG906": {"session": {"store": "filesystem"}}}
+FIRST = {"DG902": {"server": {"bind": "127.0.0.1:8001"}}, "DG906": {"session": {"store": "filesystem"}},
+         "DG907": {"app": {"secrets_file": "/etc/shop/secrets.env"}}}
 
 
 def _codes(cli, *paths, strict=False):
@@ -329,3 +331,32 @@ def test_audit_only_rule(code, cli, tmp_path):
         result = cli("audit", "--nginx", conf, "--format", "json")
         codes = [f["code"] for f in json.loads(result.stdout)]
         assert (code in codes) == (index < len(fire)), (code, text, codes)
+
+
+@pytest.mark.parametrize("folder", ["/etc/deploygen/shop", "/run/shop", "/var/lib/shop"])
+def test_secrets_file_in_another_sites_folder(folder, make_site, cli, tmp_path):
+    shop = make_site({}, folder=tmp_path / "a")
+    thief = make_site({**OTHER, "app": {"secrets_file": f"{folder}/secrets.env"}}, filename="other.yaml",
+                      folder=tmp_path / "a")
+    findings, status = _codes(cli, shop, thief)
+    mine = [f for f in findings if f["code"] == "DG907"]
+    assert status == 1
+    [f] = mine
+    assert (f["file"], f["site"]) == (str(thief), "other") and str(shop) in f["message"]
+    assert thief.read_text().splitlines()[f["line"] - 1].strip() == f"secrets_file: {folder}/secrets.env"
+    # The same path is quiet when the site it belongs to is not named, or is the site itself.
+    assert all(f["code"] != "DG907" for f in _codes(cli, thief)[0])
+    own = make_site({"app": {"secrets_file": f"{folder}/secrets.env"}}, folder=tmp_path / "b")
+    assert all(f["code"] != "DG907" for f in _codes(cli, own, make_site(OTHER, folder=tmp_path / "b"))[0])
+    # A folder whose name only starts with the other site's is not the other site's.
+    near = make_site({**OTHER, "app": {"secrets_file": f"{folder}x/secrets.env"}}, folder=tmp_path / "c")
+    assert all(f["code"] != "DG907" for f in _codes(cli, shop, near)[0])
+
+
+def test_shared_secrets_file_in_another_sites_folder_is_reported_once_per_site(make_site, cli, tmp_path):
+    shop = make_site({"app": {"secrets_file": "/var/lib/shop/secrets.env"}}, folder=tmp_path)
+    other = make_site({**OTHER, "app": {"secrets_file": "/var/lib/shop/secrets.env"}}, folder=tmp_path)
+    findings, _ = _codes(cli, shop, other)
+    mine = sorted((f["site"], f["detail"]) for f in findings if f["code"] == "DG907")
+    assert mine == [("other", "systemd.EnvironmentFile=/var/lib/shop/secrets.env"),
+                    ("shop", "systemd.EnvironmentFile=/var/lib/shop/secrets.env")]

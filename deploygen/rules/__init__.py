@@ -44,6 +44,7 @@ from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
 from deploygen.rules.dg904_duplicate_database_role import DuplicateDatabaseRole
 from deploygen.rules.dg905_shared_session_cookie import SharedSessionCookie
 from deploygen.rules.dg906_shared_session_directory import SharedSessionDirectory
+from deploygen.rules.dg907_shared_secrets_file import SharedSecretsFile
 
 RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowWorkerTimeout,
@@ -81,6 +82,7 @@ RULES: tuple[type[Rule], ...] = (
     DuplicateDatabaseRole,
     SharedSessionCookie,
     SharedSessionDirectory,
+    SharedSecretsFile,
 )
 
 BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in RULES}

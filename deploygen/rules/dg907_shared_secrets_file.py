@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from deploygen.findings import Finding
+from deploygen.rules.base import SiteContext
+from deploygen.rules.collision import CollisionRule
+
+KEY = "systemd.EnvironmentFile"
+
+
+def _given_folders(name: str) -> tuple[tuple[str, str], ...]:
+    """The folders deploygen gives to the site NAME, and who writes in them."""
+    return ((f"/etc/deploygen/{name}", "deploygen replaces its files on every render of that site"),
+            (f"/run/{name}", "that site's unit owns it (its user writes there) and deletes it on every stop"),
+            (f"/var/lib/{name}", "that site's unit owns it: its user writes there"))
+
+
+class SharedSecretsFile(CollisionRule):
+    """Two sites load the same secrets file, or one loads it from another site's folder.
+
+    ## What it checks
+    Every site's `app.secrets_file` is its own: no two sites named in one
+    call write the same path, and none points into a folder deploygen gives
+    to another of those sites (`/etc/deploygen/NAME/`, `/run/NAME/`,
+    `/var/lib/NAME/`).
+
+    ## Why it is bad
+    systemd reads `EnvironmentFile=` as root, before it drops to the site's
+    user, so the file's owner and mode do not stop one site's unit from
+    loading another site's secrets: both apps get the same `FLASK_SECRET_KEY`
+    and `DATABASE_URL`. Nothing fails or warns. A session cookie one app
+    signs is valid on the other (a user logged in on one site is logged in on
+    the other as whoever the cookie's user id is there), anyone who gets the
+    key out of one app can forge sessions for both, and one of the two apps
+    reads and writes the other site's database as its role. A file under
+    another site's `/run/NAME` or `/var/lib/NAME` is worse: that site's user
+    owns the folder, so its app can write the variables this site's unit
+    starts with, and `/run/NAME` is emptied whenever that site stops.
+
+    ## Example
+    ```yaml
+    # sites/shop.yaml
+    app:
+      secrets_file: /etc/shop/secrets.env
+    # sites/blog.yaml, copied from shop.yaml
+    app:
+      secrets_file: /etc/shop/secrets.env   # or /var/lib/shop/secrets.env
+    ```
+
+    ## Fix
+    Give each site its own secrets file (`/etc/NAME/secrets.env`, mode
+    0640, owned by root and the site's group) with its own
+    `FLASK_SECRET_KEY` and a `DATABASE_URL` naming its own database and
+    role, and write that path in the site's `app.secrets_file`. The site
+    that gets a new file gets a new key, so its users are logged out once.
+    The other site's key and database password were readable by the wrong
+    app: change them too.
+    """
+
+    code = "DG907"
+    name = "shared-secrets-file"
+    severity = "error"
+    reads_site_file = True
+    summary = "two sites with the same secrets file, or one in another site's folder"
+    what = "secrets file"
+    consequence = ("each app gets the other's FLASK_SECRET_KEY and DATABASE_URL: either can sign the other's "
+                   "sessions and reach the other's database")
+
+    def claims(self, site: SiteContext):
+        path = site.loaded.site.app.secrets_file
+        if path is not None:
+            yield path, KEY, site.loaded.locate("app", "secrets_file")
+
+    def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
+        yield from super().check_all(sites)
+        shared = Counter(value for site in sites for value, _, _ in self.claims(site))
+        for site in sites:
+            for path, key, location in self.claims(site):
+                if shared[path] > 1:
+                    continue  # reported above, naming the other site
+                seen: set[str] = set()
+                for other in sites:
+                    if other.name == site.name or other.name in seen:
+                        continue  # a site's own folders; two sites of one name are DG901
+                    for folder, owner in _given_folders(other.name):
+                        if path.startswith(folder + "/"):
+                            seen.add(other.name)
+                            yield Finding(
+                                location.file, location.line, location.column, self.code, self.severity,
+                                site.name,
+                                f"secrets file {path} is in {folder}, which deploygen gives to {other.name} "
+                                f"({other.loaded.file}); {owner}: this site's unit loads whatever is there "
+                                f"as its FLASK_SECRET_KEY and DATABASE_URL",
+                                f"{key}={path} in {folder}", {key: path})
