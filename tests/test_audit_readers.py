@@ -172,3 +172,26 @@ def test_a_glob_inside_a_root_follows_links_inside_it(tmp_path):
     assert tree.glob("/etc/nginx/sites-enabled/*") == ["/etc/nginx/sites-enabled/a", "/etc/nginx/sites-enabled/b"]
     assert tree.local("/etc/nginx/sites-enabled/b") == str(tmp_path / "etc/nginx/sites-available/b")
     assert tree.glob("/etc/*/sites-enabled/b") == ["/etc/nginx/sites-enabled/b"]
+
+
+def test_a_units_dropins_are_read_over_it_each_setting_at_its_own_line(tmp_path):
+    from deploygen.audit.source import Tree
+    from deploygen.audit.unit_reader import read_unit, unit_dropins
+
+    unit = tmp_path / "shop.service"
+    unit.write_text("[Service]\nExecStart=/v/bin/gunicorn -w 3 --timeout 60 app:app\nTimeoutStopSec=90\nUser=shop\n")
+    (tmp_path / "shop.service.d").mkdir()
+    (tmp_path / "shop.service.d/20-b.conf").write_text("[Service]\nTimeoutSec=2\n")
+    (tmp_path / "shop.service.d/10-a.conf").write_text(
+        "User=ignored-outside-any-section\n[Service]\nExecStart=\nExecStart=/v/bin/gunicorn --timeout 45 app:app\n")
+    tree = Tree()
+    dropins = unit_dropins(tree, "shop.service", (str(tmp_path),))
+    assert dropins == [str(tmp_path / "shop.service.d/10-a.conf"), str(tmp_path / "shop.service.d/20-b.conf")]
+    read = read_unit(str(unit), tree, dropins)
+    assert (read["gunicorn.timeout"].value.nginx(), read["gunicorn.timeout"].location) == (
+        "45s", (dropins[0], 4, 1))
+    assert "gunicorn.workers" not in read  # the first command's `-w 3` went with it
+    assert (read["systemd.TimeoutStopSec"].value.nginx(), read["systemd.TimeoutStopSec"].location) == (
+        "2s", (dropins[1], 2, 1))
+    assert (read["systemd.User"].value, read["systemd.User"].location.line) == ("shop", 4)
+    assert tree.read["systemd"] == [str(unit), *dropins]

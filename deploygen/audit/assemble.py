@@ -21,7 +21,7 @@ from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
 from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_file, read_server_block
 from deploygen.audit.source import TooManyFiles, Tree
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
-from deploygen.audit.unit_reader import read_unit
+from deploygen.audit.unit_reader import read_unit, unit_dropins
 from deploygen.duration import Duration
 from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.settings import Effective, Provenance, Setting
@@ -133,7 +133,10 @@ def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: 
 def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
                  flask_env: str | None, role: str | None, database: str | None) -> Audit:
     tree = result.tree
-    unit_read = (result.attempt(read_unit, unit, tree) or {}) if unit else {}
+    # Only the drop-in folder beside the unit: this machine's /etc holds its own units, not the server's.
+    dropins = (result.attempt(unit_dropins, tree, os.path.basename(unit), (os.path.dirname(unit) or ".",))
+               if unit else None) or []
+    unit_read = (result.attempt(read_unit, unit, tree, dropins) or {}) if unit else {}
     config = gunicorn
     if config is None and "gunicorn.config_file" in unit_read:
         workdir = unit_read.get("systemd.WorkingDirectory")
@@ -154,7 +157,7 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
     app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database)
     result.apps.append(app)
-    files = {"systemd": [unit] if unit else [], "gunicorn": [config] if config else [],
+    files = {"systemd": [unit, *dropins] if unit else [], "gunicorn": [config] if config else [],
              "flask": [flask_env] if flask_env else [], "postgres": [sql] if sql else []}
     result.notes += _nginx_note(tree) + _layer_notes(app, files, bool(nginx))
     return result
@@ -287,17 +290,18 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
     tree = result.tree
     try:
         local = tree.local(unit_path)
-        if local == tree.local("/dev/null"):
+        if tree.is_dev_null(unit_path):
             return  # masked: systemd never starts it
     except OSError as exc:  # a symlink loop
         result.problems.append(Problem(Location(printable(unit_path), 1, 1), "systemd",
                                        f"could not be read: {exc.strerror}"))
         return
-    unit = result.attempt(read_unit, local, tree)
+    dropins = result.attempt(unit_dropins, tree, os.path.basename(unit_path))
+    unit = result.attempt(read_unit, local, tree, dropins) if dropins is not None else None
     words = unit.get("systemd.ExecStart") if unit else None
     if not words or not any("gunicorn" in w for w in words.value[:3]):
         return
-    files: dict[str, list[str]] = {"systemd": [local], "gunicorn": [], "flask": [], "postgres": []}
+    files: dict[str, list[str]] = {"systemd": [local, *dropins], "gunicorn": [], "flask": [], "postgres": []}
     gunicorn = _unit_config(result, unit, files) or gunicorn_defaults(local)
     flask: dict[str, ReadSetting] = {}
     for env in (unit["systemd.EnvironmentFile"].value if "systemd.EnvironmentFile" in unit else []):

@@ -83,6 +83,12 @@ class Tree:
             return path
         return str(resolve_in_root(self.root, path))
 
+    def is_dev_null(self, path: str) -> bool:
+        """Whether `path` is a link to /dev/null (ROOT's, under a root): systemd's mask, never opened."""
+        if self.root is None:
+            return os.path.realpath(path) == "/dev/null"
+        return self.local(path) == self.local("/dev/null")
+
     def glob(self, pattern: str) -> list[str]:
         """The paths `pattern` matches, sorted as glob(3) does for nginx; links followed inside ROOT."""
         if "\0" in pattern:

@@ -1,19 +1,22 @@
 """systemd units: the stop timeout, and gunicorn's settings from ExecStart's flags.
 
 A unit is read line by line (systemd allows repeated keys, which INI readers
-reject), keeping each line's number. `TimeoutStopSec` absent means systemd's
-default of 90 s (`DefaultTimeoutStopSec=`).
+reject), keeping each line's number, then its drop-ins (`NAME.service.d/*.conf`)
+over it. `TimeoutStopSec` absent means systemd's default of 90 s
+(`DefaultTimeoutStopSec=`).
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import shlex
 from collections.abc import Iterator
 
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import typed
-from deploygen.audit.source import Tree, unreadable
+from deploygen.audit.source import Tree, unreadable, why
 from deploygen.duration import Duration
 from deploygen.errors import Location, shown
 
@@ -67,20 +70,69 @@ def unit_lines(text: str) -> Iterator[tuple[int, str]]:
         yield first, joined.rstrip()
 
 
-def read_unit(path: str, tree: Tree | None = None) -> dict[str, ReadSetting]:
-    """`systemd.TimeoutStopSec`, the unit's user, files and gunicorn flags, each with its line."""
+# Where systemd looks for NAME.service.d/*.conf, the folder that wins a name first.
+DROPIN_FOLDERS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+                  "/usr/lib/systemd/system", "/lib/systemd/system")
+# What ExecStart= sets: an empty `ExecStart=` takes all of it back.
+_FROM_EXEC = ("systemd.ExecStart", "gunicorn.")
+
+
+def unit_dropins(tree: Tree, name: str, folders: tuple[str, ...] = DROPIN_FOLDERS) -> list[str]:
+    """The drop-ins of unit NAME (local paths), in the order systemd applies them: sorted by file
+    name across `folders`, a name in an earlier folder hiding it in the later ones, and one that is
+    a link to /dev/null hiding it and read as nothing."""
+    chosen: dict[str, str] = {}
+    for folder in folders:
+        for path in tree.glob(f"{glob.escape(folder)}/{glob.escape(name)}.d/*.conf"):
+            chosen.setdefault(os.path.basename(path), path)
+    dropins = []
+    for _, path in sorted(chosen.items()):
+        try:
+            if tree.is_dev_null(path):
+                continue
+            dropins.append(tree.local(path))
+        except OSError as exc:  # a symlink loop
+            raise unreadable(path, "systemd", why(exc)) from None
+    return dropins
+
+
+def read_unit(path: str, tree: Tree | None = None, dropins: list[str] | tuple[str, ...] = ()) -> dict[str, ReadSetting]:
+    """`systemd.TimeoutStopSec`, the unit's user, files and gunicorn flags, each with its line:
+    the unit's, then each drop-in's over them, as systemd reads them one after the other."""
+    tree = tree or Tree()
     found: dict[str, ReadSetting] = {}
-    section = ""
-    for number, line in unit_lines((tree or Tree()).read_text(path, "systemd")):
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if section == "Service":
-            found.update(_service_line(key, value, Location(path, number, 1), found))
+    commands: list[Location] = []
+    kind = "simple"
+    for file in (path, *dropins):
+        section = ""  # each file starts outside any section, where systemd ignores assignments
+        for number, line in unit_lines(tree.read_text(file, "systemd")):
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("["):
+                section = line.strip("[]")
+                continue
+            key, _, value = line.partition("=")
+            key, value = key.strip(), value.strip()
+            if section != "Service":
+                continue
+            where = Location(file, number, 1)
+            if key == "Type":
+                kind = value or "simple"
+            elif key == "ExecStart":
+                for old in [k for k in found if k.startswith(_FROM_EXEC)]:
+                    del found[old]
+                commands = [*commands, where] if value else []
+                if not value:
+                    continue
+            elif key == "EnvironmentFile" and not value:
+                found.pop("systemd.EnvironmentFile", None)  # systemd's reset of the list, not a file named ""
+                continue
+            found.update(_service_line(key, value, where, found))
+    if len(commands) > 1 and kind != "oneshot":
+        # systemd refuses to load the unit: no command of it runs, so none is audited.
+        raise unreadable(commands[1].file, "systemd.ExecStart",
+                         "a second ExecStart= (systemd refuses it unless Type=oneshot; "
+                         "an empty `ExecStart=` before it replaces the first)", commands[1].line)
     if "systemd.TimeoutStopSec" not in found:
         found["systemd.TimeoutStopSec"] = ReadSetting("systemd.TimeoutStopSec", STOP_DEFAULT,
                                                       Location(path, 1, 1), default=True)
@@ -89,11 +141,13 @@ def read_unit(path: str, tree: Tree | None = None) -> dict[str, ReadSetting]:
 
 def _service_line(key: str, value: str, where: Location, found: dict[str, ReadSetting]) -> dict[str, ReadSetting]:
     """What one `[Service]` line sets; a value that is no time span is reported at its line."""
-    if key in ("TimeoutStopSec", "RestartSec"):
+    if key in ("TimeoutStopSec", "RestartSec", "TimeoutSec"):
+        # TimeoutSec= sets the stop timeout too; a TimeoutStopSec= read after it wins, as in systemd.
+        name = "systemd.TimeoutStopSec" if key == "TimeoutSec" else f"systemd.{key}"
         try:
-            return {f"systemd.{key}": ReadSetting(f"systemd.{key}", systemd_time(value), where)}
+            return {name: ReadSetting(name, systemd_time(value), where)}
         except ValueError as exc:
-            return {f"systemd.{key}": ReadSetting(f"systemd.{key}", None, where, unknown=str(exc))}
+            return {name: ReadSetting(name, None, where, unknown=f"{key}: {exc}" if key == "TimeoutSec" else str(exc))}
     if key in ("User", "Group", "WorkingDirectory"):
         return {f"systemd.{key}": ReadSetting(f"systemd.{key}", value, where)}
     if key == "EnvironmentFile":
