@@ -204,6 +204,9 @@ class _Builder:
                 return None
             if tag == _STR_TAG:
                 return node.value
+            if tag not in _SCALARS:  # an implicit type beyond the plain ones: a timestamp, a merge key
+                self._problem(node, path, f"YAML tag {shown(tag)} is not allowed: write a plain value")
+                return None
             if tag == _INT_TAG and not _DECIMAL.fullmatch(node.value):
                 self._problem(node, path, f"write {shown(node.value)} as a plain decimal number: YAML 1.1 reads "
                                           "010 as 8, 0x10 as 16 and 1:30 as 90")
