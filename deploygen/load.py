@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.model import Site
-from deploygen.regular_file import read_regular_file, undecodable_at
+from deploygen.regular_file import line_and_column, read_regular_file
 from deploygen.yamlsource import Document, dotted, load_document
 
 
@@ -99,7 +99,7 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     except OSError as exc:
         return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {exc.strerror or exc}")]
     except UnicodeDecodeError as exc:
-        return None, [Problem(Location(file, *undecodable_at(data, exc)), "",
+        return None, [Problem(Location(file, *line_and_column(data, exc.start)), "",
                               f"byte 0x{data[exc.start]:02x} is not UTF-8 text: save the site file as UTF-8")]
     document, problems = load_document(text, file)
     if document is None:

@@ -14,8 +14,9 @@ import os
 import stat
 
 # A site file is a few kilobytes (the shipped ones are 1 KB), and so are the nginx.conf files,
-# units and gunicorn configs audit reads (Debian's nginx.conf is 1.4 KB). A MiB is generous for both, and even a hostile
-# MiB parses in under a second and 200 MB (tests/hostile measures it under a 512 MB limit).
+# units and gunicorn configs audit reads (Debian's nginx.conf is 1.4 KB). A MiB is generous for
+# both, and even a hostile MiB parses in under a second and 200 MB (tests/hostile measures it
+# under a 512 MB limit).
 SIZE_LIMIT = 1 << 20
 
 _KINDS = (
@@ -78,7 +79,9 @@ def read_open_file(fd: int, limit: int, name: str) -> bytes:
     return data
 
 
-def undecodable_at(data: bytes, error: UnicodeDecodeError) -> tuple[int, int]:
-    """The line and column (from 1) of the first byte that is not UTF-8."""
-    before = data[:error.start]
-    return before.count(b"\n") + 1, error.start - (before.rfind(b"\n") + 1) + 1
+def line_and_column(data: str | bytes, offset: int) -> tuple[int, int]:
+    """The line and column (from 1) of `offset` in `data`, text or bytes: where a byte that is
+    not UTF-8 or a character YAML refuses stands, before any parser can say it."""
+    newline = "\n" if isinstance(data, str) else b"\n"
+    before = data[:offset]
+    return before.count(newline) + 1, offset - (before.rfind(newline) + 1) + 1

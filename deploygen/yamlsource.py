@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from deploygen.errors import Location, Problem, shown
+from deploygen.regular_file import line_and_column
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -98,10 +99,8 @@ def load_document(text: str, file: str) -> tuple[Document | None, list[Problem]]
         return None, [Problem(Location(file, line, col), "", f"YAML syntax error: {reason}")]
     except yaml.reader.ReaderError as exc:
         # libyaml refuses control characters (a NUL byte, ESC) before it has marks: locate it.
-        before = text[:exc.position]
-        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
         code = ord(exc.character) if isinstance(exc.character, str) else exc.character
-        return None, [Problem(Location(file, line, col), "",
+        return None, [Problem(Location(file, *line_and_column(text, exc.position)), "",
                               f"YAML error: the control character U+{code:04X} is not allowed in a YAML file")]
     except yaml.YAMLError as exc:
         return None, [Problem(Location(file, 1, 1), "", f"YAML error: {shown(str(exc), 200)}")]

@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 
 from deploygen.errors import InputError, Location, Problem, printable
-from deploygen.regular_file import read_regular_file
+from deploygen.regular_file import line_and_column, read_regular_file
 from deploygen.rootpath import list_in_root, read_in_root, resolve_in_root, server_path
 
 # A server's configuration is a few hundred files (a host with a thousand sites, a few
@@ -49,10 +49,8 @@ def decode(data: bytes, file: str, key: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        before = data[:exc.start]
-        line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
-        raise unreadable(file, key, f"byte 0x{data[exc.start]:02x} is not UTF-8 text", line, column) from None
+        raise unreadable(file, key, f"byte 0x{data[exc.start]:02x} is not UTF-8 text",
+                         *line_and_column(data, exc.start)) from None
 
 
 class TooManyFiles(InputError):
