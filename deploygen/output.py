@@ -118,8 +118,9 @@ def write_sites(
                 staging.chmod(0o755)
                 shares = [_write_share(0)] if jobs == 1 else _in_workers(jobs)
                 written = [site for share in shares for site in share]
+                if names is None:  # else checked above, before anything was rendered
+                    _check_replaceable(out, [name for name, _ in written])
                 names = [name for name, _ in written]
-                _check_replaceable(out, names)
                 _carry_over(state, staging, set(names), out)
                 old = _swap(out, state, staging, names)
             except BaseException:
@@ -226,13 +227,20 @@ def _not_ours(path: Path, name: str) -> str | None:
     except FileNotFoundError:
         return None
     if stat.S_ISLNK(info.st_mode):
-        return None if os.readlink(path) == link_target(name) else "a symbolic link deploygen did not make"
+        return None if _is_our_link(path, name) else "a symbolic link deploygen did not make"
     if not stat.S_ISDIR(info.st_mode):
         return "a file, not a folder deploygen wrote"
     if not _earlier_output(path, name):
         return (f"a folder that is not an earlier render of site {name!r} (its manifest.json and "
                 "the root/ files it lists, nothing else)")
     return None
+
+
+def _is_our_link(path: Path, name: str) -> bool:
+    try:
+        return os.readlink(path) == link_target(name)
+    except OSError:
+        return False  # missing, or not a link
 
 
 def _earlier_output(folder: Path, name: str) -> bool:
@@ -277,7 +285,7 @@ def _carry_over(state: Path, staging: Path, rendered: set[str], out: Path) -> No
     for entry in sorted(os.scandir(current), key=lambda e: e.name):
         if entry.name in rendered or not entry.is_dir(follow_symlinks=False):
             continue  # rendered anew, or a link someone planted in the release: never followed
-        if _not_ours(out / entry.name, entry.name) or not (out / entry.name).is_symlink():
+        if not _is_our_link(out / entry.name, entry.name):
             continue
         shutil.copytree(entry.path, staging / entry.name, symlinks=True, copy_function=os.link)
 
