@@ -23,7 +23,7 @@ _ORDER = ["d", "h", "m", "s", "ms"]
 _PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 # No layer takes more than PostgreSQL's 2**31 ms (24.8 days) or a year elsewhere; anything past
 # a thousand years is refused here, before it meets int() (4,300 digits at most) or str().
-_MAX_MS = 1000 * 365 * 86_400_000
+MAX_MS = 1000 * 365 * 86_400_000
 PATTERN = r"^([0-9]+(ms|s|m|h|d))+$|^[0-9]+$"
 
 # PostgreSQL stores these settings as a signed 32-bit count of milliseconds.
@@ -81,7 +81,7 @@ class Duration:
                 raise ValueError(f"{shown(value)}: write units once each, largest first (1h30m)")
             last_rank = rank
             total += int(match.group(1)) * _UNIT_MS[unit]
-            if total > _MAX_MS:
+            if total > MAX_MS:
                 return cls._bounded(total, value)
             pos = match.end()
         if pos != len(text) or not text:
@@ -97,7 +97,7 @@ class Duration:
 
     @classmethod
     def _bounded(cls, ms: int, written: object) -> Duration:
-        if ms > _MAX_MS:
+        if ms > MAX_MS:
             raise ValueError(f"{shown(written)} is longer than a thousand years")
         return cls(ms)
 

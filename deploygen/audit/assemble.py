@@ -19,7 +19,7 @@ from deploygen.audit.env_reader import read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
 from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_file, read_server_block
-from deploygen.audit.source import TooManyFiles, Tree
+from deploygen.audit.source import TooManyFiles, Tree, why
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
 from deploygen.audit.unit_reader import read_unit, unit_dropins
 from deploygen.duration import Duration
@@ -294,7 +294,7 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
             return  # masked: systemd never starts it
     except OSError as exc:  # a symlink loop
         result.problems.append(Problem(Location(printable(unit_path), 1, 1), "systemd",
-                                       f"could not be read: {exc.strerror}"))
+                                       f"could not be read: {why(exc)}"))
         return
     dropins = result.attempt(unit_dropins, tree, os.path.basename(unit_path))
     unit = result.attempt(read_unit, local, tree, dropins) if dropins is not None else None
@@ -327,7 +327,7 @@ def _local(result: Audit, named: ReadSetting | None, path: str, workdir: str) ->
         return result.tree.local(where)
     except OSError as exc:  # a symlink loop
         location, key = (named.location, named.key) if named else (Location(printable(where), 1, 1), "")
-        result.problems.append(Problem(location, key, f"could not be read: {shown(path)}: {exc.strerror}"))
+        result.problems.append(Problem(location, key, f"could not be read: {shown(path)}: {why(exc)}"))
         return None
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from deploygen.errors import Location
+from deploygen.duration import MAX_MS, Duration
+from deploygen.errors import Location, shown
 
 
 @dataclass(frozen=True)
@@ -18,17 +20,14 @@ class ReadSetting:
     unknown: str = ""  # why the value could not be known (an expression, an unset variable)
 
 
-# A timeout past a thousand years is no setting a rule can compare (nginx itself stops at
-# 2**31 ms for most); refused before it meets arithmetic and str() (4,300 digits at most).
-MAX_MS = 1000 * 365 * 86_400_000
-
-
 def bounded_ms(ms: float, written: object) -> int:
-    """`ms` as whole milliseconds, or ValueError when it is no time span deploygen can hold."""
-    import math
-
-    from deploygen.errors import shown
-
+    """`ms` as whole milliseconds, or ValueError when it is no time span deploygen can hold
+    (Duration's own bound: a thousand years, refused before arithmetic and str() meet it)."""
     if math.isnan(ms) or ms < 0 or ms > MAX_MS:
         raise ValueError(f"{shown(written)} is not a time span deploygen can compare (0 to a thousand years)")
     return int(ms)
+
+
+def bounded_seconds(seconds: float, written: object) -> Duration:
+    """`seconds` as a Duration, bounded as bounded_ms is."""
+    return Duration(bounded_ms(seconds * 1000, written))

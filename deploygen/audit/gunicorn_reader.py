@@ -17,9 +17,8 @@ import codecs
 import tokenize
 import warnings
 
-from deploygen.audit.found import ReadSetting, bounded_ms
-from deploygen.audit.source import Tree, unreadable
-from deploygen.duration import Duration
+from deploygen.audit.found import ReadSetting, bounded_seconds
+from deploygen.audit.source import Tree, decode, unreadable
 from deploygen.errors import Location, shown
 
 DEFAULTS: dict[str, object] = {
@@ -183,8 +182,9 @@ def parse_config(text: str, path: str) -> ast.Module:
 def read_gunicorn(path: str, env: dict[str, str] | None = None, tree: Tree | None = None) -> dict[str, ReadSetting]:
     """gunicorn's effective settings from the config at `path` (a local path), each with where it was read."""
     env = env or {}
-    text = (tree or Tree()).read_text(path, "gunicorn")
-    _check_coding(text, path)
+    data = (tree or Tree()).read_bytes(path, "gunicorn")
+    text = decode(data, path, "gunicorn")
+    _check_coding(data, path)
     # A UTF-8 byte order mark is no character to Python reading a file, but ast.parse of text refuses it.
     module = parse_config(text.removeprefix("\ufeff"), path)
     found: dict[str, ReadSetting] = {}
@@ -242,10 +242,10 @@ def _unknown(name: str, path: str, node: ast.AST, reason: str) -> ReadSetting:
     return ReadSetting(f"gunicorn.{name}", None, location, unknown=reason)
 
 
-def _check_coding(text: str, path: str) -> None:
+def _check_coding(data: bytes, path: str) -> None:
     """Refuse a PEP 263 declaration other than UTF-8: Python decodes the file by it, audit as UTF-8,
     and the two can read different settings (in UTF-7, `+AAo-` is a newline to Python)."""
-    lines = text.encode("utf-8").splitlines(keepends=True)[:2]
+    lines = data.splitlines(keepends=True)[:2]
     feed = iter(lines)
     # Where a declaration is, if any: detect_encoding reads the second line only after a comment.
     line = 1 if lines and tokenize.cookie_re.match(lines[0].decode("utf-8")) else 2
@@ -272,7 +272,7 @@ def typed(name: str, value: object) -> object:
 
     Raises ValueError (TypeError for `None`) for what gunicorn itself would refuse."""
     if name in _SECONDS:
-        return Duration(bounded_ms(_whole(name, value) * 1000, value))
+        return bounded_seconds(_whole(name, value), value)
     if name in _COUNTS:
         count = _whole(name, value)
         if count > _MAX_COUNT:

@@ -148,10 +148,11 @@ def derived_differences(data: dict) -> list[str]:
     return out
 
 
-def site_yaml(app: AuditedApp, findings: list[str]) -> str:
+def site_yaml(app: AuditedApp, findings: list[str], built: tuple[dict, list[str]] | None = None) -> str:
     """The site file's text. Values go through YAML's emitter, which quotes what needs it; the
-    comments above them are one line each whatever the values they repeat hold."""
-    data, notes = site_dict(app)
+    comments above them are one line each whatever the values they repeat hold. `built` is
+    `site_dict(app)` when the caller has it already."""
+    data, notes = built or site_dict(app)
     head = [f"Imported by deploygen from the configuration of {app.name}; every value is what runs today."]
     head += notes
     if findings:
@@ -214,7 +215,8 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
     """
     from deploygen.load import load_site
 
-    text = site_yaml(app, findings)
+    built = site_dict(app)
+    text = site_yaml(app, findings, built)
     folder = os.path.dirname(output) or "."
     fd, staged = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(output)}.", suffix=".yaml")
     try:
@@ -222,7 +224,7 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
             f.write(text)
         loaded, problems = load_site(staged)
         # Loaded back, the file must hold exactly the values read: no more keys, no other values.
-        if loaded is None or loaded.document.data != site_dict(app)[0]:
+        if loaded is None or loaded.document.data != built[0]:
             raise InputError([_refused(app, p, staged, output) for p in problems] or [
                 Problem(Location(printable(output), 1, 1), "", "the imported site file does not load back as written; "
                         "nothing written")])

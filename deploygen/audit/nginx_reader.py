@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import crossplane
 
-from deploygen.audit.found import ReadSetting, bounded_ms
-from deploygen.audit.source import TooManyFiles, Tree, unreadable
+from deploygen.audit.found import ReadSetting, bounded_ms, bounded_seconds
+from deploygen.audit.source import TooManyFiles, Tree, unreadable, why
 from deploygen.duration import Duration
 from deploygen.errors import InputError, Location, printable, shown
 
@@ -48,7 +48,7 @@ def nginx_time(text: str) -> Duration:
     """nginx's time syntax: `60`, `60s`, `1m30s`, `500ms` (`M` and `y` not for these directives)."""
     text = text.strip()
     if re.fullmatch(r"[0-9]{1,15}", text):
-        return Duration(bounded_ms(int(text) * 1000, text))
+        return bounded_seconds(int(text), text)
     total, pos = 0, 0
     for match in re.finditer(r"([0-9]{1,15})(ms|s|m|h|d|w)", text):
         if match.start() != pos:
@@ -131,7 +131,7 @@ class _Configuration:
             try:
                 found.append(self.tree.local(server_path))
             except OSError as exc:  # a symlink loop
-                raise unreadable(file, "nginx.include", f"{printable(server_path)}: {exc.strerror}",
+                raise unreadable(file, "nginx.include", f"{printable(server_path)}: {why(exc)}",
                                  d["line"]) from None
         return found
 
@@ -251,7 +251,7 @@ def _servers(tree: Tree, path: str, main: bool | None) -> list[ProxiedServer]:
     try:
         local = tree.local(path)
     except OSError as exc:  # a symlink loop
-        raise unreadable(path, "nginx", exc.strerror or str(exc)) from None
+        raise unreadable(path, "nginx", why(exc)) from None
     with tempfile.TemporaryDirectory(prefix="deploygen-nginx-") as copies:
         config = _Configuration(tree, "", copies)
         top = config.parse(local)

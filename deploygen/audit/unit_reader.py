@@ -14,7 +14,7 @@ import re
 import shlex
 from collections.abc import Iterator
 
-from deploygen.audit.found import ReadSetting, bounded_ms
+from deploygen.audit.found import ReadSetting, bounded_ms, bounded_seconds
 from deploygen.audit.gunicorn_reader import typed
 from deploygen.audit.source import Tree, unreadable, why
 from deploygen.duration import Duration
@@ -38,7 +38,7 @@ def systemd_time(text: str) -> Duration:
     """systemd's time span: `45`, `45s`, `1min 30s`, `500ms`; `infinity` is refused (no timeout at all)."""
     text = text.strip()
     if re.fullmatch(r"[0-9]{1,15}", text):
-        return Duration(bounded_ms(int(text) * 1000, text))
+        return bounded_seconds(int(text), text)
     parts = re.findall(r"([0-9]{1,15})\s*([a-z]+)\s*", text)
     if not parts or "".join(re.findall(r"[0-9]{1,15}\s*[a-z]+\s*", text)) != text:
         raise ValueError(f"{shown(text)} is not a systemd time span deploygen compares (e.g. 90s, 1min 30s)")

@@ -1,8 +1,8 @@
 """Start the site's real servers on 127.0.0.1 from rendered files, and always stop them.
 
-Every server runs in its own process group inside one temporary folder; `Stack`
-is a context manager whose exit stops them all (each its own stop signal, then
-SIGKILL), also when the drill fails or is interrupted. When the drill itself is
+Every server runs in its own process group inside one temporary folder; `Stack.stop()`
+stops them all (each its own stop signal, then SIGKILL), and the drill calls it also
+when it fails or is interrupted. When the drill itself is
 killed (SIGKILL, the OOM killer), no exit code runs: the kernel's parent-death
 signal stops the servers then (see `_dies_with_parent`), and the sweeper removes
 the folders (see sweeper.py).
@@ -160,12 +160,6 @@ class Stack:
         self._cleanup: list[Path] = []
 
     # -- lifecycle ---------------------------------------------------------
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def stop(self) -> None:
         with signals_held():
