@@ -19,7 +19,8 @@ import psycopg
 from deploygen.audit.env_reader import env_lines
 from deploygen.drill.prepare import Prepared, prepare
 from deploygen.drill.scenarios import ArbiterClock, Client, Outcome, first_to_fire, limits, observed
-from deploygen.drill.stack import Stack, check_programs, free_port, remove_folder, signals_held
+from deploygen.drill.stack import Stack, check_programs, free_port, signals_held
+from deploygen.drill.sweeper import remove_folder
 from deploygen.drill.sweeper import Sweeper
 from deploygen.duration import Duration
 from deploygen.errors import DeploygenError

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import crossplane
 
+from deploygen.drill.sweeper import remove_folder
 from deploygen.errors import DeploygenError
 from deploygen.parent_death import die_with_parent
 from deploygen.render import quote_ident
@@ -401,19 +402,3 @@ def _live_members(pgid: int) -> list[int]:
         if int(pgrp) == pgid and state != b"Z":
             found.append(int(entry.name))
     return found
-
-
-def remove_folder(folder: Path, seconds: float = 5) -> None:
-    """rmtree, retried: a process that was just killed may still have been creating files in it."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            shutil.rmtree(folder)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                shutil.rmtree(folder, ignore_errors=True)
-                return
-            time.sleep(0.05)

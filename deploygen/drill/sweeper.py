@@ -78,6 +78,26 @@ def _working_in(folders: list[str]) -> list[int]:
     return found
 
 
+def remove_folder(folder: str | os.PathLike, seconds: float = 5, pause: float = 0.05) -> None:
+    """rmtree, retried: a process that was just killed may still have been creating files in it.
+
+    The drill's own stop and this sweeper both remove folders this way (this module imports
+    nothing of deploygen's, so that it runs alone as a script).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                shutil.rmtree(folder, ignore_errors=True)
+                return
+            time.sleep(pause)
+
+
 def sweep(folders: list[str]) -> None:
     folders = [f for f in folders if os.path.isdir(f)]
     if not folders:
@@ -86,16 +106,7 @@ def sweep(folders: list[str]) -> None:
     while _working_in(folders) and time.monotonic() < deadline:
         time.sleep(0.1)
     for folder in folders:
-        for _ in range(50):  # a process killed a moment ago may still have been creating files
-            try:
-                shutil.rmtree(folder)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_folder(folder, seconds=5, pause=0.1)
 
 
 def main() -> None:
