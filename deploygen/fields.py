@@ -58,6 +58,7 @@ def _not_reserved(value: str) -> str:
     return value
 
 
+# What a site's cleanup units add to its name (layout names them with it).
 CLEANUP_SUFFIX = "-session-cleanup"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deploygen.fields import CLEANUP_SUFFIX
 from deploygen.model import Site
 
 
@@ -42,9 +43,9 @@ def targets(site: Site) -> list[Target]:
     if has_cleanup(site):
         found += [
             Target("cleanup-service", "systemd-service", "systemd/session-cleanup.service.j2",
-                   f"/etc/systemd/system/{name}-session-cleanup.service"),
+                   f"/etc/systemd/system/{name}{CLEANUP_SUFFIX}.service"),
             Target("cleanup-timer", "systemd-timer", "systemd/session-cleanup.timer.j2",
-                   f"/etc/systemd/system/{name}-session-cleanup.timer"),
+                   f"/etc/systemd/system/{name}{CLEANUP_SUFFIX}.timer"),
         ]
         if site.session.cleanup.command is None:
             found.append(Target("session-cleaner", "session-cleaner", "session/session_cleanup.py.j2",
@@ -90,7 +91,7 @@ def post_install(site: Site, paths: dict[str, str]) -> list[str]:
         "systemctl daemon-reload",
         f"systemctl enable {name}.service",
         f"systemctl restart {name}.service",
-        *([f"systemctl enable --now {name}-session-cleanup.timer"] if has_cleanup(site) else []),
+        *([f"systemctl enable --now {name}{CLEANUP_SUFFIX}.timer"] if has_cleanup(site) else []),
         f"ln -sf {paths['nginx-site']} /etc/nginx/sites-enabled/{name}.conf",
         "nginx -t",
         "systemctl reload nginx",
