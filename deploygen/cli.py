@@ -326,8 +326,11 @@ def audit(fmt, **sources) -> None:
 @_sources
 @click.option("-o", "--output", "output", required=True, type=click.Path(),
               help="The site file to write (written beside it, then renamed over it).")
-def import_(output, **sources) -> None:
+@click.option("--name", help="The site's name; default: the unit's (a unit named gunicorn.service needs one).")
+def import_(output, name, **sources) -> None:
     """Write a site file that reproduces existing configuration (what `audit` reads)."""
+    from dataclasses import replace
+
     from deploygen.audit.assemble import check_audited
     from deploygen.audit.importer import write_site
 
@@ -335,6 +338,8 @@ def import_(output, **sources) -> None:
     if len(apps) != 1:
         click.echo(f"deploygen: found {len(apps)} gunicorn apps; import one at a time with --unit", err=True)
         sys.exit(2)
+    if name is not None:
+        apps = [replace(apps[0], name=name)]
     differences = [str(f) for f in check_audited(apps)]
     try:
         write_site(apps[0], differences, output)

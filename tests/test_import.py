@@ -67,3 +67,52 @@ def test_import_of_the_outage_notes_what_deploygen_would_change(cli, tmp_path, m
     # What runs today is what the file says: nginx's default 60 s, gunicorn's 120 s.
     validate = cli("validate", "--format", "json", out)
     assert validate.exit_code == 1 and '"DG101"' in validate.stdout
+
+
+# A unit as published in a Flask deployment tutorial: named gunicorn.service, run as root,
+# TimeoutSec= for both timeouts, proxied by an upstream block.
+_TUTORIAL_UNIT = """\
+[Unit]
+Description=Gunicorn instance to serve Flask App
+After=network.target
+
+[Service]
+User=root
+Group=www-data
+WorkingDirectory=/root
+ExecStart=/usr/local/bin/gunicorn --workers 3 --bind 127.0.0.1:8000 server:app
+Restart=always
+RestartSec=3
+TimeoutSec=30
+
+[Install]
+WantedBy=multi-user.target
+"""
+_TUTORIAL_NGINX = """\
+events {}
+http {
+    upstream gunicorn-flask { server 127.0.0.1:8000 fail_timeout=0; }
+    server {
+        listen 49152;
+        location / { proxy_pass http://gunicorn-flask; }
+    }
+}
+"""
+
+
+def test_a_unit_named_gunicorn_imports_under_the_name_given(cli, tmp_path):
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/nginx").mkdir(parents=True)
+    (root / "etc/systemd/system/gunicorn.service").write_text(_TUTORIAL_UNIT)
+    (root / "etc/nginx/nginx.conf").write_text(_TUTORIAL_NGINX)
+    site = tmp_path / "shop.yaml"
+    refused = cli("import", "--root", root, "-o", site)
+    assert refused.exit_code == 2 and "'gunicorn' is a name Debian uses" in refused.stderr
+    assert not site.exists()
+    result = cli("import", "--root", root, "--name", "shop", "-o", site)
+    assert result.exit_code == 0, result.stderr
+    text = site.read_text()
+    assert "name: shop\n" in text and "user: root\n" in text
+    validated = cli("validate", site)
+    assert {"DG301", "DG701"} <= {line.split()[1] for line in validated.stdout.splitlines()}
