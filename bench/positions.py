@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from deploygen.yamlsource import load_document
+from deploygen.sitefile.yamlsource import load_document
 
 HERE = Path(__file__).resolve().parent
 

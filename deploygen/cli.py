@@ -25,8 +25,8 @@ class _Exit(click.ClickException):
 
 
 def _load(sites: tuple[str, ...], fmt: str = "text"):
-    from deploygen.check import check, contexts
-    from deploygen.load import load_sites
+    from deploygen.rules.runner import check, contexts
+    from deploygen.sitefile.load import load_sites
 
     try:
         loaded = load_sites(list(sites))
@@ -39,7 +39,7 @@ def _load(sites: tuple[str, ...], fmt: str = "text"):
 def _bad_input(error: InputError, fmt: str = "text") -> NoReturn:
     """Exit 2 with every problem: text on stderr, or on stdout in the report's own format,
     so that a dashboard reading JSON or GitHub annotations is not blank for a broken file."""
-    from deploygen.report import format_problems
+    from deploygen.report.formats import format_problems
 
     if fmt == "text":
         click.echo(format_problems(error.problems, fmt), nl=False, err=True)
@@ -96,10 +96,10 @@ def main() -> None:
               help="Processes that render and write; default: one per core, each with at least 128 sites.")
 def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> None:
     """Render every file of each SITE (a site file or a folder of them)."""
-    from deploygen.output import default_jobs, write_sites
-    from deploygen.render import render_site
-    from deploygen.report import format_findings, summary
-    from deploygen.templating import compile_all
+    from deploygen.render.output import default_jobs, write_sites
+    from deploygen.render.site import render_site
+    from deploygen.report.formats import format_findings, summary
+    from deploygen.render.templating import compile_all
 
     ctx, findings = _load(sites)
     if findings:
@@ -133,7 +133,7 @@ def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> 
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
     """Check each SITE against the rule catalogue."""
-    from deploygen.report import format_findings, summary
+    from deploygen.report.formats import format_findings, summary
 
     _, findings = _load(sites, fmt)
     click.echo(format_findings(findings, fmt), nl=False)
@@ -148,8 +148,8 @@ def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def explain(site: str, fmt: str) -> None:
     """Show SITE's chain, client to PostgreSQL: each value, its margin and where it came from."""
-    from deploygen.explain import explain_json, explain_text
-    from deploygen.report import format_findings
+    from deploygen.report.explain import explain_json, explain_text
+    from deploygen.report.formats import format_findings
 
     ctx, findings = _load((site,), fmt)
     if fmt == "json":
@@ -189,7 +189,7 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
     from fractions import Fraction
 
     from deploygen.drill.runner import format_json, format_table, run_drill
-    from deploygen.report import format_findings
+    from deploygen.report.formats import format_findings
 
     def _interrupted(signum, frame):
         # Once: a second Ctrl-C must not cut short the stopping of the servers the first one
@@ -240,9 +240,9 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     """Compare what `render` would write for each SITE with what is installed under ROOT."""
     from pathlib import Path
 
-    from deploygen.drift import compare, format_drift
+    from deploygen.render.drift import compare, format_drift
     from deploygen.errors import InputError, Location, Problem
-    from deploygen.render import render_site
+    from deploygen.render.site import render_site
 
     # A mistyped ROOT would otherwise report every file `missing`, which looks like drift.
     if not Path(root).is_dir():
@@ -301,7 +301,7 @@ def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, ro
 def audit(fmt, **sources) -> None:
     """Run the rules on configuration that already exists: findings point at its files and lines."""
     from deploygen.audit.assemble import check_audited
-    from deploygen.report import format_findings, summary
+    from deploygen.report.formats import format_findings, summary
 
     result = _read_existing("audit", **sources, fmt=fmt)
     findings = check_audited(result.apps)
@@ -356,7 +356,7 @@ def schema() -> None:
     """Print the JSON Schema of the site file."""
     import json
 
-    from deploygen.model import Site
+    from deploygen.sitefile.model import Site
 
     document = Site.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"

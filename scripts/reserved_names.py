@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Write deploygen/reserved_names.tsv: the names a Debian system already uses.
+"""Write deploygen/sitefile/reserved_names.tsv: the names a Debian system already uses.
 
 A site's name becomes `/etc/systemd/system/NAME.service`, `RuntimeDirectory=NAME`
 (systemd chowns /run/NAME to the app and deletes it on every stop) and the
 default `/var/lib/NAME/sessions`. A name a Debian system already uses there
 hands another program's unit or directory to the app, so `Name` in
-deploygen/fields.py refuses every name in the file this script writes.
+deploygen/sitefile/fields.py refuses every name in the file this script writes.
 
 Run it on a Debian install that has the stack deploygen renders for (nginx,
 postgresql, redis-server installed), from the repository's root:
 
-    python3 scripts/reserved_names.py [--packages LIST] [-o deploygen/reserved_names.tsv]
+    python3 scripts/reserved_names.py [--packages LIST] [-o deploygen/sitefile/reserved_names.tsv]
 
 It reads, on this machine: the unit names of every systemd unit (and the
 directories units claim with RuntimeDirectory=, StateDirectory=, ...), the
@@ -191,12 +191,12 @@ def main() -> int:
     parser.add_argument("--packages", default=DEFAULT_PACKAGES,
                         help="a package list of `apt<TAB>NAME<TAB>VERSION` lines ('' for none)")
     parser.add_argument("-o", "--output", default=str(Path(__file__).resolve().parent.parent
-                                                      / "deploygen" / "reserved_names.tsv"))
+                                                      / "deploygen" / "sitefile" / "reserved_names.tsv"))
     args = parser.parse_args()
     found = collect(args.packages)
     debian = Path("/etc/debian_version").read_text().strip() if os.path.exists("/etc/debian_version") else "?"
     lines = [
-        "# Names a Debian system uses: a site may not take them (deploygen/reserved_names.py).",
+        "# Names a Debian system uses: a site may not take them (deploygen/sitefile/reserved_names.py).",
         f"# Written by scripts/reserved_names.py on Debian {debian}; {len(found)} names.",
         "# NAME<TAB>where Debian uses it (comma-separated sources)",
     ]

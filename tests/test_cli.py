@@ -108,7 +108,7 @@ def test_wheel_installs_and_renders_from_any_directory(tmp_path):
     result = subprocess.run([env_dir / "bin" / "deploygen", "render", SITES / "dokon.yaml", "-o", "out"],
                             cwd=elsewhere, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    where = subprocess.run([py, "-c", "import deploygen.templating as t; print(t.templates_dir())"],
+    where = subprocess.run([py, "-c", "import deploygen.render.templating as t; print(t.templates_dir())"],
                            cwd=elsewhere, capture_output=True, text=True, env=env).stdout.strip()
     assert Path(where).is_relative_to(env_dir), where
     golden = Path(__file__).parent / "golden" / "dokon" / "root" / "etc" / "nginx" / "sites-available" / "dokon.conf"
@@ -123,7 +123,7 @@ def test_a_file_named_twice_is_rendered_once(cli, tmp_path):
 
 
 def test_site_files_are_found_sorted_named_as_written_and_read_once(tmp_path, monkeypatch):
-    from deploygen.load import expand
+    from deploygen.sitefile.load import expand
 
     folder = tmp_path / "sites"
     folder.mkdir()

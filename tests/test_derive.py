@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploygen.derive import derive
-from deploygen.duration import Duration
-from deploygen.load import load_site
+from deploygen.derive.chain import derive
+from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.load import load_site
 
 
 def _eff(make_site, overrides=None):

@@ -9,9 +9,9 @@ import signal
 
 import pytest
 
-from deploygen import output
+from deploygen.render import output
 from deploygen.errors import InputError
-from deploygen.render import RenderedFile, RenderedSite
+from deploygen.render.site import RenderedFile, RenderedSite
 
 
 def _site(name: str, text: str) -> RenderedSite:

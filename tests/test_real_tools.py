@@ -28,10 +28,10 @@ import crossplane
 import pytest
 
 from conftest import UNDER_CI, require_binary
-from deploygen.derive import derive
-from deploygen.duration import Duration
-from deploygen.load import load_site
-from deploygen.settings import Effective
+from deploygen.derive.chain import derive
+from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.load import load_site
+from deploygen.derive.settings import Effective
 
 HERE = Path(__file__).resolve().parent
 FLASK_CHECK = HERE / "realtools" / "flask_session_check.py"

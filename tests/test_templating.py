@@ -7,8 +7,8 @@ import json
 import jinja2
 import pytest
 
-from deploygen.render import _env_value
-from deploygen.templating import environment
+from deploygen.render.site import _env_value
+from deploygen.render.templating import environment
 
 
 @pytest.mark.parametrize("text", ["shop_session", "Lax", "123", "-1", "true", "null", "NaN", "Infinity",

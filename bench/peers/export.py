@@ -19,13 +19,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from deploygen.check import contexts
-from deploygen.duration import Duration
-from deploygen.fields import Bind
-from deploygen.layout import targets
-from deploygen.load import load_sites
-from deploygen.render import GENERATOR, template_context
-from deploygen.templating import environment
+from deploygen.rules.runner import contexts
+from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.fields import Bind
+from deploygen.render.layout import targets
+from deploygen.sitefile.load import load_sites
+from deploygen.render.site import GENERATOR, template_context
+from deploygen.render.templating import environment
 
 
 def plain(value: object) -> object:

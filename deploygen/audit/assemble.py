@@ -22,9 +22,9 @@ from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_f
 from deploygen.audit.source import TooManyFiles, Tree, why
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
 from deploygen.audit.unit_reader import read_unit, unit_dropins
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import InputError, Location, Problem, printable, shown
-from deploygen.settings import Effective, Provenance, Setting
+from deploygen.derive.settings import Effective, Provenance, Setting
 
 T = TypeVar("T")
 

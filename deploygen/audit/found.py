@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deploygen.duration import MAX_MS, Duration
+from deploygen.sitefile.duration import MAX_MS, Duration
 from deploygen.errors import Location, shown
 
 

@@ -14,10 +14,10 @@ import tempfile
 import yaml
 
 from deploygen.audit.assemble import AuditedApp
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import InputError, Location, Problem, printable
-from deploygen.model import POSTGRES_SETTINGS
-from deploygen.settings import Setting
+from deploygen.sitefile.model import POSTGRES_SETTINGS
+from deploygen.derive.settings import Setting
 
 _TIMEOUTS = {
     "nginx": ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", "send_timeout",
@@ -124,10 +124,10 @@ def _written_paths(data: dict, prefix: tuple = ()) -> dict:
 
 def derived_differences(data: dict) -> list[str]:
     """Timeouts written today that deploygen would derive otherwise from the same budget."""
-    from deploygen.derive import derive
-    from deploygen.load import LoadedSite
-    from deploygen.model import Site
-    from deploygen.yamlsource import Document
+    from deploygen.derive.chain import derive
+    from deploygen.sitefile.load import LoadedSite
+    from deploygen.sitefile.model import Site
+    from deploygen.sitefile.yamlsource import Document
 
     def effective(d: dict):
         site = Site.model_validate(d)
@@ -213,7 +213,7 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
     here, located where it was read, instead of being written for `validate` to find. The
     file is written beside `output` and renamed over it, so a failure leaves no half file.
     """
-    from deploygen.load import load_site
+    from deploygen.sitefile.load import load_site
 
     built = site_dict(app)
     text = site_yaml(app, findings, built)

@@ -20,7 +20,7 @@ import crossplane
 
 from deploygen.audit.found import ReadSetting, bounded_ms, bounded_seconds
 from deploygen.audit.source import TooManyFiles, Tree, unreadable, why
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import InputError, Location, printable, shown
 
 # nginx's defaults for what deploygen reads (ngx_http_proxy_module, ngx_http_core_module).

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.source import Tree, unreadable
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import Location, shown
-from deploygen.model import POSTGRES_SETTINGS
+from deploygen.sitefile.model import POSTGRES_SETTINGS
 
 # A comment or quote left open runs to the end of the file (PostgreSQL refuses it): matching it
 # so, rather than failing and retrying at the next character, keeps a hostile file linear.

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from deploygen.audit.found import ReadSetting, bounded_ms, bounded_seconds
 from deploygen.audit.gunicorn_reader import typed
 from deploygen.audit.source import Tree, unreadable, why
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import Location, shown
 
 STOP_DEFAULT = Duration.seconds_(90)

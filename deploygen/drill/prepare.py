@@ -16,13 +16,13 @@ from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 
-from deploygen.derive import derive
-from deploygen.duration import Duration
+from deploygen.derive.chain import derive
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import DeploygenError
-from deploygen.fields import Bind
-from deploygen.load import LoadedSite
-from deploygen.render import RenderedSite, render_site
-from deploygen.settings import Effective, Setting
+from deploygen.sitefile.fields import Bind
+from deploygen.sitefile.load import LoadedSite
+from deploygen.render.site import RenderedSite, render_site
+from deploygen.derive.settings import Effective, Setting
 
 # The scaled gunicorn timeout the default scale aims at: long enough for
 # loopback round trips to be small next to the gaps, short enough for a drill

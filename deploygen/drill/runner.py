@@ -22,9 +22,9 @@ from deploygen.drill.scenarios import ArbiterClock, Client, Outcome, first_to_fi
 from deploygen.drill.stack import Stack, check_programs, free_port, signals_held
 from deploygen.drill.sweeper import remove_folder
 from deploygen.drill.sweeper import Sweeper
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import DeploygenError
-from deploygen.load import LoadedSite
+from deploygen.sitefile.load import LoadedSite
 
 PROBE = Path(__file__).with_name("probe.py")
 

@@ -15,8 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from deploygen.duration import Duration
-from deploygen.settings import Effective
+from deploygen.sitefile.duration import Duration
+from deploygen.derive.settings import Effective
 
 
 @dataclass

@@ -29,7 +29,7 @@ import crossplane
 from deploygen.drill.sweeper import remove_folder
 from deploygen.errors import DeploygenError
 from deploygen.parent_death import die_with_parent
-from deploygen.render import quote_ident
+from deploygen.render.site import quote_ident
 
 # nginx's temp folders, moved into the drill's folder: the compiled-in ones need root.
 _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploygen.errors import Location
-from deploygen.findings import Finding, Severity
-from deploygen.load import LoadedSite
-from deploygen.settings import Effective, Setting
+from deploygen.report.findings import Finding, Severity
+from deploygen.sitefile.load import LoadedSite
+from deploygen.derive.settings import Effective, Setting
 
 PAGE_SECTIONS = ("What it checks", "Why it is bad", "Example", "Fix")
 

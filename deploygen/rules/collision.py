@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from deploygen.errors import Location
-from deploygen.findings import Finding
+from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
 

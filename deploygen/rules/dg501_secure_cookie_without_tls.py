@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deploygen.findings import Finding
+from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
 

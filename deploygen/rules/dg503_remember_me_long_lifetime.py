@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deploygen.duration import Duration
-from deploygen.findings import Finding
+from deploygen.sitefile.duration import Duration
+from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
 LONG = Duration.seconds_(3600)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from deploygen.findings import Finding
+from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deploygen.findings import Finding
+from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
-from deploygen.settings import Provenance, Setting
+from deploygen.derive.settings import Provenance, Setting
 
 
 class ServiceRunsAsRoot(Rule):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from deploygen.findings import Finding
+from deploygen.report.findings import Finding
 from deploygen.rules.base import SiteContext
 from deploygen.rules.collision import CollisionRule
 

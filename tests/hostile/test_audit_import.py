@@ -12,7 +12,7 @@ import os
 import pytest
 import yaml
 
-from deploygen.load import load_site
+from deploygen.sitefile.load import load_site
 from tests.hostile.conftest import assert_bad_input, run_deploygen
 from tests.hostile.test_audit_root import GUNICORN, SITE, UNIT, server_tree
 

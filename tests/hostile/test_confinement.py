@@ -15,8 +15,8 @@ import pytest
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from deploygen.fields import SOCKET_PATH_MAX, Name
-from deploygen.reserved_names import reserved, why_reserved
+from deploygen.sitefile.fields import SOCKET_PATH_MAX, Name
+from deploygen.sitefile.reserved_names import reserved, why_reserved
 from tests.conftest import BASE_SITE, REPO, SITES, merge
 from tests.hostile.conftest import assert_bad_input, run_deploygen
 
@@ -119,7 +119,7 @@ def test_every_name_in_the_data_is_refused_by_the_model():
 
 
 def test_the_data_is_real_sorted_and_only_site_names():
-    text = (REPO / "deploygen/reserved_names.tsv").read_text()
+    text = (REPO / "deploygen/sitefile/reserved_names.tsv").read_text()
     rows = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
     names = [row[0] for row in rows]
     assert names == sorted(set(names))
@@ -134,7 +134,7 @@ def test_the_data_is_real_sorted_and_only_site_names():
 
 
 def test_the_data_ships_in_the_package():
-    ignored = subprocess.run(["git", "check-ignore", "-q", "deploygen/reserved_names.tsv"], cwd=REPO, check=False)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "deploygen/sitefile/reserved_names.tsv"], cwd=REPO, check=False)
     assert ignored.returncode == 1, "a .gitignore'd file would be left out of the wheel by hatchling"
 
 

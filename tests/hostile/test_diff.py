@@ -258,7 +258,7 @@ def _swapped_tree(tmp_path, canary):
 
 def test_a_folder_that_is_a_link_when_opened_is_followed_inside_root(tmp_path, canary):
     """What read_in_root opens is what it resolved itself, folder by folder, at that moment."""
-    from deploygen.rootpath import read_in_root
+    from deploygen.fs.rootpath import read_in_root
 
     root, folder = _swapped_tree(tmp_path, canary)
     assert read_in_root(root, "/etc/deploygen/shop/flask.env") == b"FLASK_X=1\n"
@@ -279,7 +279,7 @@ def test_a_folder_that_is_a_link_when_opened_is_followed_inside_root(tmp_path, c
 def test_read_in_root_looks_up_no_path_past_root(tmp_path, monkeypatch):
     """After ROOT itself, every lookup is one name relative to the folder just opened, never
     followed by the kernel: nothing a swap can redirect between resolving and opening."""
-    from deploygen import rootpath
+    from deploygen.fs import rootpath
 
     root = tmp_path / "server"
     (root / "srv/units").mkdir(parents=True)
@@ -311,7 +311,7 @@ def test_read_in_root_looks_up_no_path_past_root(tmp_path, monkeypatch):
 
 
 def test_read_in_root_refuses_what_is_no_regular_file(tmp_path):
-    from deploygen.rootpath import MAX_SYMLINKS, read_in_root
+    from deploygen.fs.rootpath import MAX_SYMLINKS, read_in_root
 
     root = tmp_path / "server"
     (root / "d").mkdir(parents=True)
@@ -358,7 +358,7 @@ def _race(root, folder, read, seconds=2.0):
 
 def test_a_folder_swapped_for_a_link_while_reading_never_leads_out(tmp_path, canary):
     """The race itself, for a bounded time: resolving and opening are one walk by descriptors."""
-    from deploygen import drift
+    from deploygen.render import drift
 
     root, folder = _swapped_tree(tmp_path, canary)
     seen = _race(root, folder, lambda: drift.read_installed(root, "/etc/deploygen/shop/flask.env").content)

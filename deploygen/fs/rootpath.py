@@ -20,7 +20,7 @@ import errno
 import os
 from pathlib import Path
 
-from deploygen.regular_file import SIZE_LIMIT, read_open_file
+from deploygen.fs.regular_file import SIZE_LIMIT, read_open_file
 
 # The kernel's own limit on symlinks followed while resolving one path.
 MAX_SYMLINKS = 40

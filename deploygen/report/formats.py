@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deploygen.errors import Problem
-from deploygen.findings import Finding
+from deploygen.report.findings import Finding
 
 FORMATS = ("text", "json", "github")
 

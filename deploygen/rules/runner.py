@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from deploygen.derive import derive
-from deploygen.findings import Finding
-from deploygen.load import LoadedSite
+from deploygen.derive.chain import derive
+from deploygen.report.findings import Finding
+from deploygen.sitefile.load import LoadedSite
 from deploygen.rules import RULES
 from deploygen.rules.base import SiteContext
 

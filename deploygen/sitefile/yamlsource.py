@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from deploygen.errors import Location, Problem, shown
-from deploygen.regular_file import line_and_column
+from deploygen.fs.regular_file import line_and_column
 
 try:
     from yaml import CSafeLoader as _Loader

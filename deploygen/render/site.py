@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from deploygen import __version__
-from deploygen.derive import derive
-from deploygen.duration import Duration
-from deploygen.layout import (
+from deploygen.derive.chain import derive
+from deploygen.sitefile.duration import Duration
+from deploygen.render.layout import (
     Target,
     cleanup_command,
     has_cleanup,
@@ -19,10 +19,10 @@ from deploygen.layout import (
     runtime_directories,
     targets,
 )
-from deploygen.load import LoadedSite
-from deploygen.model import POSTGRES_SETTINGS
-from deploygen.settings import Effective, Value
-from deploygen.templating import environment
+from deploygen.sitefile.load import LoadedSite
+from deploygen.sitefile.model import POSTGRES_SETTINGS
+from deploygen.derive.settings import Effective, Value
+from deploygen.render.templating import environment
 
 GENERATOR = f"deploygen {__version__}"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import Location
 
 Kind = Literal["written", "derived", "default"]

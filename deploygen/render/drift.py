@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploygen.render import RenderedSite
-from deploygen.rootpath import read_in_root
+from deploygen.render.site import RenderedSite
+from deploygen.fs.rootpath import read_in_root
 
 HEADER_MARK = b"Written by deploygen "
 

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 
 from deploygen.errors import InputError, Location, Problem
 from deploygen.parent_death import die_with_parent
-from deploygen.render import RenderedSite
+from deploygen.render.site import RenderedSite
 
 # Below this many sites per worker, starting a process costs more than it saves.
 SITES_PER_WORKER = 128
@@ -250,7 +250,7 @@ def _earlier_output(folder: Path, name: str) -> bool:
     /etc/deploygen/NAME has one beside the live configuration): the folder must hold the
     manifest and exactly the `root/...` files it lists, plus the manifest's own copy there.
     """
-    from deploygen.regular_file import read_regular_file
+    from deploygen.fs.regular_file import read_regular_file
 
     try:
         manifest = json.loads(read_regular_file(folder / "manifest.json", follow=False))

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.errors import Location
-from deploygen.load import LoadedSite
-from deploygen.settings import Effective, Provenance, Setting, Value
+from deploygen.sitefile.load import LoadedSite
+from deploygen.derive.settings import Effective, Provenance, Setting, Value
 
 SECOND = Duration.seconds_(1)
 HONOURS_KEEPALIVE = ("gthread", "gevent", "eventlet")
@@ -75,7 +75,7 @@ class Deriver:
 
 def derive(loaded: LoadedSite) -> Effective:
     """Compute every effective setting of one site."""
-    from deploygen.derive_sessions import derive_sessions
+    from deploygen.kinds.flask.sessions import derive_sessions
 
     d = Deriver(loaded)
     site = loaded.site

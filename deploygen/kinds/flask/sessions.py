@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 
 if TYPE_CHECKING:
-    from deploygen.derive import Deriver
+    from deploygen.derive.chain import Deriver
 
 def derive_sessions(d: Deriver, tls: bool) -> None:
     site = d.loaded.site

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploygen.fields import CLEANUP_SUFFIX
-from deploygen.model import Site
+from deploygen.sitefile.fields import CLEANUP_SUFFIX
+from deploygen.sitefile.model import Site
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
-from deploygen.duration import POSTGRES_MAX_MS, Duration
+from deploygen.sitefile.duration import POSTGRES_MAX_MS, Duration
 from deploygen.errors import shown
-from deploygen.reserved_names import why_reserved
+from deploygen.sitefile.reserved_names import why_reserved
 
 
 def _fail(message: str) -> PydanticCustomError:

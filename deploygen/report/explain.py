@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 from deploygen.rules.base import SiteContext
-from deploygen.settings import Setting
+from deploygen.derive.settings import Setting
 
 # Client to PostgreSQL: the order a request meets the layers.
 LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "postgres", "redis", "flask")

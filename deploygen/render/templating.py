@@ -9,15 +9,16 @@ from typing import Any
 
 import jinja2
 
-from deploygen.duration import Duration
+from deploygen.sitefile.duration import Duration
 
-_HERE = Path(__file__).resolve().parent
+# deploygen/render/templating.py: the package is two folders up, the repository three.
+_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def templates_dir() -> Path:
     """Templates inside the installed package, else the repository's `templates/`."""
-    packaged = _HERE / "templates"
-    return packaged if packaged.is_dir() else _HERE.parent / "templates"
+    packaged = _PACKAGE / "templates"
+    return packaged if packaged.is_dir() else _PACKAGE.parent / "templates"
 
 
 def _py(value: object) -> str:

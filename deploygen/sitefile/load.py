@@ -10,9 +10,9 @@ from pathlib import PurePath
 from pydantic import BaseModel, ValidationError
 
 from deploygen.errors import InputError, Location, Problem, printable, shown
-from deploygen.model import Site
-from deploygen.regular_file import line_and_column, read_regular_file
-from deploygen.yamlsource import Document, dotted, load_document
+from deploygen.sitefile.model import Site
+from deploygen.fs.regular_file import line_and_column, read_regular_file
+from deploygen.sitefile.yamlsource import Document, dotted, load_document
 
 
 @dataclass(frozen=True)

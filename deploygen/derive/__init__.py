@@ -1,0 +1,1 @@
+"""Site model -> effective settings of every layer, written or derived, and why."""

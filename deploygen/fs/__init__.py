@@ -1,0 +1,1 @@
+"""Reading files that an attacker may have planted: regular files only, never through a link."""

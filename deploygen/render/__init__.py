@@ -1,0 +1,1 @@
+"""Effective settings -> files on disk: targets, templates, manifest, atomic output."""

@@ -1,0 +1,1 @@
+"""Findings and explanations out: text, JSON, GitHub."""

@@ -1,0 +1,1 @@
+"""Site files in: YAML with positions, the strict model, its field types."""
