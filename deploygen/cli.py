@@ -356,8 +356,8 @@ def schema() -> None:
     """Print the JSON Schema of the site file."""
     import json
 
-    from deploygen.sitefile.model import Site
+    from deploygen.kinds.schema import site_schema
 
-    document = Site.model_json_schema()
+    document = site_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     click.echo(json.dumps(document, indent=2, sort_keys=True))

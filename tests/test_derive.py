@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploygen.derive.chain import derive
+from deploygen.derive import derive
 from deploygen.sitefile.duration import Duration
 from deploygen.sitefile.load import load_site
 

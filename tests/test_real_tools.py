@@ -28,7 +28,7 @@ import crossplane
 import pytest
 
 from conftest import UNDER_CI, require_binary
-from deploygen.derive.chain import derive
+from deploygen.derive import derive
 from deploygen.sitefile.duration import Duration
 from deploygen.sitefile.load import load_site
 from deploygen.derive.settings import Effective

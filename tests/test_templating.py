@@ -7,7 +7,7 @@ import json
 import jinja2
 import pytest
 
-from deploygen.render.site import _env_value
+from deploygen.kinds.flask.files import _env_value
 from deploygen.render.templating import environment
 
 

@@ -48,7 +48,7 @@ class AuditedApp:
 def _setting(read: ReadSetting) -> Setting:
     kind = "default" if read.default else "written"
     how = "the layer's default" if read.default else read.key
-    return Setting(read.key, read.value, Provenance(kind, how, read.location))
+    return Setting(read.key, read.value, Provenance(kind, how, "", read.location))
 
 
 def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer | None = None,

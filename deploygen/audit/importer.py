@@ -124,13 +124,13 @@ def _written_paths(data: dict, prefix: tuple = ()) -> dict:
 
 def derived_differences(data: dict) -> list[str]:
     """Timeouts written today that deploygen would derive otherwise from the same budget."""
-    from deploygen.derive.chain import derive
+    from deploygen.derive import derive
     from deploygen.sitefile.load import LoadedSite
-    from deploygen.sitefile.model import Site
+    from deploygen.kinds import SITE_FILE
     from deploygen.sitefile.yamlsource import Document
 
     def effective(d: dict):
-        site = Site.model_validate(d)
+        site = SITE_FILE.validate_python(d)
         return derive(LoadedSite("imported", site, Document("imported", d, _written_paths(d))))
 
     budget_only = {**data, "timeouts": {"request": data["timeouts"]["request"]}}
@@ -144,7 +144,7 @@ def derived_differences(data: dict) -> list[str]:
             other = derived[setting.key]
             if other.value != setting.value:
                 out.append(f"{setting.key}: {setting.display} today, {other.display} derived "
-                           f"({other.provenance.how.split(': ', 1)[0]})")
+                           f"({other.provenance.formula})")
     return out
 
 

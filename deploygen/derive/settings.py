@@ -25,9 +25,14 @@ class Provenance(NamedTuple):
     """
 
     kind: Kind
-    how: str
+    formula: str  # how it was derived (`= proxy_read_timeout`), or the key that wrote it
+    reason: str  # why that formula ("gunicorn answers before nginx gives up"); may be empty
     location: Location
     inputs: tuple[str, ...] = ()
+
+    @property
+    def how(self) -> str:
+        return f"{self.formula}: {self.reason}" if self.reason else self.formula
 
     def __str__(self) -> str:
         if self.kind == "written":
@@ -40,7 +45,7 @@ class Provenance(NamedTuple):
         """The short note beside a value in a rendered file."""
         if self.kind == "written":
             return f"{file_name}:{self.location.line}"
-        return f"{self.kind}: {self.how.split(': ', 1)[0]}"
+        return f"{self.kind}: {self.formula}"
 
 
 Value = Duration | int | str | bool | None

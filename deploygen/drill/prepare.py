@@ -16,7 +16,7 @@ from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
 
-from deploygen.derive.chain import derive
+from deploygen.derive import derive
 from deploygen.sitefile.duration import Duration
 from deploygen.errors import DeploygenError
 from deploygen.sitefile.fields import Bind

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deploygen.sitefile.fields import CLEANUP_SUFFIX
-from deploygen.sitefile.model import Site
+from deploygen.sitefile.model import SiteBase
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,17 @@ class Target:
     mode: str = "0644"
 
 
-def targets(site: Site) -> list[Target]:
-    """The files `render` writes for `site`, sorted by path."""
+def targets(site: SiteBase) -> list[Target]:
+    """The files `render` writes for `site`, sorted by path: the common ones and its kind's."""
+    from deploygen.kinds import kind_of
+
     name = site.name
     found = [
         Target("nginx-site", "nginx-site", "nginx/site.conf.j2", f"/etc/nginx/sites-available/{name}.conf"),
         Target("gunicorn-config", "gunicorn-config", "gunicorn/gunicorn.conf.py.j2",
                f"/etc/deploygen/{name}/gunicorn.conf.py"),
         Target("app-service", "systemd-service", "systemd/site.service.j2", f"/etc/systemd/system/{name}.service"),
-        Target("flask-env", "flask-env", "flask/flask.env.j2", f"/etc/deploygen/{name}/flask.env"),
+        *kind_of(site).targets(site),
     ]
     if site.database is not None:
         found.append(Target("postgres-sql", "postgres-sql", "sql/timeouts.sql.j2",
@@ -47,30 +49,26 @@ def targets(site: Site) -> list[Target]:
             Target("cleanup-timer", "systemd-timer", "systemd/session-cleanup.timer.j2",
                    f"/etc/systemd/system/{name}{CLEANUP_SUFFIX}.timer"),
         ]
-        if site.session.cleanup.command is None:
-            found.append(Target("session-cleaner", "session-cleaner", "session/session_cleanup.py.j2",
-                                f"/etc/deploygen/{name}/session_cleanup.py", "0755"))
     return sorted(found, key=lambda t: t.path)
 
 
-def installed_manifest(site: Site) -> str:
+def installed_manifest(site: SiteBase) -> str:
     """Where a copy of the manifest lands on the server, for `deploygen diff` to read back."""
     return f"/etc/deploygen/{site.name}/manifest.json"
 
 
-def has_cleanup(site: Site) -> bool:
-    """Files on disk need a timer to remove expired sessions; so does a store given a command."""
-    return site.session.store == "filesystem" or site.session.cleanup.command is not None
+def cleanup_command(site: SiteBase) -> str | None:
+    """What the session cleanup timer runs (its kind says), or None: no timer."""
+    from deploygen.kinds import kind_of
+
+    return kind_of(site).cleanup_command(site)
 
 
-def cleanup_command(site: Site) -> str:
-    """What the cleanup timer runs: the site's command, or the rendered cleaner."""
-    if site.session.cleanup.command is not None:
-        return site.session.cleanup.command
-    return f"{site.app.venv}/bin/python /etc/deploygen/{site.name}/session_cleanup.py"
+def has_cleanup(site: SiteBase) -> bool:
+    return cleanup_command(site) is not None
 
 
-def runtime_directories(site: Site) -> list[str]:
+def runtime_directories(site: SiteBase) -> list[str]:
     """`RuntimeDirectory=` entries: /run/NAME (control socket) and the bind socket's directory."""
     dirs = {site.name}
     socket_dir = site.server.bind.runtime_directory
@@ -79,7 +77,7 @@ def runtime_directories(site: Site) -> list[str]:
     return sorted(dirs)
 
 
-def post_install(site: Site, paths: dict[str, str]) -> list[str]:
+def post_install(site: SiteBase, paths: dict[str, str]) -> list[str]:
     """Commands to run on the server, in order, after copying the files."""
     name = site.name
     commands = []

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from deploygen import __version__
-from deploygen.derive.chain import derive
-from deploygen.sitefile.duration import Duration
+from deploygen.derive import derive
 from deploygen.render.layout import (
     Target,
     cleanup_command,
@@ -20,6 +19,8 @@ from deploygen.render.layout import (
     targets,
 )
 from deploygen.sitefile.load import LoadedSite
+from deploygen.derive.catalogue import LAYERS
+from deploygen.kinds import kind_of
 from deploygen.sitefile.model import POSTGRES_SETTINGS
 from deploygen.derive.settings import Effective, Value
 from deploygen.render.templating import environment
@@ -83,26 +84,32 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
 def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Target]) -> dict:
     """What every template of one site sees: the site, each layer's values and why they are so."""
     site = loaded.site
-    source = PurePosixPath(loaded.file).name
-    layers = ("nginx", "gunicorn", "postgres", "sqlalchemy", "systemd", "flask", "redis")
-    values, notes = eff.by_layer(source)
+    kind = kind_of(site)
+    values, notes = eff.by_layer(PurePosixPath(loaded.file).name)
+    paths = {t.role: t.path for t in site_targets}
     context = {
         "site": site,
-        "paths": {t.role: t.path for t in site_targets},
-        "why": {layer: notes.get(layer, {}) for layer in layers},
+        "paths": paths,
+        "why": {layer: notes.get(layer, {}) for layer in LAYERS},
         "upstream": f"{site.name}_gunicorn",
         "runtime_directories": runtime_directories(site),
         "control_socket": f"/run/{site.name}/gunicorn.ctl",
-        "session_dir": values.get("flask", {}).get("SESSION_FILE_DIR"),
-        **{layer: values.get(layer, {}) for layer in layers},
+        "environment": kind.environment(site, eff),
+        "environment_files": kind.environment_files(site, paths),
+        **{layer: values.get(layer, {}) for layer in LAYERS},
     }
     if site.database is not None:
         context.update(_sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"]))
-    context["variables"] = _flask_variables(values, notes)
+    context.update(kind.context(loaded, eff, paths))
     if has_cleanup(site):
         context["cleanup_command"] = cleanup_command(site)
         context["cleanup_every"] = values.get("deploygen", {}).get("cleanup_every")
     return context
+
+
+def notes_by_layer(loaded: LoadedSite, eff: Effective) -> dict[str, dict[str, str]]:
+    """The provenance note of every value, `{layer: {name: note}}`, as rendered files show them."""
+    return eff.by_layer(PurePosixPath(loaded.file).name)[1]
 
 
 def quote_ident(name: str) -> str:
@@ -120,39 +127,3 @@ def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict
             statements.append((name, values[name].postgres(), notes[name]))
     return {"role": quote_ident(role), "database": quote_ident(database),
             "statements": statements, "resets": resets}
-
-
-# What a JSON text can start with (json.loads also takes NaN and Infinity).
-_JSON_STARTS = frozenset('{["-0123456789tfnNI')
-
-
-def _env_value(value: object) -> str:
-    """A FLASK_* value: JSON, which from_prefixed_env() parses, safe for systemd.
-
-    systemd strips double quotes from unquoted values, so strings that JSON
-    would read as something else (`123`, `true`) are single-quoted JSON strings.
-    """
-    if isinstance(value, Duration):
-        return str(value.seconds) if value.is_whole_seconds else str(value.ms / 1000)
-    if isinstance(value, str):
-        if value.lstrip()[:1] not in _JSON_STARTS:
-            return value  # cannot be JSON: spares json.loads a raised error for most values
-        try:
-            json.loads(value)
-        except ValueError:
-            return value
-        return "'" + json.dumps(value) + "'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(value)
-
-
-def _flask_variables(values: dict[str, dict], notes: dict[str, dict]) -> list[tuple[str, str, str]]:
-    out = []
-    for layer, prefix in (("flask", ""), ("sqlalchemy", "SQLALCHEMY_ENGINE_OPTIONS__")):
-        for name, value in values.get(layer, {}).items():
-            if value is not None:
-                out.append((prefix + name, _env_value(value), notes[layer][name]))
-    return sorted(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from deploygen.errors import Location
 from deploygen.report.findings import Finding, Severity
@@ -26,6 +26,17 @@ class SiteContext:
     def name(self) -> str:
         return self.loaded.site.name
 
+    @property
+    def kind(self) -> str:
+        return self.loaded.kind
+
+    def concept(self, name: str) -> Setting | None:
+        """The setting a shared concept (`session.cookie.secure`) is in this site's kind, if it has it."""
+        from deploygen.kinds import KINDS
+
+        key = KINDS[self.kind].concepts.get(name)
+        return self.effective[key] if key is not None and key in self.effective else None
+
 
 class Rule:
     """Base of every rule. The class docstring is the rule's page."""
@@ -34,8 +45,24 @@ class Rule:
     name: str
     severity: Severity
     summary: str
+    # The settings the rule reads, `LAYER.NATIVE_NAME`s of the catalogue: the runner skips a
+    # source that lacks one (and says so), so a rule never meets a missing key.
+    keys: ClassVar[tuple[str, ...]] = ()
+    # Shared concepts (`session.cookie.secure`) the rule reads, each kind's own key (Kind.concepts).
+    concepts: ClassVar[tuple[str, ...]] = ()
+    # The kinds the rule is about; None: every kind.
+    kinds: ClassVar[frozenset[str] | None] = None
     # True for rules about a site file's own keys; `audit` of existing files runs the others.
     reads_site_file = False
+
+    @classmethod
+    def needs(cls, site: SiteContext) -> str | None:
+        """Why the rule cannot run on `site` (a key it reads is missing), or None."""
+        missing = [k for k in cls.keys if k not in site.effective]
+        missing += [c for c in cls.concepts if site.concept(c) is None]
+        if missing:
+            return f"needs {', '.join(missing)}, which {site.name} does not have"
+        return None
 
     @classmethod
     def page(cls) -> str:
@@ -80,6 +107,11 @@ class OrderRule(Rule):
     other: str
     fires: Callable[[Any, Any], bool]
     message: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "keys" not in cls.__dict__ and hasattr(cls, "at"):
+            cls.keys = (cls.at, cls.other)
 
     def applies(self, site: SiteContext) -> bool:
         return True

@@ -36,6 +36,7 @@ class PoolRecycleAboveIdleSessionTimeout(OrderRule):
     code = "DG401"
     name = "pool-recycle-above-idle-session-timeout"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     summary = "SQLAlchemy pool_recycle at or above PostgreSQL idle_session_timeout, without pre_ping"
     at = "sqlalchemy.pool_recycle"
     other = "postgres.idle_session_timeout"

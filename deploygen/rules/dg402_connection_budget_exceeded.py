@@ -4,6 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from deploygen.report.findings import Finding
+from deploygen.kinds import kind_of
 from deploygen.rules.base import Rule, SiteContext
 
 
@@ -49,7 +50,9 @@ class ConnectionBudgetExceeded(Rule):
             if site.loaded.site.database is not None:
                 by_host[site.loaded.site.database.host].append(site)
         for host, group in by_host.items():
-            shares = {id(s): self._share(s) for s in group}
+            per_process = {id(s): kind_of(s.loaded.site).connections_per_process(s) for s in group}
+            group = [s for s in group if per_process[id(s)] is not None]
+            shares = {id(s): s.effective.value("gunicorn.workers") * per_process[id(s)][0] for s in group}
             total = sum(shares.values())
             available = min(s.loaded.site.database.max_connections
                             - s.loaded.site.database.superuser_reserved_connections for s in group)
@@ -57,24 +60,18 @@ class ConnectionBudgetExceeded(Rule):
                 continue
             for site in group:
                 eff = site.effective
-                workers, size, overflow = (eff[k] for k in ("gunicorn.workers", "sqlalchemy.pool_size",
-                                                           "sqlalchemy.max_overflow"))
+                workers = eff["gunicorn.workers"]
+                count, counted = per_process[id(site)]
                 location = site.loaded.locate("database")
                 others = "" if len(group) == 1 else f" (this site: {shares[id(site)]} of them)"
                 yield Finding(
                     location.file, location.line, location.column, self.code, self.severity, site.name,
                     f"the sites on {host} can open {total} connections{others}, the server allows "
                     f"{available}: under load requests fail with \"remaining connection slots are reserved\"",
-                    f"{workers.value} workers x ({size.value} + {overflow.value}) = {shares[id(site)]}; "
+                    f"{workers.value} workers x ({' + '.join(s.display for s in counted)}) = {shares[id(site)]}; "
                     f"all sites on {host}: {total} > {available}",
-                    {workers.key: workers.display, size.key: size.display, overflow.key: overflow.display,
+                    {workers.key: workers.display, **{s.key: s.display for s in counted},
                      "postgres.max_connections": str(site.loaded.site.database.max_connections),
                      "postgres.superuser_reserved_connections":
                          str(site.loaded.site.database.superuser_reserved_connections)},
                 )
-
-    @staticmethod
-    def _share(site: SiteContext) -> int:
-        eff = site.effective
-        per_process = eff.value("sqlalchemy.pool_size") + eff.value("sqlalchemy.max_overflow")
-        return eff.value("gunicorn.workers") * per_process

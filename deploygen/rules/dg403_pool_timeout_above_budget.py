@@ -35,6 +35,7 @@ class PoolTimeoutAboveBudget(OrderRule):
     code = "DG403"
     name = "pool-timeout-above-budget"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     summary = "SQLAlchemy pool_timeout at or above the request budget"
     at = "sqlalchemy.pool_timeout"
     other = "deploygen.request"

@@ -34,6 +34,7 @@ class ThreadsExceedPool(Rule):
     code = "DG404"
     name = "threads-exceed-pool"
     severity = "warning"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     summary = "gunicorn threads above pool_size + max_overflow"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

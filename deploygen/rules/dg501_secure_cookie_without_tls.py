@@ -31,6 +31,7 @@ class SecureCookieWithoutTls(Rule):
     code = "DG501"
     name = "secure-cookie-without-tls"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "SESSION_COOKIE_SECURE on a site without TLS"
 

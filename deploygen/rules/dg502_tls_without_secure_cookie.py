@@ -31,6 +31,7 @@ class TlsWithoutSecureCookie(Rule):
     code = "DG502"
     name = "tls-without-secure-cookie"
     severity = "warning"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "TLS site whose session cookie is not Secure"
 

@@ -38,6 +38,7 @@ class RememberMeLongLifetime(Rule):
     code = "DG503"
     name = "remember-me-long-lifetime"
     severity = "warning"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "long session lifetime applied only to remember-me sessions"
 

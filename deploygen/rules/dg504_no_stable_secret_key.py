@@ -34,6 +34,7 @@ class NoStableSecretKey(Rule):
     code = "DG504"
     name = "no-stable-secret-key"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "several workers and no secrets_file to share SECRET_KEY"
 

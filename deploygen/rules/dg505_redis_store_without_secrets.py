@@ -32,6 +32,7 @@ class RedisStoreWithoutSecrets(Rule):
     code = "DG505"
     name = "redis-store-without-secrets"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "Redis session store without a secrets_file for REDIS_URL"
 

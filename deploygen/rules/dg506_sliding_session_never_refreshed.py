@@ -38,6 +38,7 @@ class SlidingSessionNeverRefreshed(Rule):
     code = "DG506"
     name = "sliding-session-never-refreshed"
     severity = "warning"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "refresh_each_request with sessions permanent only on remember-me"
 

@@ -35,6 +35,7 @@ class RedisTimeoutWithoutHealthCheck(Rule):
     code = "DG507"
     name = "redis-timeout-without-health-check"
     severity = "warning"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     summary = "Redis server timeout with no shorter redis-py health_check_interval"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:

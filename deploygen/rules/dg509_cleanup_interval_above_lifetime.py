@@ -35,6 +35,7 @@ class CleanupIntervalAboveLifetime(OrderRule):
     code = "DG509"
     name = "cleanup-interval-above-lifetime"
     severity = "warning"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     summary = "session cleanup interval longer than the session lifetime"
     at = "deploygen.cleanup_every"
     other = "flask.PERMANENT_SESSION_LIFETIME"

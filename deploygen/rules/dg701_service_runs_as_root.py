@@ -47,7 +47,7 @@ class ServiceRunsAsRoot(Rule):
             if value != "root":
                 continue
             setting = Setting(f"systemd.{systemd_key}", value,
-                              Provenance("written", f"app.{key}", site.loaded.locate("app", key)))
+                              Provenance("written", f"app.{key}", "", site.loaded.locate("app", key)))
             yield self.finding(site, setting, "", None,
                                f"the app runs with root's {'rights' if key == 'user' else 'group'}: a bug in it "
                                "reads what only root may (TLS keys, /etc/shadow, other sites' secrets)")

@@ -42,6 +42,7 @@ class SharedSessionCookie(Rule):
     code = "DG905"
     name = "shared-session-cookie"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "session cookies of the same name from two sites reach one host"
 

@@ -30,6 +30,7 @@ class SharedSessionDirectory(CollisionRule):
     code = "DG906"
     name = "shared-session-directory"
     severity = "error"
+    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     reads_site_file = True
     summary = "two sites with the same filesystem session directory"
     what = "session directory"

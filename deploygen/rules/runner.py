@@ -1,21 +1,55 @@
-"""Run the rule catalogue over sites and collect sorted findings."""
+"""Run the rule catalogue over sites: each rule on the sites of its kinds that have its keys."""
 
 from __future__ import annotations
 
-from deploygen.derive.chain import derive
+from dataclasses import dataclass
+
+from deploygen.derive import derive
 from deploygen.report.findings import Finding
-from deploygen.sitefile.load import LoadedSite
 from deploygen.rules import RULES
-from deploygen.rules.base import SiteContext
+from deploygen.rules.base import Rule, SiteContext
+from deploygen.sitefile.load import LoadedSite
+
+
+@dataclass(frozen=True, order=True)
+class Skipped:
+    """A rule that did not run on a site, and why (`--format json` says so for `audit`)."""
+
+    file: str
+    code: str
+    site: str
+    reason: str
 
 
 def contexts(sites: list[LoadedSite]) -> list[SiteContext]:
     return [SiteContext(site, derive(site)) for site in sites]
 
 
+def applicable(rule: type[Rule], sites: list[SiteContext], skipped: list[Skipped]) -> list[SiteContext]:
+    """The sites `rule` runs on: of its kinds, with every key it reads; the others are noted."""
+    out = []
+    for site in sites:
+        if rule.kinds is not None and site.kind not in rule.kinds:
+            continue  # not about this kind of app: nothing to say
+        reason = rule.needs(site)
+        if reason is not None:
+            skipped.append(Skipped(site.loaded.file, rule.code, site.name, reason))
+            continue
+        out.append(site)
+    return out
+
+
+def run(sites: list[SiteContext], rules: tuple[type[Rule], ...] = RULES) -> tuple[list[Finding], list[Skipped]]:
+    """Every finding of every rule, sorted by file, line, column and code, and the rules skipped."""
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
+    for rule in rules:
+        chosen = applicable(rule, sites, skipped)
+        if chosen:
+            findings.extend(rule().check_all(chosen))
+    return sorted(findings), sorted(skipped)
+
+
 def check(sites: list[SiteContext]) -> list[Finding]:
     """Every finding of every rule, sorted by file, line, column and code."""
-    findings: list[Finding] = []
-    for rule in RULES:
-        findings.extend(rule().check_all(sites))
-    return sorted(findings)
+    return run(sites)[0]

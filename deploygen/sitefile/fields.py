@@ -134,6 +134,16 @@ PosixName = Annotated[
     ),
 ]
 
+PythonModule = Annotated[
+    str,
+    Field(max_length=255),
+    _matching(
+        r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*",
+        "Python module",
+        "write a dotted module name, e.g. analytics.settings",
+    ),
+]
+
 WsgiTarget = Annotated[
     str,
     _matching(

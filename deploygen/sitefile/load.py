@@ -10,7 +10,7 @@ from pathlib import PurePath
 from pydantic import BaseModel, ValidationError
 
 from deploygen.errors import InputError, Location, Problem, printable, shown
-from deploygen.sitefile.model import Site
+from deploygen.sitefile.model import SiteBase
 from deploygen.fs.regular_file import line_and_column, read_regular_file
 from deploygen.sitefile.yamlsource import Document, dotted, load_document
 
@@ -20,15 +20,32 @@ class LoadedSite:
     """A validated site and where each of its values was written."""
 
     file: str
-    site: Site
+    site: SiteBase
     document: Document
+
+    @property
+    def kind(self) -> str:
+        return self.site.app.framework
 
     def locate(self, *path: str | int) -> Location:
         return self.document.locate(path)
 
-    def written(self, *path: str) -> bool:
-        """True when the site file itself writes the key at `path`."""
-        return tuple(path) in self.document.positions
+    def written(self, *path: str | int) -> bool:
+        """True when the site file itself writes the key at `path`: the model says so
+        (`model_fields_set`); positions only locate what was written."""
+        node: object = self.site
+        for part in path:
+            if isinstance(node, BaseModel):
+                if part not in node.model_fields_set:
+                    return False
+                node = getattr(node, part)
+            elif isinstance(node, list) and isinstance(part, int):
+                if part >= len(node):
+                    return False
+                node = node[part]
+            else:
+                return False
+        return True
 
 
 def expand(arguments: list[str]) -> list[str]:
@@ -104,11 +121,33 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     document, problems = load_document(text, file)
     if document is None:
         return None, problems
+    model, refused = _site_model(document)
+    if refused is not None:
+        return None, [refused]
     try:
-        site = Site.model_validate(document.data)
+        site = model.model_validate(document.data)
     except ValidationError as exc:
-        return None, [_problem(document, error) for error in exc.errors()]
+        return None, [_problem(document, error, model) for error in exc.errors()]
     return LoadedSite(file, site, document), []
+
+
+def _site_model(document: Document) -> tuple[type[SiteBase], Problem | None]:
+    """The kind's site model, chosen by `app.framework` (the union's discriminator).
+
+    A site file without a framework is read as Flask's, the first kind, so that its
+    other problems are reported with the missing key."""
+    from deploygen.kinds import KINDS
+
+    app = document.data.get("app") if isinstance(document.data, dict) else None
+    framework = app.get("framework") if isinstance(app, dict) else None
+    if framework is None:
+        return KINDS["flask"].site_model, None
+    if isinstance(framework, str) and framework in KINDS:
+        return KINDS[framework].site_model, None
+    names = list(KINDS)
+    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+    return KINDS["flask"].site_model, Problem(document.locate(("app", "framework")), "app.framework",
+                                              f"Input should be {expected} (got {shown(framework)})")
 
 
 # What a site file's name may hold. The name is written into every rendered file's header
@@ -137,11 +176,11 @@ def _unsafe_file_name(file: str) -> Problem | None:
                    "characters); rename it")
 
 
-def _problem(document: Document, error: dict) -> Problem:
+def _problem(document: Document, error: dict, model: type[BaseModel]) -> Problem:
     loc = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
     kind = error["type"]
     if kind == "extra_forbidden":
-        return Problem(document.locate(loc), dotted(loc), _unknown_key(loc))
+        return Problem(document.locate(loc), dotted(loc), _unknown_key(loc, model))
     if kind == "missing":
         return Problem(document.locate(loc[:-1]), dotted(loc), "required key is missing")
     message = error["msg"]
@@ -152,11 +191,11 @@ def _problem(document: Document, error: dict) -> Problem:
     return Problem(document.locate(loc), dotted(loc), message)
 
 
-def _unknown_key(loc: tuple) -> str:
+def _unknown_key(loc: tuple, model: type[BaseModel]) -> str:
     """Name the unknown key and, like ruff, the key the user probably meant."""
     import difflib
 
-    known = _known_keys(loc[:-1])
+    known = _known_keys(loc[:-1], model)
     message = f"unknown key {shown(loc[-1])}"
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     if close:
@@ -166,8 +205,8 @@ def _unknown_key(loc: tuple) -> str:
     return message
 
 
-def _known_keys(parent: tuple) -> list[str]:
-    model: type[BaseModel] | None = Site
+def _known_keys(parent: tuple, site_model: type[BaseModel]) -> list[str]:
+    model: type[BaseModel] | None = site_model
     for part in parent:
         if model is None or isinstance(part, int):
             continue

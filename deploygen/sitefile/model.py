@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from deploygen.fields import (
+from deploygen.sitefile.fields import (
     AbsPath,
     Bind,
     CleanupInterval,
@@ -49,19 +49,27 @@ class Tls(Strict):
     certificate_key: AbsPath
 
 
-class App(Strict):
-    """The application gunicorn runs."""
+class AppBase(Strict):
+    """What every kind of app has: where it lives, whom it runs as, its secrets.
 
-    framework: Literal["flask"] = Field(description="flask (django and php are planned)")
-    wsgi: WsgiTarget = Field(description="module:callable gunicorn loads")
+    Each kind (`deploygen.kinds`) subclasses it with its own `framework` literal
+    and keys; the loader picks the kind's model by `app.framework`.
+    """
+
     root: AbsPath = Field(description="working directory of the service")
-    venv: AbsPath = Field(description="virtualenv; gunicorn is VENV/bin/gunicorn")
     user: PosixName = "www-data"
     group: PosixName = "www-data"
     static: StaticDir | None = Field(None, description="served by nginx at /static/")
     secrets_file: AbsPath | None = Field(
-        None, description="environment file with FLASK_SECRET_KEY, DATABASE_URL, REDIS_URL; never rendered"
+        None, description="environment file with the app's secrets (its kind names them); never rendered"
     )
+
+
+class GunicornApp(AppBase):
+    """An app gunicorn runs: a WSGI or ASGI callable in a virtualenv."""
+
+    wsgi: WsgiTarget = Field(description="module:callable gunicorn loads")
+    venv: AbsPath = Field(description="virtualenv; gunicorn is VENV/bin/gunicorn")
 
 
 class Server(Strict):
@@ -201,41 +209,40 @@ class Cleanup(Strict):
     )
 
 
-class Session(Strict):
-    """How long a login lasts, where sessions live, and the cookie that carries them."""
+class SessionBase(Strict):
+    """The session concepts every framework spells in its own settings (its kind maps them)."""
 
     lifetime: Seconds | None = Field(
-        None, description="PERMANENT_SESSION_LIFETIME: the sliding window with refresh_each_request, "
+        None, description="how long a session lasts: the sliding window with refresh_each_request, "
         "else an absolute cap", examples=["12h"])
     idle_timeout: Seconds | None = Field(
-        None, description="log out after this much inactivity (the app enforces it)", examples=["30m"])
-    permanent: Literal["always", "remember-me"] = "always"
+        None, description="log out after this much inactivity", examples=["30m"])
     refresh_each_request: bool | None = None
-    store: Literal["cookie", "redis", "filesystem"] = "cookie"
     directory: StateDir | None = Field(
-        None, description="filesystem store: the sessions' folder, under /var/lib (a StateDirectory)")
-    remember_cookie_duration: Seconds | None = Field(
-        None, description="Flask-Login's REMEMBER_COOKIE_DURATION (permanent: remember-me)")
+        None, description="file store: the sessions' folder, under /var/lib (a StateDirectory)")
     redis: SessionRedis = SessionRedis()
     cleanup: Cleanup = Cleanup()
     cookie: Cookie = Cookie()
 
 
-class Site(Strict):
-    """One site: the single source of truth for every layer."""
+class SiteBase(Strict):
+    """One site: the single source of truth for every layer.
+
+    What every kind shares; each kind's site model (`deploygen.kinds.*.model`) adds
+    its `app`, its `session` and its own section.
+    """
 
     name: Name = Field(description="names the unit, files, upstream and /run/NAME", examples=["dokon"])
     domains: list[HostName] = Field(min_length=1, description="nginx server_name", examples=[["dokon.uz"]])
     tls: Tls | None = None
-    app: App
+    app: AppBase
     server: Server
     timeouts: Timeouts
     nginx: Nginx = Nginx()
     database: Database | None = None
-    session: Session = Session()
 
     @model_validator(mode="after")
-    def _owns_only_its_own_folders(self) -> "Site":
+    def _owns_only_its_own_folders(self) -> "SiteBase":
         # systemd chowns a RuntimeDirectory=/StateDirectory= to the app's user and deletes the
         # runtime one on every stop: a path outside the site's own name would hand another
         # service's folder (/run/postgresql, /var/lib/postgresql/15/main) to the app.
@@ -248,7 +255,8 @@ class Site(Strict):
                                    f"(e.g. unix:/run/{name}/gunicorn.sock): the unit takes its folder with "
                                    f"RuntimeDirectory=, chowns it to the app and deletes it on every stop, so "
                                    f"/run/{socket_dir.split('/', 1)[0]} must be the site's own"))
-        directory = self.session.directory
+        session = getattr(self, "session", None)
+        directory = session.directory if session is not None else None
         if directory is not None and not (directory == f"/var/lib/{name}"
                                           or directory.startswith(f"/var/lib/{name}/")):
             problems.append(_owned(("session", "directory"), directory,
@@ -256,7 +264,7 @@ class Site(Strict):
                                    "the unit takes it with StateDirectory= and chowns it to the app, and the "
                                    "cleanup deletes files in it, so it must be the site's own"))
         if problems:
-            raise ValidationError.from_exception_data("Site", problems)
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from deploygen.derive.cleanup import derive_cleanup
 from deploygen.sitefile.duration import Duration
 
 if TYPE_CHECKING:
-    from deploygen.derive.chain import Deriver
+    from deploygen.derive.deriver import Deriver
+
 
 def derive_sessions(d: Deriver, tls: bool) -> None:
     site = d.loaded.site
@@ -53,7 +55,7 @@ def derive_sessions(d: Deriver, tls: bool) -> None:
     if s.store != "cookie":
         _flask_session(d)
     if s.store == "filesystem" or s.cleanup.command is not None:
-        _cleanup(d, lifetime)
+        derive_cleanup(d, "flask.PERMANENT_SESSION_LIFETIME")
 
 
 def _flask_session(d: Deriver) -> None:
@@ -94,32 +96,3 @@ def _flask_session(d: Deriver) -> None:
                       "/var/lib/NAME/sessions: a StateDirectory= of the unit, never shared", "deploygen.store")
     d.put("systemd.StateDirectory", None, ("session", "directory"),
           lambda: directory[len("/var/lib/"):], "the sessions' folder under /var/lib", "flask.SESSION_FILE_DIR")
-
-
-def _cleanup(d: Deriver, lifetime: Duration) -> None:
-    """When the timer that removes expired sessions runs."""
-    s = d.loaded.site.session
-    every: Duration = d.put(
-        "deploygen.cleanup_every", s.cleanup.every, ("session", "cleanup", "every"),
-        lambda: max([p for p in _HOUR_PARTS if p <= lifetime], default=_HOUR_PARTS[0]),
-        "the longest part of an hour within the lifetime (at most 1h): expired sessions stay on disk "
-        "at most this long", "flask.PERMANENT_SESSION_LIFETIME")
-    d.put("systemd.OnCalendar", None, ("session", "cleanup", "every"), lambda: on_calendar(every),
-          "every session.cleanup.every, on the calendar", "deploygen.cleanup_every")
-
-
-# The intervals a calendar timer can keep exactly: parts of an hour, then of a day.
-_HOUR_PARTS = [Duration.seconds_(60 * m) for m in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)]
-
-
-def on_calendar(every: Duration) -> str:
-    """systemd's OnCalendar= for an interval that divides an hour or a day."""
-    minutes = every.ms // 60_000
-    if minutes < 60:
-        return f"*-*-* *:00/{minutes:02d}:00"
-    hours = minutes // 60
-    if hours == 1:
-        return "hourly"
-    if hours == 24:
-        return "daily"
-    return f"*-*-* 00/{hours:02d}:00:00"

@@ -1,0 +1,118 @@
+"""Every setting key deploygen speaks of, declared once: layer, native name, type, kinds.
+
+Keys are `LAYER.NATIVE_NAME`, the name the layer itself uses. The Deriver refuses
+to record a key that is not declared here for the site's kind, rules declare the
+keys they read (`Rule.keys`), and `tests/test_catalogue.py` proves that every key
+a rule, template or `explain` reads is derived by some kind. A key read only
+from a server's existing files (`audit`) says so with `audited=True`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+Type = Literal["duration", "int", "str", "bool", "list"]
+
+GUNICORN_KINDS = frozenset({"flask", "django", "wsgi", "asgi"})
+ALL_KINDS = GUNICORN_KINDS
+
+
+class Key(NamedTuple):
+    key: str
+    type: Type
+    kinds: frozenset[str]
+    audited: bool = False  # read from a server's files by `audit`, not derived
+
+    @property
+    def layer(self) -> str:
+        return self.key.split(".", 1)[0]
+
+    @property
+    def native_name(self) -> str:
+        return self.key.split(".", 1)[1]
+
+
+def _keys(kinds: frozenset[str], type_: Type, *names: str, audited: bool = False) -> list[Key]:
+    return [Key(name, type_, kinds, audited) for name in names]
+
+
+_FLASK = frozenset({"flask"})
+_DJANGO = frozenset({"django"})
+_SESSIONS = frozenset({"flask", "django"})
+
+_DECLARED = [
+    # deploygen's own inputs (findings name them by their site-file key, settings.SITE_KEYS)
+    *_keys(ALL_KINDS, "duration", "deploygen.request"),
+    *_keys(ALL_KINDS, "bool", "deploygen.tls"),
+    *_keys(_SESSIONS, "str", "deploygen.store"),
+    *_keys(_SESSIONS, "duration", "deploygen.cleanup_every"),
+    # gunicorn
+    *_keys(GUNICORN_KINDS, "str", "gunicorn.bind", "gunicorn.worker_class", "gunicorn.forwarded_allow_ips"),
+    *_keys(GUNICORN_KINDS, "int", "gunicorn.workers", "gunicorn.threads", "gunicorn.max_requests",
+           "gunicorn.max_requests_jitter"),
+    *_keys(GUNICORN_KINDS, "duration", "gunicorn.timeout", "gunicorn.graceful_timeout", "gunicorn.keepalive"),
+    *_keys(GUNICORN_KINDS, "str", "gunicorn.wsgi_app", "gunicorn.chdir", "gunicorn.config_file", "gunicorn.log",
+           audited=True),
+    # PostgreSQL, per role and database
+    *_keys(ALL_KINDS, "duration", "postgres.statement_timeout", "postgres.lock_timeout",
+           "postgres.idle_in_transaction_session_timeout", "postgres.idle_session_timeout",
+           "postgres.client_connection_check_interval"),
+    *_keys(ALL_KINDS, "str", "postgres.role", audited=True),
+    *_keys(ALL_KINDS, "int", "postgres.max_connections", "postgres.superuser_reserved_connections", audited=True),
+    # nginx
+    *_keys(ALL_KINDS, "duration", "nginx.proxy_read_timeout", "nginx.proxy_send_timeout", "nginx.send_timeout",
+           "nginx.proxy_connect_timeout", "nginx.client_header_timeout", "nginx.client_body_timeout",
+           "nginx.keepalive_timeout", "nginx.upstream.keepalive_timeout"),
+    *_keys(ALL_KINDS, "str", "nginx.client_max_body_size", "nginx.proxy_http_version",
+           "nginx.proxy_set_header.Connection", "nginx.proxy_set_header.X-Forwarded-Proto"),
+    *_keys(ALL_KINDS, "bool", "nginx.proxy_buffering"),
+    *_keys(ALL_KINDS, "int", "nginx.upstream.keepalive"),
+    *_keys(ALL_KINDS, "str", "nginx.conf", "nginx.include", "nginx.upstream", "nginx.server_name", audited=True),
+    *_keys(ALL_KINDS, "list", "nginx.upstream.server", audited=True),
+    # systemd
+    *_keys(ALL_KINDS, "duration", "systemd.TimeoutStopSec", "systemd.RestartSec"),
+    *_keys(_SESSIONS, "str", "systemd.StateDirectory", "systemd.OnCalendar"),
+    *_keys(ALL_KINDS, "str", "systemd.ExecStart", "systemd.User", "systemd.Group", "systemd.WorkingDirectory",
+           "systemd.EnvironmentFile", audited=True),
+    # SQLAlchemy's pool, as Flask-SQLAlchemy's SQLALCHEMY_ENGINE_OPTIONS
+    *_keys(_FLASK, "int", "sqlalchemy.pool_size", "sqlalchemy.max_overflow"),
+    *_keys(_FLASK, "duration", "sqlalchemy.pool_timeout", "sqlalchemy.pool_recycle"),
+    *_keys(_FLASK, "bool", "sqlalchemy.pool_pre_ping"),
+    # Flask and its extensions (Flask-Session, Flask-Login)
+    *_keys(_FLASK, "duration", "flask.PERMANENT_SESSION_LIFETIME", "flask.SESSION_IDLE_TIMEOUT",
+           "flask.REMEMBER_COOKIE_DURATION", "flask.REDIS_HEALTH_CHECK_INTERVAL"),
+    *_keys(_FLASK, "bool", "flask.SESSION_REFRESH_EACH_REQUEST", "flask.SESSION_COOKIE_SECURE",
+           "flask.SESSION_COOKIE_HTTPONLY", "flask.REMEMBER_COOKIE_SECURE", "flask.REMEMBER_COOKIE_HTTPONLY",
+           "flask.SESSION_PERMANENT"),
+    *_keys(_FLASK, "str", "flask.SESSION_COOKIE_NAME", "flask.SESSION_COOKIE_DOMAIN", "flask.SESSION_COOKIE_SAMESITE",
+           "flask.REMEMBER_COOKIE_SAMESITE", "flask.SESSION_TYPE", "flask.SESSION_KEY_PREFIX",
+           "flask.SESSION_SERIALIZATION_FORMAT", "flask.SESSION_FILE_DIR"),
+    # The Redis server behind a session store
+    *_keys(_SESSIONS, "duration", "redis.timeout"),
+    # Django
+    *_keys(_DJANGO, "str", "django.DJANGO_SETTINGS_MODULE", "django.SESSION_ENGINE", "django.SESSION_COOKIE_NAME",
+           "django.SESSION_COOKIE_DOMAIN", "django.SESSION_COOKIE_SAMESITE", "django.SESSION_FILE_PATH",
+           "django.CACHES.default.BACKEND", "django.CACHES.default.KEY_PREFIX"),
+    *_keys(_DJANGO, "list", "django.ALLOWED_HOSTS", "django.CSRF_TRUSTED_ORIGINS", "django.SECURE_PROXY_SSL_HEADER"),
+    *_keys(_DJANGO, "bool", "django.DEBUG", "django.SESSION_SAVE_EVERY_REQUEST", "django.SESSION_EXPIRE_AT_BROWSER_CLOSE",
+           "django.SESSION_COOKIE_SECURE", "django.SESSION_COOKIE_HTTPONLY", "django.CSRF_COOKIE_SECURE",
+           "django.SECURE_SSL_REDIRECT", "django.SECURE_HSTS_INCLUDE_SUBDOMAINS", "django.SECURE_HSTS_PRELOAD",
+           "django.USE_X_FORWARDED_HOST", "django.CONN_HEALTH_CHECKS", "django.pool"),
+    *_keys(_DJANGO, "duration", "django.SESSION_COOKIE_AGE", "django.SECURE_HSTS_SECONDS", "django.CONN_MAX_AGE",
+           "django.REDIS_HEALTH_CHECK_INTERVAL"),
+    # psycopg's pool, as Django 5.1+ DATABASES["default"]["OPTIONS"]["pool"]
+    *_keys(_DJANGO, "int", "psycopg_pool.min_size", "psycopg_pool.max_size"),
+    *_keys(_DJANGO, "duration", "psycopg_pool.timeout", "psycopg_pool.max_idle", "psycopg_pool.max_lifetime"),
+]
+
+CATALOGUE: dict[str, Key] = {k.key: k for k in _DECLARED}
+assert len(CATALOGUE) == len(_DECLARED), "a key is declared twice"
+
+
+def keys_of(kind: str) -> list[Key]:
+    """The keys a kind's sites may have, derived or read."""
+    return [k for k in _DECLARED if kind in k.kinds]
+
+
+# Every layer a key names, in the order a request meets them (templates see one dict per layer).
+LAYERS: tuple[str, ...] = tuple(dict.fromkeys(k.layer for k in _DECLARED))

@@ -1,0 +1,78 @@
+"""The Deriver: records each setting of a site, written or derived, with its provenance.
+
+Every layer's module (`gunicorn`, `postgres`, `nginx`, `systemd`, and each kind's
+framework layer) calls `put` for the keys it owns; `put` refuses a key the
+catalogue does not declare for the site's kind, so no layer can invent a name
+that rules, templates and `explain` would not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from deploygen.derive.catalogue import CATALOGUE
+from deploygen.derive.settings import Provenance, Setting, Value
+from deploygen.errors import Location
+from deploygen.sitefile.duration import Duration
+
+if TYPE_CHECKING:
+    from deploygen.sitefile.load import LoadedSite
+
+SECOND = Duration.seconds_(1)
+
+
+def margin(value: Duration) -> Duration:
+    """The gap kept between neighbouring layers: value / 10, at most 10 s."""
+    return min(value.scaled(1, 10), Duration.seconds_(10))
+
+
+class Deriver:
+    """Records each setting, written or derived, with its provenance."""
+
+    def __init__(self, loaded: LoadedSite) -> None:
+        self.loaded = loaded
+        self.kind = loaded.kind
+        self.settings: dict[str, Setting] = {}
+
+    def value(self, key: str) -> Value:
+        return self.settings[key].value
+
+    def put(
+        self,
+        key: str,
+        written: Value,
+        path: tuple[str, ...],
+        derive: Callable[[], Value],
+        how: str,
+        *inputs: str,
+    ) -> Value:
+        """Record `key`: the written value at `path` if any, else `derive()`.
+
+        `how` is `FORMULA: REASON` (or a formula alone): the formula is what a rendered
+        file's comment shows, the reason what `explain` adds.
+        """
+        declared = CATALOGUE.get(key)
+        if declared is None or self.kind not in declared.kinds:
+            raise AssertionError(f"{key} is not in the catalogue for kind {self.kind!r} (deploygen/derive/catalogue.py)")
+        formula, _, reason = how.partition(": ")
+        if written is not None:
+            location = self.loaded.locate(*path)
+            provenance = Provenance("written", ".".join(path), "", location)
+            value = written
+        else:
+            value = derive()
+            if inputs:
+                location = self.settings[inputs[0]].provenance.location
+                provenance = Provenance("derived", formula, reason, location, inputs)
+            else:
+                location = self._nearest(path)
+                provenance = Provenance("default", formula, reason, location)
+        self.settings[key] = Setting(key, value, provenance)
+        return value
+
+    def _nearest(self, path: tuple[str, ...]) -> Location:
+        """The line of the closest written parent: where a default 'would go'."""
+        while path and not self.loaded.written(*path):
+            path = path[:-1]
+        return self.loaded.locate(*path)

@@ -1,0 +1,67 @@
+"""What a kind of app is: its site model, what it derives, the files it owns.
+
+The core (derive, render, rules, explain) asks the site's kind; it never
+branches on the kind's name. A kind that adds nothing to a hook inherits the
+empty default here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from deploygen.derive.deriver import Deriver
+    from deploygen.derive.settings import Effective, Setting
+    from deploygen.render.layout import Target
+    from deploygen.rules.base import SiteContext
+    from deploygen.sitefile.load import LoadedSite
+    from deploygen.sitefile.model import SiteBase
+
+
+class Kind:
+    """One `app.framework`. Subclasses set the class attributes and override the hooks they need."""
+
+    name: ClassVar[str]
+    site_model: ClassVar[type[SiteBase]]
+    # gunicorn's worker class when the site file names none.
+    worker_class: ClassVar[str] = "sync"
+    # The site file's short names of worker classes, as gunicorn's `worker_class` spells them.
+    worker_classes: ClassVar[dict[str, str]] = {}
+    # The shared concepts of the site file (`session.cookie.secure`) -> this kind's own key.
+    concepts: ClassVar[dict[str, str]] = {}
+    # The line the app's own code adds, shown by README and `explain` (empty: nothing to add).
+    app_snippet: ClassVar[str] = ""
+
+    def derive_pool(self, d: Deriver) -> None:
+        """The app's connections to PostgreSQL (called only for a site with a database)."""
+
+    def derive_app(self, d: Deriver, tls: bool) -> None:
+        """The framework's own settings: sessions, cookies, hosts."""
+
+    def targets(self, site: SiteBase) -> list[Target]:
+        """The files only this kind renders (the common ones are render.layout's)."""
+        return []
+
+    def context(self, loaded: LoadedSite, eff: Effective, paths: dict[str, str]) -> dict:
+        """What this kind's templates need beyond the common context."""
+        return {}
+
+    def environment(self, site: SiteBase, eff: Effective) -> list[tuple[str, str]]:
+        """`Environment=` pairs of the app's unit (and of its cleanup job)."""
+        return []
+
+    def environment_files(self, site: SiteBase, paths: dict[str, str]) -> list[str]:
+        """Rendered `EnvironmentFile=`s of the app's unit, before the secrets file."""
+        return []
+
+    def cleanup_command(self, site: SiteBase) -> str | None:
+        """What the session cleanup timer runs, or None when the site needs no timer."""
+        return None
+
+    def connections_per_process(self, site: SiteContext) -> tuple[int, list[Setting]] | None:
+        """How many PostgreSQL connections one gunicorn worker may hold, and the settings that say so."""
+        return None
+
+    def explain_session(self, site: SiteContext) -> tuple[dict | None, list[str]]:
+        """The session part of `explain`: its JSON object and its lines of text."""
+        return None, []
