@@ -48,7 +48,7 @@ class Provenance(NamedTuple):
         return f"{self.kind}: {self.formula}"
 
 
-Value = Duration | int | str | bool | None
+Value = Duration | int | str | bool | list[str] | None
 
 # deploygen's own inputs are no layer's setting; findings name them by their site-file key.
 SITE_KEYS = {
@@ -90,6 +90,8 @@ def display(value: Value) -> str:
         return "off"
     if value == "":
         return '""'
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
     return str(value)
 
 

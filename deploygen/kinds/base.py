@@ -59,8 +59,12 @@ class Kind:
         return None
 
     def connections_per_process(self, site: SiteContext) -> tuple[int, list[Setting]] | None:
-        """How many PostgreSQL connections one gunicorn worker may hold, and the settings that say so."""
-        return None
+        """How many PostgreSQL connections one gunicorn worker may hold, and the settings that say so.
+
+        Without a pool deploygen knows of, a worker holds at least one per thread: a lower
+        bound, so the budget rule fires only when even that cannot fit."""
+        threads = site.effective["gunicorn.threads"]
+        return threads.value, [threads]
 
     def explain_session(self, site: SiteContext) -> tuple[dict | None, list[str]]:
         """The session part of `explain`: its JSON object and its lines of text."""

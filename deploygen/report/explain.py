@@ -11,7 +11,7 @@ from deploygen.derive.settings import Setting
 from deploygen.kinds import kind_of
 
 # Client to PostgreSQL: the order a request meets the layers.
-LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "postgres", "redis", "flask")
+LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "psycopg_pool", "postgres", "redis", "flask", "django")
 
 
 def _neighbour(key: str, ctx: SiteContext) -> str | None:

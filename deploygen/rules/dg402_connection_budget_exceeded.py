@@ -52,6 +52,8 @@ class ConnectionBudgetExceeded(Rule):
         for host, group in by_host.items():
             per_process = {id(s): kind_of(s.loaded.site).connections_per_process(s) for s in group}
             group = [s for s in group if per_process[id(s)] is not None]
+            if not group:
+                continue
             shares = {id(s): s.effective.value("gunicorn.workers") * per_process[id(s)][0] for s in group}
             total = sum(shares.values())
             available = min(s.loaded.site.database.max_connections
