@@ -186,3 +186,15 @@ def test_schema_offers_every_kind():
     assert [m["$ref"].rsplit("/", 1)[1] for m in schema["oneOf"]] == [
         k.site_model.__name__ for k in KINDS.values()]
     assert "django" in schema["properties"] and schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("port", "line"), [(5433, '        "PORT": 5433,\n'), (None, None)])
+def test_django_connects_to_the_written_port_else_libpqs_default(port, line, tmp_path, cli):
+    data = yaml.safe_load((SITES / "analytics.yaml").read_text())
+    if port:
+        data["database"]["port"] = port
+    out = tmp_path / "out"
+    assert cli("render", _write(tmp_path, data, "analytics.yaml"), "-o", out).exit_code == 0
+    settings = (out / "analytics/root/etc/deploygen/analytics/deploygen_settings.py").read_text()
+    ports = [x + "\n" for x in settings.splitlines() if '"PORT"' in x]
+    assert ports == ([line] if line else [])
