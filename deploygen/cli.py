@@ -299,12 +299,14 @@ def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, ro
 @_sources
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
 def audit(fmt, **sources) -> None:
-    """Run the rules on configuration that already exists: findings point at its files and lines."""
-    from deploygen.audit.assemble import check_audited
-    from deploygen.report.formats import format_findings, summary
+    """Run the rules on configuration that already exists: findings point at its files and lines.
+
+    A rule whose settings the files do not say is skipped: `--format json` lists each, with why."""
+    from deploygen.audit.assemble import audit_rules
+    from deploygen.report.formats import format_findings, skipped_summary, summary
 
     result = _read_existing("audit", **sources, fmt=fmt)
-    findings = check_audited(result.apps)
+    findings, skipped = audit_rules(result.apps)
     # What was read, per layer: a clean report covers these files and no others.
     for note in result.notes:
         click.echo(f"read: {note}", err=True)
@@ -315,9 +317,11 @@ def audit(fmt, **sources) -> None:
         # Values read from a server reach the message: one line per finding, whatever they hold.
         click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
     else:
-        click.echo(format_findings(findings, fmt), nl=False)
+        click.echo(format_findings(findings, fmt, skipped if fmt == "json" else ()), nl=False)
     if fmt == "text" and findings:
         click.echo(summary(findings), err=True)
+    if fmt == "text" and skipped:
+        click.echo(skipped_summary(skipped), err=True)
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
 

@@ -2,9 +2,9 @@
 
 What a reader found becomes a `written` setting located in the real file;
 what the layer defaults becomes a `default` setting located where it would
-go. Rules that read only effective settings then run unchanged; the rules
-about a site file's own keys (session modes, secrets file, collisions between
-site files) have nothing to read here and are left out.
+go. Every rule then runs unchanged through the same runner as `validate`
+(`check_audited`): one whose keys a server's files do not say (the request
+budget, the database server's limits) is skipped, and `--format json` says why.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ class AuditedApp:
     unknown: list[ReadSetting]
     nginx: ProxiedServer | None = None
     database: tuple[str, str] | None = None
+    # Which rules are about it (deploygen.kinds): `flask` when a Flask env file was read or
+    # FLASK_* settings were, else a plain `wsgi` app.
+    kind: str = "wsgi"
+    # The file it was found by (its unit, else the first file named): where a skipped rule is noted.
+    file: str = ""
 
 
 def _setting(read: ReadSetting) -> Setting:
@@ -54,7 +59,7 @@ def _setting(read: ReadSetting) -> Setting:
 def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer | None = None,
              unit: dict[str, ReadSetting] | None = None, sql: dict[str, ReadSetting] | None = None,
              flask: dict[str, ReadSetting] | None = None, role: str | None = None,
-             database: str | None = None) -> AuditedApp:
+             database: str | None = None, flask_env_read: bool = False, file: str = "") -> AuditedApp:
     reads: dict[str, ReadSetting] = {}
     for source in (nginx.settings if nginx else {}, gunicorn, unit or {}, sql or {}):
         for key, read in source.items():
@@ -67,6 +72,14 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
             reads[f"sqlalchemy.{name_}"] = ReadSetting(f"sqlalchemy.{name_}", read.value, read.location)
         else:
             reads[key] = read
+    if unit and "systemd.EnvironmentFile" not in reads and file:
+        # A unit without EnvironmentFile= loads none (DG907 has nothing to compare, not nothing to read).
+        reads["systemd.EnvironmentFile"] = ReadSetting("systemd.EnvironmentFile", [], Location(file, 1, 1),
+                                                       default=True)
+    if nginx is not None:
+        # Where the server block is: audit reads no line of its own for server_name.
+        reads["nginx.server_name"] = ReadSetting("nginx.server_name", list(nginx.server_names),
+                                                 Location(nginx.file, nginx.line, 1))
     if nginx is not None and "nginx.upstream.keepalive" not in reads:
         # proxy_pass straight to an address: nginx keeps no idle connections to it.
         where = reads["nginx.proxy_read_timeout"].location
@@ -88,7 +101,8 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
     # None stays: it is a layer's "unset" (no statement_timeout, no Connection header), which rules read.
     settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown}
     scope = (role, database) if sql is not None and role and database else None
-    return AuditedApp(name, Effective(settings), unknown, nginx, scope)
+    kind = "flask" if flask_env_read or any(k.startswith("flask.") for k in flask or {}) else "wsgi"
+    return AuditedApp(name, Effective(settings), unknown, nginx, scope, kind, file)
 
 
 def _duration(read: ReadSetting, ms: float) -> ReadSetting:
@@ -155,7 +169,9 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     sql_read = result.attempt(read_sql, sql, role or "", database or "", None, tree) if sql else None
     env_read = result.attempt(read_flask_env, flask_env, tree) if flask_env else None
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
-    app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database)
+    first = next((f for f in (unit, config, nginx, sql, flask_env) if f), name)
+    app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database,
+                   flask_env_read=env_read is not None, file=first)
     result.apps.append(app)
     files = {"systemd": [unit, *dropins] if unit else [], "gunicorn": [config] if config else [],
              "flask": [flask_env] if flask_env else [], "postgres": [sql] if sql else []}
@@ -218,31 +234,42 @@ def _proxying(servers: list[ProxiedServer], bind: str) -> ProxiedServer | None:
 
 
 @dataclass(frozen=True)
+class _Named:
+    name: str
+
+
+@dataclass(frozen=True)
 class _Source:
-    """What rules ask of a site's source when there is no site file: its name."""
+    """What the runner and rules ask of a site's source beyond its settings, when there is no
+    site file: where it was found, its kind and its name (`SiteContext.name`)."""
 
     file: str
-    site: object
+    kind: str
+    site: _Named
+
+
+def _context(app: AuditedApp):
+    """The app as rules see it; its name is a setting too (`deploygen.name`, DG901), named by its file."""
+    from deploygen.rules.base import SiteContext
+
+    file = app.file or app.name
+    settings = {s.key: s for s in app.effective}
+    settings["deploygen.name"] = Setting("deploygen.name", app.name,
+                                         Provenance("written", "the unit's name", "", Location(file, 1, 1)))
+    return SiteContext(_Source(file, app.kind, _Named(app.name)), Effective(settings))
+
+
+def audit_rules(apps: list[AuditedApp]):
+    """(findings, skipped) of every rule on the apps, as `validate` runs them on site files:
+    a rule whose keys an app's files do not say is skipped for it, with the reason."""
+    from deploygen.rules.runner import run
+
+    return run([_context(app) for app in apps])
 
 
 def check_audited(apps: list[AuditedApp]) -> list:
-    """Findings of the rules that read only effective settings; a rule whose layer is absent is skipped."""
-    from types import SimpleNamespace
-
-    from deploygen.rules import RULES
-    from deploygen.rules.base import SiteContext
-
-    findings = []
-    for app in apps:
-        ctx = SiteContext(_Source(app.name, SimpleNamespace(name=app.name)), app.effective)
-        for rule in RULES:
-            if rule.reads_site_file:
-                continue
-            try:
-                findings.extend(rule().check(ctx))
-            except KeyError:
-                continue
-    return sorted(findings)
+    """The findings of every rule on the apps (the rules skipped for lack of settings: `audit_rules`)."""
+    return audit_rules(apps)[0]
 
 
 def audit_root(root: str, role: str | None = None, database: str | None = None) -> Audit:
@@ -315,7 +342,8 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
             files["flask"].append(f"{env_local} (not there: skipped)")
     name = Path(unit_path).stem
     sql, role, database = _unit_sql(result, name, role, database, files)
-    app = assemble(name, gunicorn, _proxying(servers, _bind(unit, gunicorn)), unit, sql, flask, role, database)
+    app = assemble(name, gunicorn, _proxying(servers, _bind(unit, gunicorn)), unit, sql, flask, role, database,
+                   file=local)
     result.apps.append(app)
     result.notes += _layer_notes(app, files, "nginx" in tree.read)
 

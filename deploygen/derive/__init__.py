@@ -38,6 +38,9 @@ def derive(loaded: LoadedSite) -> Effective:
     kind = kind_of(loaded.site)
     d = Deriver(loaded)
     site = loaded.site
+    d.put("deploygen.name", site.name, ("name",), lambda: None, "")
+    d.put("deploygen.secrets_file", site.app.secrets_file, ("app", "secrets_file"), lambda: None,
+          "none: the unit loads no secrets")
     d.put("deploygen.request", site.timeouts.request, ("timeouts", "request"), lambda: None, "")
     tls = d.put("deploygen.tls", True if site.tls else None, ("tls",), lambda: False, "no tls: key")
     derive_gunicorn(d, kind)

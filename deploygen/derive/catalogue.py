@@ -4,7 +4,9 @@ Keys are `LAYER.NATIVE_NAME`, the name the layer itself uses. The Deriver refuse
 to record a key that is not declared here for the site's kind, rules declare the
 keys they read (`Rule.keys`), and `tests/test_catalogue.py` proves that every key
 a rule, template or `explain` reads is derived by some kind. A key read only
-from a server's existing files (`audit`) says so with `audited=True`.
+from a server's existing files (`audit`) says so with `audited=True`. A key that is
+a fact about the site (its name, who runs it, where its database is) rather than a
+tunable says so with `fact=True`: rules read it, `explain` shows no row for it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Key(NamedTuple):
     type: Type
     kinds: frozenset[str]
     audited: bool = False  # read from a server's files by `audit`, not derived
+    fact: bool = False  # a fact about the site, not a tunable: `explain` leaves it out
 
     @property
     def layer(self) -> str:
@@ -32,8 +35,8 @@ class Key(NamedTuple):
         return self.key.split(".", 1)[1]
 
 
-def _keys(kinds: frozenset[str], type_: Type, *names: str, audited: bool = False) -> list[Key]:
-    return [Key(name, type_, kinds, audited) for name in names]
+def _keys(kinds: frozenset[str], type_: Type, *names: str, audited: bool = False, fact: bool = False) -> list[Key]:
+    return [Key(name, type_, kinds, audited, fact) for name in names]
 
 
 _FLASK = frozenset({"flask"})
@@ -46,6 +49,14 @@ _DECLARED = [
     *_keys(ALL_KINDS, "bool", "deploygen.tls"),
     *_keys(_SESSIONS, "str", "deploygen.store"),
     *_keys(_SESSIONS, "duration", "deploygen.cleanup_every"),
+    # whether the session cleanup timer is wanted (session.cleanup.enabled), for stores that need one
+    *_keys(_SESSIONS, "bool", "deploygen.cleanup", fact=True),
+    # Flask's session.permanent: always, or remember-me (only those who tick it get the lifetime)
+    *_keys(_FLASK, "str", "deploygen.permanent", fact=True),
+    *_keys(ALL_KINDS, "str", "deploygen.name", fact=True),
+    # app.secrets_file: a site file's own. A server's unit may load no file and still give
+    # every worker one key (in the app's code), so audit never has this key.
+    *_keys(ALL_KINDS, "str", "deploygen.secrets_file", fact=True),  # names the unit, files and upstream
     # gunicorn
     *_keys(GUNICORN_KINDS, "str", "gunicorn.bind", "gunicorn.worker_class", "gunicorn.forwarded_allow_ips"),
     *_keys(GUNICORN_KINDS, "int", "gunicorn.workers", "gunicorn.threads", "gunicorn.max_requests",
@@ -57,8 +68,9 @@ _DECLARED = [
     *_keys(ALL_KINDS, "duration", "postgres.statement_timeout", "postgres.lock_timeout",
            "postgres.idle_in_transaction_session_timeout", "postgres.idle_session_timeout",
            "postgres.client_connection_check_interval"),
-    *_keys(ALL_KINDS, "str", "postgres.role", audited=True),
-    *_keys(ALL_KINDS, "int", "postgres.max_connections", "postgres.superuser_reserved_connections", audited=True),
+    # The site's role and the server it works on (the server's limits, for the connection budget)
+    *_keys(ALL_KINDS, "str", "postgres.role", "postgres.host", fact=True),
+    *_keys(ALL_KINDS, "int", "postgres.max_connections", "postgres.superuser_reserved_connections", fact=True),
     # nginx
     *_keys(ALL_KINDS, "duration", "nginx.proxy_read_timeout", "nginx.proxy_send_timeout", "nginx.send_timeout",
            "nginx.proxy_connect_timeout", "nginx.client_header_timeout", "nginx.client_body_timeout",
@@ -67,13 +79,18 @@ _DECLARED = [
            "nginx.proxy_set_header.Connection", "nginx.proxy_set_header.X-Forwarded-Proto"),
     *_keys(ALL_KINDS, "bool", "nginx.proxy_buffering"),
     *_keys(ALL_KINDS, "int", "nginx.upstream.keepalive"),
-    *_keys(ALL_KINDS, "str", "nginx.conf", "nginx.include", "nginx.upstream", "nginx.server_name", audited=True),
+    *_keys(ALL_KINDS, "str", "nginx.conf", "nginx.include", "nginx.upstream", audited=True),
     *_keys(ALL_KINDS, "list", "nginx.upstream.server", audited=True),
+    *_keys(ALL_KINDS, "list", "nginx.server_name", fact=True),
     # systemd
     *_keys(ALL_KINDS, "duration", "systemd.TimeoutStopSec", "systemd.RestartSec"),
     *_keys(_SESSIONS, "str", "systemd.StateDirectory", "systemd.OnCalendar"),
-    *_keys(ALL_KINDS, "str", "systemd.ExecStart", "systemd.User", "systemd.Group", "systemd.WorkingDirectory",
-           "systemd.EnvironmentFile", audited=True),
+    *_keys(ALL_KINDS, "list", "systemd.ExecStart", audited=True),  # its words, as systemd splits them
+    *_keys(ALL_KINDS, "str", "systemd.WorkingDirectory", audited=True),
+    # Who the unit runs as, and the environment files it loads that are the site's own (its secrets
+    # file; a server's unit lists every EnvironmentFile=, deploygen's rendered ones too)
+    *_keys(ALL_KINDS, "str", "systemd.User", "systemd.Group", fact=True),
+    *_keys(ALL_KINDS, "list", "systemd.EnvironmentFile", fact=True),
     # SQLAlchemy's pool, as Flask-SQLAlchemy's SQLALCHEMY_ENGINE_OPTIONS
     *_keys(_FLASK, "int", "sqlalchemy.pool_size", "sqlalchemy.max_overflow"),
     *_keys(_FLASK, "duration", "sqlalchemy.pool_timeout", "sqlalchemy.pool_recycle"),

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
     from deploygen.derive.deriver import Deriver
 
 
+def derive_wanted(d: Deriver) -> bool:
+    """`deploygen.cleanup`: whether the site wants the timer (session.cleanup.enabled)."""
+    return d.put("deploygen.cleanup", d.loaded.site.session.cleanup.enabled
+                 if d.loaded.written("session", "cleanup", "enabled") else None,
+                 ("session", "cleanup", "enabled"), lambda: True, "true: expired sessions are removed")
+
+
 def derive_cleanup(d: Deriver, lifetime_key: str) -> None:
     """`lifetime_key` is the kind's own name of the session lifetime (PERMANENT_SESSION_LIFETIME, ...)."""
     s = d.loaded.site.session

@@ -46,19 +46,24 @@ class Deriver:
         derive: Callable[[], Value],
         how: str,
         *inputs: str,
+        at: tuple[str, ...] | None = None,
     ) -> Value:
         """Record `key`: the written value at `path` if any, else `derive()`.
 
         `how` is `FORMULA: REASON` (or a formula alone): the formula is what a rendered
-        file's comment shows, the reason what `explain` adds.
+        file's comment shows, the reason what `explain` adds. `at` is the site-file key that
+        findings about the setting point at when it is not `path` (the server a `database`
+        block connects to: the block). Each item of a written list is located too.
         """
         declared = CATALOGUE.get(key)
         if declared is None or self.kind not in declared.kinds:
             raise AssertionError(f"{key} is not in the catalogue for kind {self.kind!r} (deploygen/derive/catalogue.py)")
         formula, _, reason = how.partition(": ")
         if written is not None:
-            location = self.loaded.locate(*path)
-            provenance = Provenance("written", ".".join(path), "", location)
+            location = self.loaded.locate(*(at or path))
+            items = tuple(self.loaded.locate(*path, i) for i in range(len(written))) \
+                if isinstance(written, list) else ()
+            provenance = Provenance("written", ".".join(path), "", location, items=items)
             value = written
         else:
             value = derive()
@@ -66,7 +71,7 @@ class Deriver:
                 location = self.settings[inputs[0]].provenance.location
                 provenance = Provenance("derived", formula, reason, location, inputs)
             else:
-                location = self._nearest(path)
+                location = self._nearest(at or path)
                 provenance = Provenance("default", formula, reason, location)
         self.settings[key] = Setting(key, value, provenance)
         return value

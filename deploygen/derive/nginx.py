@@ -14,6 +14,7 @@ def derive_nginx(d: Deriver) -> None:
     threads = d.value("gunicorn.threads")
     keepalive = d.value("gunicorn.keepalive")
     n = t.nginx
+    d.put("nginx.server_name", list(site.domains), ("domains",), lambda: None, "")
     read = d.put(
         "nginx.proxy_read_timeout", n.proxy_read_timeout, ("timeouts", "nginx", "proxy_read_timeout"),
         lambda: timeout + margin(timeout),

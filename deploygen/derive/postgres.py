@@ -8,6 +8,7 @@ from deploygen.sitefile.duration import Duration
 
 def derive_postgres(d: Deriver) -> None:
     t = d.loaded.site.timeouts
+    _derive_server(d)
     timeout = d.value("gunicorn.timeout")
     request = d.value("deploygen.request")
     pg = t.postgres
@@ -31,6 +32,19 @@ def derive_postgres(d: Deriver) -> None:
           ("timeouts", "postgres", "client_connection_check_interval"),
           lambda: Duration.seconds_(5),
           "5s: a query whose worker was killed stops within seconds instead of running on")
+
+
+def _derive_server(d: Deriver) -> None:
+    """Facts the rules read: the site's role, and the server it connects to with that server's limits."""
+    db = d.loaded.site.database
+    d.put("postgres.role", db.role, ("database", "role"), lambda: None, "")
+    # Findings about the server (its connection budget) point at the site's `database` block.
+    d.put("postgres.host", db.host if d.loaded.written("database", "host") else None, ("database", "host"),
+          lambda: db.host, f"{db.host} (the site file's default)", at=("database",))
+    for name in ("max_connections", "superuser_reserved_connections"):
+        value = getattr(db, name)
+        d.put(f"postgres.{name}", value if d.loaded.written("database", name) else None, ("database", name),
+              lambda value=value: value, f"{value} (PostgreSQL's default)")
 
 
 def connection_recycle(d: Deriver, key: str, recycle: Duration | None) -> None:

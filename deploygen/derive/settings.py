@@ -29,6 +29,12 @@ class Provenance(NamedTuple):
     reason: str  # why that formula ("gunicorn answers before nginx gives up"); may be empty
     location: Location
     inputs: tuple[str, ...] = ()
+    # Where each item of a written list is (`domains[1]`): a finding about one item points there.
+    items: tuple[Location, ...] = ()
+
+    def item(self, index: int) -> Location:
+        """Where item `index` of the value was written, else where the whole value was."""
+        return self.items[index] if index < len(self.items) else self.location
 
     @property
     def how(self) -> str:
@@ -56,6 +62,7 @@ SITE_KEYS = {
     "deploygen.tls": "tls",
     "deploygen.store": "session.store",
     "deploygen.cleanup_every": "session.cleanup.every",
+    "deploygen.secrets_file": "app.secrets_file",
 }
 
 

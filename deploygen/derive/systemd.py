@@ -15,3 +15,12 @@ def derive_systemd(d: Deriver) -> None:
           "gunicorn.graceful_timeout")
     d.put("systemd.RestartSec", t.systemd.RestartSec, ("timeouts", "systemd", "RestartSec"),
           lambda: Duration.seconds_(5), "5s: no restart loop when the app cannot start")
+    # Facts the rules read (who the unit runs as, the secrets it loads), as a server's unit says them.
+    app = d.loaded.site.app
+    for key, name in (("User", "user"), ("Group", "group")):
+        value = getattr(app, name)
+        d.put(f"systemd.{key}", value if d.loaded.written("app", name) else None, ("app", name),
+              lambda value=value: value, f"{value} (the site file's default)")
+    secrets = app.secrets_file
+    d.put("systemd.EnvironmentFile", [secrets] if secrets is not None else None, ("app", "secrets_file"),
+          lambda: [], "none: no app.secrets_file")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from deploygen.sitefile.duration import Duration
 from deploygen.rules.base import SiteContext
+from deploygen.derive.catalogue import CATALOGUE
 from deploygen.derive.settings import Setting
 from deploygen.kinds import kind_of
 
@@ -52,8 +53,8 @@ def as_rows(ctx: SiteContext) -> list[dict]:
     rows = []
     for layer in LAYERS:
         for setting in ctx.effective:
-            if setting.layer != layer:
-                continue
+            if setting.layer != layer or CATALOGUE[setting.key].fact:
+                continue  # another layer's, or a fact about the site (its role, its user): no tunable
             margin = _margin(setting, ctx)
             p = setting.provenance
             rows.append({

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from deploygen.errors import Problem
 from deploygen.report.findings import Finding
+
+if TYPE_CHECKING:
+    from deploygen.rules.runner import Skipped
 
 FORMATS = ("text", "json", "github")
 
@@ -15,13 +21,23 @@ def _github_escape(text: str, *, property_value: bool = False) -> str:
     return text
 
 
-def format_findings(findings: list[Finding], fmt: str) -> str:
-    """The whole report; an empty string for text with no findings."""
+def skipped_dict(s: Skipped) -> dict:
+    """A rule skipped on a site, in JSON beside the findings: severity `skipped`, the reason as message."""
+    return {"code": s.code, "severity": "skipped", "site": s.site, "file": s.file, "line": 1, "column": 1,
+            "message": s.reason, "skipped": s.reason, "settings": {}}
+
+
+def format_findings(findings: list[Finding], fmt: str, skipped: Sequence[Skipped] = ()) -> str:
+    """The whole report; an empty string for text with no findings.
+
+    `skipped` (rules that did not run for lack of settings, `audit`) are listed in JSON only,
+    after the findings; text and GitHub formats report findings alone."""
     findings = sorted(findings)
     if fmt == "json":
         import json
 
-        return json.dumps([f.as_dict() for f in findings], indent=2, sort_keys=True) + "\n"
+        return json.dumps([f.as_dict() for f in findings] + [skipped_dict(s) for s in sorted(skipped)],
+                          indent=2, sort_keys=True) + "\n"
     if fmt == "github":
         lines = []
         for f in findings:
@@ -37,6 +53,12 @@ def summary(findings: list[Finding]) -> str:
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
     return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+
+
+def skipped_summary(skipped: Sequence[Skipped]) -> str:
+    """The text format's one line about rules skipped (the JSON format lists them)."""
+    count = len(skipped)
+    return f"deploygen: {count} rule{'s' * (count != 1)} skipped for lack of settings (see --format json)"
 
 
 def format_problems(problems: list[Problem], fmt: str) -> str:

@@ -24,6 +24,7 @@ from deploygen.rules.dg401_pool_recycle_above_idle_session_timeout import PoolRe
 from deploygen.rules.dg402_connection_budget_exceeded import ConnectionBudgetExceeded
 from deploygen.rules.dg403_pool_timeout_above_budget import PoolTimeoutAboveBudget
 from deploygen.rules.dg404_threads_exceed_pool import ThreadsExceedPool
+from deploygen.rules.dg405_persistent_connections_with_pool import PersistentConnectionsWithPool
 from deploygen.rules.dg501_secure_cookie_without_tls import SecureCookieWithoutTls
 from deploygen.rules.dg502_tls_without_secure_cookie import TlsWithoutSecureCookie
 from deploygen.rules.dg503_remember_me_long_lifetime import RememberMeLongLifetime
@@ -34,9 +35,13 @@ from deploygen.rules.dg507_redis_timeout_without_health_check import RedisTimeou
 from deploygen.rules.dg508_idle_timeout_above_lifetime import IdleTimeoutAboveLifetime
 from deploygen.rules.dg509_cleanup_interval_above_lifetime import CleanupIntervalAboveLifetime
 from deploygen.rules.dg510_remember_cookie_shorter_than_session import RememberCookieShorterThanSession
+from deploygen.rules.dg511_session_store_loses_sessions import SessionStoreLosesSessions
+from deploygen.rules.dg512_stored_sessions_never_cleaned import StoredSessionsNeverCleaned
 from deploygen.rules.dg601_forwarded_headers_not_trusted import ForwardedHeadersNotTrusted
 from deploygen.rules.dg602_sync_workers_without_buffering import SyncWorkersWithoutBuffering
 from deploygen.rules.dg603_forwarded_proto_not_sent import ForwardedProtoNotSent
+from deploygen.rules.dg604_ssl_redirect_without_forwarded_scheme import SslRedirectWithoutForwardedScheme
+from deploygen.rules.dg605_domain_not_in_allowed_hosts import DomainNotInAllowedHosts
 from deploygen.rules.dg701_service_runs_as_root import ServiceRunsAsRoot
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
@@ -62,6 +67,7 @@ RULES: tuple[type[Rule], ...] = (
     ConnectionBudgetExceeded,
     PoolTimeoutAboveBudget,
     ThreadsExceedPool,
+    PersistentConnectionsWithPool,
     SecureCookieWithoutTls,
     TlsWithoutSecureCookie,
     RememberMeLongLifetime,
@@ -72,9 +78,13 @@ RULES: tuple[type[Rule], ...] = (
     IdleTimeoutAboveLifetime,
     CleanupIntervalAboveLifetime,
     RememberCookieShorterThanSession,
+    SessionStoreLosesSessions,
+    StoredSessionsNeverCleaned,
     ForwardedHeadersNotTrusted,
     SyncWorkersWithoutBuffering,
     ForwardedProtoNotSent,
+    SslRedirectWithoutForwardedScheme,
+    DomainNotInAllowedHosts,
     ServiceRunsAsRoot,
     DuplicateSiteName,
     DuplicateBind,

@@ -46,14 +46,17 @@ class Rule:
     severity: Severity
     summary: str
     # The settings the rule reads, `LAYER.NATIVE_NAME`s of the catalogue: the runner skips a
-    # source that lacks one (and says so), so a rule never meets a missing key.
+    # source that lacks one (and says so), so a rule never meets a missing key. A rule reads
+    # nothing else of a site: not the site file's model, which a server's files do not have.
     keys: ClassVar[tuple[str, ...]] = ()
+    # Settings the rule reads only when the source has them, asking `key in site.effective`
+    # first: their absence is part of what it judges (no statement_timeout at all, DG104), or
+    # another kind's pool spells them (DG402). The runner never skips for them.
+    optional: ClassVar[tuple[str, ...]] = ()
     # Shared concepts (`session.cookie.secure`) the rule reads, each kind's own key (Kind.concepts).
     concepts: ClassVar[tuple[str, ...]] = ()
     # The kinds the rule is about; None: every kind.
     kinds: ClassVar[frozenset[str] | None] = None
-    # True for rules about a site file's own keys; `audit` of existing files runs the others.
-    reads_site_file = False
 
     @classmethod
     def needs(cls, site: SiteContext) -> str | None:
@@ -63,6 +66,14 @@ class Rule:
         if missing:
             return f"needs {', '.join(missing)}, which {site.name} does not have"
         return None
+
+    @classmethod
+    def reads(cls, kind: str) -> frozenset[str]:
+        """Every key the rule may read on a site of `kind`: its keys, optional keys and concepts."""
+        from deploygen.kinds import KINDS
+
+        table = KINDS[kind].concepts
+        return frozenset((*cls.keys, *cls.optional, *(table[c] for c in cls.concepts if c in table)))
 
     @classmethod
     def page(cls) -> str:
@@ -100,7 +111,8 @@ class OrderRule(Rule):
     """A rule about two settings that must keep an order: it fires when `fires(at, other)`.
 
     Subclasses name the two settings, the comparison that is wrong and the
-    message; `applies` narrows the sites (a worker class, a pre_ping).
+    message; `applies` narrows the sites (a worker class, a pre_ping), and the
+    keys it reads are declared in `keys` (`at` and `other` are added to them).
     """
 
     at: str
@@ -110,15 +122,16 @@ class OrderRule(Rule):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "keys" not in cls.__dict__ and hasattr(cls, "at"):
-            cls.keys = (cls.at, cls.other)
+        if hasattr(cls, "at"):
+            own = cls.__dict__.get("keys", ())
+            cls.keys = tuple(dict.fromkeys((cls.at, cls.other, *own)))
 
     def applies(self, site: SiteContext) -> bool:
         return True
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective
-        if self.at not in eff or self.other not in eff or not self.applies(site):
+        if not self.applies(site):
             return
         at, other = eff[self.at], eff[self.other]
         if at.value is not None and other.value is not None and type(self).fires(at.value, other.value):

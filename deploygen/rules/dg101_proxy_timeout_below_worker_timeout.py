@@ -36,6 +36,7 @@ class ProxyTimeoutBelowWorkerTimeout(Rule):
     name = "proxy-timeout-below-worker-timeout"
     severity = "error"
     summary = "nginx proxy_read_timeout/proxy_send_timeout at or below gunicorn timeout"
+    keys = ("gunicorn.worker_class", "gunicorn.timeout", "nginx.proxy_read_timeout", "nginx.proxy_send_timeout")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective

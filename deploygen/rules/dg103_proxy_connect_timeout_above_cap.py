@@ -38,6 +38,7 @@ class ProxyConnectTimeoutAboveCap(Rule):
     name = "proxy-connect-timeout-above-cap"
     severity = "warning"
     summary = "nginx proxy_connect_timeout above 75s"
+    keys = ("nginx.proxy_connect_timeout",)
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         connect = site.effective["nginx.proxy_connect_timeout"]

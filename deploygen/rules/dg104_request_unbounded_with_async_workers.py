@@ -37,6 +37,8 @@ class RequestUnboundedWithAsyncWorkers(Rule):
     name = "request-unbounded-with-async-workers"
     severity = "warning"
     summary = "gthread/gevent/eventlet workers with no statement_timeout to bound a request"
+    keys = ("gunicorn.worker_class",)
+    optional = ("postgres.statement_timeout",)  # its absence is the finding
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective

@@ -38,6 +38,7 @@ class UpstreamKeepaliveOutlivesWorker(OrderRule):
     summary = "nginx upstream keepalive_timeout at or above gunicorn keepalive"
     at = "nginx.upstream.keepalive_timeout"
     other = "gunicorn.keepalive"
+    keys = ("nginx.upstream.keepalive", "gunicorn.worker_class")
     fires = operator.ge
     message = (
         "gunicorn closes idle connections nginx still reuses: POSTs get intermittent 502"

@@ -34,6 +34,7 @@ class UpstreamKeepaliveWithSyncWorkers(Rule):
     name = "upstream-keepalive-with-sync-workers"
     severity = "warning"
     summary = "nginx upstream keepalive configured for sync workers, which ignore it"
+    keys = ("nginx.upstream.keepalive", "gunicorn.worker_class")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective

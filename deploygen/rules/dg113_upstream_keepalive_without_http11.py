@@ -34,6 +34,7 @@ class UpstreamKeepaliveWithoutHttp11(Rule):
     name = "upstream-keepalive-without-http11"
     severity = "error"
     summary = "nginx upstream keepalive without proxy_http_version 1.1 and an empty Connection header"
+    keys = ("nginx.upstream.keepalive", "nginx.proxy_http_version", "nginx.proxy_set_header.Connection")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective

@@ -36,6 +36,7 @@ class StatementOutlivesWorker(OrderRule):
     summary = "PostgreSQL statement_timeout at or above gunicorn timeout (sync workers)"
     at = "postgres.statement_timeout"
     other = "gunicorn.timeout"
+    keys = ("gunicorn.worker_class",)
     fires = operator.ge
     message = (
         "the query outlives the worker that waits for it: gunicorn kills the worker and the query runs on"

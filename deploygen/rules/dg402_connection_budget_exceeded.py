@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from deploygen.report.findings import Finding
-from deploygen.kinds import kind_of
+from deploygen.kinds import KINDS
 from deploygen.rules.base import Rule, SiteContext
 
 
@@ -41,30 +41,34 @@ class ConnectionBudgetExceeded(Rule):
     code = "DG402"
     name = "connection-budget-exceeded"
     severity = "error"
-    reads_site_file = True
     summary = "sum of workers x (pool_size + max_overflow) above max_connections - reserved"
+    keys = ("gunicorn.workers", "postgres.host", "postgres.max_connections", "postgres.superuser_reserved_connections")
+    # What each kind's pool spells its size with (Kind.connections_per_process): Flask's SQLAlchemy
+    # pool, Django's psycopg pool or persistent connections, else one connection per thread.
+    optional = ("sqlalchemy.pool_size", "sqlalchemy.max_overflow", "psycopg_pool.max_size", "django.CONN_MAX_AGE",
+                "gunicorn.threads")
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         by_host: dict[str, list[SiteContext]] = defaultdict(list)
         for site in sites:
-            if site.loaded.site.database is not None:
-                by_host[site.loaded.site.database.host].append(site)
+            by_host[site.effective.value("postgres.host")].append(site)
         for host, group in by_host.items():
-            per_process = {id(s): kind_of(s.loaded.site).connections_per_process(s) for s in group}
+            per_process = {id(s): KINDS[s.kind].connections_per_process(s) for s in group}
             group = [s for s in group if per_process[id(s)] is not None]
             if not group:
                 continue
             shares = {id(s): s.effective.value("gunicorn.workers") * per_process[id(s)][0] for s in group}
             total = sum(shares.values())
-            available = min(s.loaded.site.database.max_connections
-                            - s.loaded.site.database.superuser_reserved_connections for s in group)
+            available = min(s.effective.value("postgres.max_connections")
+                            - s.effective.value("postgres.superuser_reserved_connections") for s in group)
             if total <= available:
                 continue
             for site in group:
                 eff = site.effective
                 workers = eff["gunicorn.workers"]
                 count, counted = per_process[id(site)]
-                location = site.loaded.locate("database")
+                # The server's line in the site file: its `database` block (where postgres.host points).
+                location = eff["postgres.host"].provenance.location
                 others = "" if len(group) == 1 else f" (this site: {shares[id(site)]} of them)"
                 yield Finding(
                     location.file, location.line, location.column, self.code, self.severity, site.name,
@@ -73,7 +77,6 @@ class ConnectionBudgetExceeded(Rule):
                     f"{workers.value} workers x ({' + '.join(s.display for s in counted)}) = {shares[id(site)]}; "
                     f"all sites on {host}: {total} > {available}",
                     {workers.key: workers.display, **{s.key: s.display for s in counted},
-                     "postgres.max_connections": str(site.loaded.site.database.max_connections),
-                     "postgres.superuser_reserved_connections":
-                         str(site.loaded.site.database.superuser_reserved_connections)},
+                     **{key: eff[key].display
+                        for key in ("postgres.max_connections", "postgres.superuser_reserved_connections")}},
                 )

@@ -31,13 +31,13 @@ class SecureCookieWithoutTls(Rule):
     code = "DG501"
     name = "secure-cookie-without-tls"
     severity = "error"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    keys = ("deploygen.tls",)
+    concepts = ("session.cookie.secure",)
     summary = "SESSION_COOKIE_SECURE on a site without TLS"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective
-        secure = eff["flask.SESSION_COOKIE_SECURE"]
+        secure = site.concept("session.cookie.secure")
         if secure.value and not eff.value("deploygen.tls"):
             yield self.finding(site, secure, "without tls", None,
                                "the browser never sends the cookie back over HTTP: logins never stick")

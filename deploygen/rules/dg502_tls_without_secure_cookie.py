@@ -31,13 +31,13 @@ class TlsWithoutSecureCookie(Rule):
     code = "DG502"
     name = "tls-without-secure-cookie"
     severity = "warning"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    keys = ("deploygen.tls",)
+    concepts = ("session.cookie.secure",)
     summary = "TLS site whose session cookie is not Secure"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective
-        secure = eff["flask.SESSION_COOKIE_SECURE"]
+        secure = site.concept("session.cookie.secure")
         if eff.value("deploygen.tls") and not secure.value:
             yield self.finding(site, secure, "with tls", None,
                                "the session cookie is sent in clear text to port 80 before the redirect")

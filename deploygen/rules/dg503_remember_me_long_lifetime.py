@@ -38,13 +38,13 @@ class RememberMeLongLifetime(Rule):
     code = "DG503"
     name = "remember-me-long-lifetime"
     severity = "warning"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    kinds = frozenset({"flask"})  # Flask's: Django has no session.permanent
+    keys = ("flask.PERMANENT_SESSION_LIFETIME", "deploygen.permanent")
     summary = "long session lifetime applied only to remember-me sessions"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
-        lifetime = site.effective["flask.PERMANENT_SESSION_LIFETIME"]
-        if site.loaded.site.session.permanent == "remember-me" and lifetime.value > LONG:
+        lifetime, permanent = site.effective["flask.PERMANENT_SESSION_LIFETIME"], site.effective["deploygen.permanent"]
+        if permanent.value == "remember-me" and lifetime.value > LONG:
             yield self.finding(site, lifetime, "with session.permanent=remember-me", None,
                                "only remember-me sessions get this lifetime: every other session ends "
-                               "when the browser closes", location=site.loaded.locate("session", "permanent"))
+                               "when the browser closes", location=permanent.provenance.location)

@@ -34,13 +34,13 @@ class NoStableSecretKey(Rule):
     code = "DG504"
     name = "no-stable-secret-key"
     severity = "error"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    kinds = frozenset({"flask"})  # Flask's: without its secrets file a Django site never starts
+    keys = ("gunicorn.workers", "deploygen.secrets_file")
     summary = "several workers and no secrets_file to share SECRET_KEY"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         workers = site.effective["gunicorn.workers"]
-        if workers.value > 1 and site.loaded.site.app.secrets_file is None:
+        if workers.value > 1 and not site.effective.value("deploygen.secrets_file"):
             yield self.finding(site, workers, "and no app.secrets_file", None,
                                "no shared SECRET_KEY: each worker may sign sessions with its own key, and "
                                "logins vanish at random")

@@ -32,14 +32,14 @@ class RedisStoreWithoutSecrets(Rule):
     code = "DG505"
     name = "redis-store-without-secrets"
     severity = "error"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    kinds = frozenset({"flask"})  # Flask's: without its secrets file a Django site never starts
+    keys = ("deploygen.store", "deploygen.secrets_file")
     summary = "Redis session store without a secrets_file for REDIS_URL"
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
-        s = site.loaded.site
-        if s.session.store == "redis" and s.app.secrets_file is None:
-            location = site.loaded.locate("session", "store")
+        store = site.effective["deploygen.store"]
+        if store.value == "redis" and not site.effective.value("deploygen.secrets_file"):
+            location = store.provenance.location
             yield Finding(location.file, location.line, location.column, self.code, self.severity, site.name,
                           "the app has no REDIS_URL to connect its session store with",
                           "flask.SESSION_TYPE=redis and no app.secrets_file", {"flask.SESSION_TYPE": "redis"})

@@ -11,7 +11,9 @@ class RedisTimeoutWithoutHealthCheck(Rule):
 
     ## What it checks
     With the Redis server's `timeout` set (it closes clients idle that long),
-    redis-py's `health_check_interval` must be set and shorter.
+    redis-py's `health_check_interval` must be set and shorter (Flask-Session's
+    Redis client; Django's `RedisCache` behind the cache and cached_db engines,
+    in its `OPTIONS`).
 
     ## Why it is bad
     A session-store connection idle in the app's pool is closed by the server.
@@ -35,14 +37,14 @@ class RedisTimeoutWithoutHealthCheck(Rule):
     code = "DG507"
     name = "redis-timeout-without-health-check"
     severity = "warning"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
     summary = "Redis server timeout with no shorter redis-py health_check_interval"
+    keys = ("redis.timeout",)
+    concepts = ("session.redis.health_check_interval",)
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
-        eff = site.effective
-        if "redis.timeout" not in eff or eff.value("redis.timeout") is None:
+        server, check = site.effective["redis.timeout"], site.concept("session.redis.health_check_interval")
+        if server.value is None:
             return
-        server, check = eff["redis.timeout"], eff["flask.REDIS_HEALTH_CHECK_INTERVAL"]
         if check.value is None or check.value >= server.value:
             yield self.finding(site, check, ">=" if check.value is not None else "with", server,
                                "connections the server closed are handed to requests: errors after idle spells")

@@ -30,7 +30,7 @@ class IdleTimeoutAboveLifetime(OrderRule):
     code = "DG508"
     name = "idle-timeout-above-lifetime"
     severity = "warning"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
+    kinds = frozenset({"flask"})  # Flask's: Django has one SESSION_COOKIE_AGE, idle_timeout or lifetime
     summary = "session idle_timeout longer than the session lifetime"
     at = "flask.SESSION_IDLE_TIMEOUT"
     other = "flask.PERMANENT_SESSION_LIFETIME"

@@ -34,7 +34,7 @@ class RememberCookieShorterThanSession(OrderRule):
     code = "DG510"
     name = "remember-cookie-shorter-than-session"
     severity = "warning"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
+    kinds = frozenset({"flask"})  # Flask-Login's remember cookie
     summary = "remember-me cookie expires before the session lifetime"
     at = "flask.REMEMBER_COOKIE_DURATION"
     other = "flask.PERMANENT_SESSION_LIFETIME"

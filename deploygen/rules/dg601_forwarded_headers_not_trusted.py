@@ -1,17 +1,33 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
 
 from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
 
-def _trusts(allowed: str, address: str) -> bool:
-    if allowed.strip() == "*":
+def _tcp_host(bind: object) -> str | None:
+    """The IP address of a TCP bind as gunicorn writes it (`127.0.0.1:8001`, `[::1]:8001`), else None:
+    a unix socket, or a host name (a server's config may hold one) that says no address."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:\d+|([0-9.]+):\d+", bind) if isinstance(bind, str) else None
+    if not match:
+        return None
+    host = match.group(1) or match.group(2)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return host
+
+
+def _trusts(allowed: str | list[str], address: str) -> bool:
+    if (allowed if isinstance(allowed, list) else [allowed.strip()]) == ["*"]:
         return True
+    entries = allowed if isinstance(allowed, list) else allowed.split(",")  # a server's config may list them
     ip = ipaddress.ip_address(address)
-    for entry in allowed.split(","):
+    for entry in entries:
         try:
             if ip in ipaddress.ip_network(entry.strip(), strict=False):
                 return True
@@ -48,16 +64,18 @@ class ForwardedHeadersNotTrusted(Rule):
     code = "DG601"
     name = "forwarded-headers-not-trusted"
     severity = "error"
-    reads_site_file = True
     summary = "gunicorn forwarded_allow_ips does not include nginx's address"
+    keys = ("gunicorn.bind", "gunicorn.forwarded_allow_ips")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
-        bind = site.loaded.site.server.bind
-        if bind.is_unix:
-            return
-        source = "127.0.0.1" if ipaddress.ip_address(bind.host).is_loopback else bind.host
         allowed = site.effective["gunicorn.forwarded_allow_ips"]
-        if not _trusts(allowed.value, source):
-            yield self.finding(site, allowed, f"does not include nginx at {source}", None,
-                               "gunicorn ignores X-Forwarded-Proto from nginx: the app thinks it is on HTTP "
-                               "(redirect loops, http:// links)")
+        bind = site.effective.value("gunicorn.bind")
+        for host in map(_tcp_host, bind if isinstance(bind, list) else [bind]):  # a server's config may list binds
+            if host is None or allowed.value is None:
+                continue  # a unix socket: its peers are always trusted
+            source = "127.0.0.1" if ipaddress.ip_address(host).is_loopback else host
+            if not _trusts(allowed.value, source):
+                yield self.finding(site, allowed, f"does not include nginx at {source}", None,
+                                   "gunicorn ignores X-Forwarded-Proto from nginx: the app thinks it is on HTTP "
+                                   "(redirect loops, http:// links)")
+                return

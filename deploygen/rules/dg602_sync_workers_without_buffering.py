@@ -35,6 +35,7 @@ class SyncWorkersWithoutBuffering(Rule):
     name = "sync-workers-without-buffering"
     severity = "warning"
     summary = "sync workers behind nginx with proxy_buffering off"
+    keys = ("nginx.proxy_buffering", "gunicorn.worker_class")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective

@@ -32,6 +32,7 @@ class ForwardedProtoNotSent(Rule):
     name = "forwarded-proto-not-sent"
     severity = "warning"
     summary = "nginx does not send X-Forwarded-Proto to the app"
+    keys = ("nginx.proxy_set_header.X-Forwarded-Proto",)
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         proto = site.effective["nginx.proxy_set_header.X-Forwarded-Proto"]

@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
-from deploygen.derive.settings import Provenance, Setting
 
 
 class ServiceRunsAsRoot(Rule):
@@ -38,17 +37,17 @@ class ServiceRunsAsRoot(Rule):
     code = "DG701"
     name = "service-runs-as-root"
     severity = "error"
-    reads_site_file = True
     summary = "app.user or app.group is root"
+    keys = ("systemd.User",)
+    # A server's unit may leave Group= out (the user's own group): the user alone is checked then.
+    optional = ("systemd.Group",)
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
-        app = site.loaded.site.app
-        for key, systemd_key, value in (("user", "User", app.user), ("group", "Group", app.group)):
-            if value != "root":
+        eff = site.effective
+        for key in ("systemd.User", "systemd.Group"):
+            if key not in eff or eff.value(key) != "root":
                 continue
-            setting = Setting(f"systemd.{systemd_key}", value,
-                              Provenance("written", f"app.{key}", "", site.loaded.locate("app", key)))
-            yield self.finding(site, setting, "", None,
-                               f"the app runs with root's {'rights' if key == 'user' else 'group'}: a bug in it "
-                               "reads what only root may (TLS keys, /etc/shadow, other sites' secrets)")
+            yield self.finding(site, eff[key], "", None,
+                               f"the app runs with root's {'rights' if key == 'systemd.User' else 'group'}: a bug "
+                               "in it reads what only root may (TLS keys, /etc/shadow, other sites' secrets)")
             return

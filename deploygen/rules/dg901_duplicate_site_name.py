@@ -27,10 +27,11 @@ class DuplicateSiteName(CollisionRule):
     code = "DG901"
     name = "duplicate-site-name"
     severity = "error"
-    reads_site_file = True
     summary = "two sites with the same name"
+    keys = ("deploygen.name",)
     what = "site name"
     consequence = "their units, nginx files and output folders overwrite each other"
 
     def claims(self, site):
-        yield site.name, "deploygen.name", site.loaded.locate("name")
+        name = site.effective["deploygen.name"]
+        yield name.value, name.key, name.provenance.location

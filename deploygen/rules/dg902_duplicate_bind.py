@@ -27,10 +27,13 @@ class DuplicateBind(CollisionRule):
     code = "DG902"
     name = "duplicate-bind"
     severity = "error"
-    reads_site_file = True
     summary = "two sites with the same gunicorn bind"
+    keys = ("gunicorn.bind",)
     what = "bind"
     consequence = "one gunicorn cannot start, or takes the other's traffic"
 
     def claims(self, site):
-        yield str(site.loaded.site.server.bind), "gunicorn.bind", site.loaded.locate("server", "bind")
+        bind = site.effective["gunicorn.bind"]
+        for value in bind.value if isinstance(bind.value, list) else [bind.value]:  # a server's config may list them
+            if isinstance(value, str):
+                yield value, bind.key, bind.provenance.location

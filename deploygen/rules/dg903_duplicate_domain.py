@@ -26,11 +26,12 @@ class DuplicateDomain(CollisionRule):
     code = "DG903"
     name = "duplicate-domain"
     severity = "error"
-    reads_site_file = True
     summary = "two sites with the same domain"
+    keys = ("nginx.server_name",)
     what = "domain"
     consequence = "nginx ignores one of the two server blocks for it"
 
     def claims(self, site):
-        for index, domain in enumerate(site.loaded.site.domains):
-            yield domain, "nginx.server_name", site.loaded.locate("domains", index)
+        names = site.effective["nginx.server_name"]
+        for index, domain in enumerate(names.value):
+            yield domain, names.key, names.provenance.item(index)

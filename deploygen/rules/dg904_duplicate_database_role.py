@@ -27,11 +27,11 @@ class DuplicateDatabaseRole(CollisionRule):
     code = "DG904"
     name = "duplicate-database-role"
     severity = "error"
-    reads_site_file = True
     summary = "two sites with the same database role"
+    keys = ("postgres.role",)
     what = "database role"
     consequence = "each render overwrites the other site's timeouts"
 
     def claims(self, site):
-        if site.loaded.site.database is not None:
-            yield site.loaded.site.database.role, "postgres.role", site.loaded.locate("database", "role")
+        role = site.effective["postgres.role"]
+        yield role.value, role.key, role.provenance.location

@@ -18,7 +18,9 @@ class SharedSessionCookie(Rule):
 
     ## What it checks
     A site whose `session.cookie.domain` covers a domain of another site
-    (`example.com` covers `shop.example.com`), with the same cookie name.
+    (`example.com` covers `shop.example.com`), with the same cookie name
+    (Flask's `SESSION_COOKIE_NAME` defaults to `session`, Django's to
+    `sessionid`), whatever framework each site runs.
 
     ## Why it is bad
     The browser sends both cookies to that host. Each app reads the first
@@ -42,32 +44,33 @@ class SharedSessionCookie(Rule):
     code = "DG905"
     name = "shared-session-cookie"
     severity = "error"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    keys = ("nginx.server_name",)
+    concepts = ("session.cookie.name", "session.cookie.domain")
     summary = "session cookies of the same name from two sites reach one host"
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         # (cookie name, cookie domain) -> sites whose cookie is sent to that domain and its subdomains
         wide: dict[tuple[str, str], list[SiteContext]] = defaultdict(list)
         for site in sites:
-            domain = site.effective.value("flask.SESSION_COOKIE_DOMAIN")
+            domain = site.concept("session.cookie.domain").value
             if domain:
-                wide[(site.effective.value("flask.SESSION_COOKIE_NAME"), domain)].append(site)
+                wide[(site.concept("session.cookie.name").value, domain)].append(site)
         if not wide:
             return
         for victim in sites:
-            name = victim.effective.value("flask.SESSION_COOKIE_NAME")
-            hits = {id(owner): owner for domain in victim.loaded.site.domains for parent in _scope(domain)
+            name = victim.concept("session.cookie.name").value
+            domains = victim.effective.value("nginx.server_name")
+            hits = {id(owner): owner for domain in domains for parent in _scope(domain)
                     for owner in wide.get((name, parent), ()) if owner is not victim}
             for owner in hits.values():
-                cookie = owner.effective["flask.SESSION_COOKIE_DOMAIN"]
+                cookie = owner.concept("session.cookie.domain")
                 yield self.finding(
-                    owner, cookie, f"reaches {victim.name}", victim.effective["flask.SESSION_COOKIE_NAME"],
+                    owner, cookie, f"reaches {victim.name}", victim.concept("session.cookie.name"),
                     f"its {name!r} cookie is also sent to {victim.name} ({victim.loaded.file}), whose session "
                     f"cookie has the same name: each site logs the other's users out",
                 )
                 yield self.finding(
-                    victim, victim.effective["flask.SESSION_COOKIE_NAME"], f"also set by {owner.name} for", cookie,
+                    victim, victim.concept("session.cookie.name"), f"also set by {owner.name} for", cookie,
                     f"{owner.name} ({owner.loaded.file}) sends a cookie of the same name to this site's "
                     f"domains: each site logs the other's users out",
                 )

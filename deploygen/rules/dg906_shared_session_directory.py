@@ -7,14 +7,16 @@ class SharedSessionDirectory(CollisionRule):
     """Two sites keep their session files in one folder.
 
     ## What it checks
-    Every site with `session.store: filesystem` has its own
+    Every site with `session.store: filesystem` (Flask-Session's cachelib
+    folder, Django's file engine's `SESSION_FILE_PATH`) has its own
     `session.directory`.
 
     ## Why it is bad
-    cachelib names files after the session key only, so the sites read, rewrite
-    and expire each other's sessions; each site's cleanup removes the other's
-    files with its own lifetime, and one app's user may appear logged in on
-    the other. systemd also gives the folder to whichever unit started last.
+    cachelib names files after the session key only (Django's file engine
+    after the cookie name and the key), so the sites read, rewrite and expire
+    each other's sessions; each site's cleanup removes the other's files with
+    its own lifetime, and one app's user may appear logged in on the other.
+    systemd also gives the folder to whichever unit started last.
 
     ## Example
     ```yaml
@@ -30,13 +32,12 @@ class SharedSessionDirectory(CollisionRule):
     code = "DG906"
     name = "shared-session-directory"
     severity = "error"
-    kinds = frozenset({"flask"})  # its keys are Flask\'s and SQLAlchemy\'s
-    reads_site_file = True
+    concepts = ("session.directory",)
     summary = "two sites with the same filesystem session directory"
     what = "session directory"
     consequence = "the sites read, overwrite and expire each other's sessions"
 
     def claims(self, site):
-        if "flask.SESSION_FILE_DIR" in site.effective:
-            setting = site.effective["flask.SESSION_FILE_DIR"]
+        setting = site.concept("session.directory")
+        if setting is not None:
             yield setting.value, setting.key, setting.provenance.location

@@ -62,16 +62,16 @@ class SharedSecretsFile(CollisionRule):
     code = "DG907"
     name = "shared-secrets-file"
     severity = "error"
-    reads_site_file = True
     summary = "two sites with the same secrets file, or one in another site's folder"
+    keys = (KEY,)
     what = "secrets file"
     consequence = ("each app gets the other's FLASK_SECRET_KEY and DATABASE_URL: either can sign the other's "
                    "sessions and reach the other's database")
 
     def claims(self, site: SiteContext):
-        path = site.loaded.site.app.secrets_file
-        if path is not None:
-            yield path, KEY, site.loaded.locate("app", "secrets_file")
+        files = site.effective[KEY]
+        for index, path in enumerate(files.value or ()):
+            yield path, KEY, files.provenance.item(index)
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         yield from super().check_all(sites)

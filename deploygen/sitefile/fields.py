@@ -391,5 +391,7 @@ def _at_most_a_year(value: Duration) -> Duration:
 
 Span = Annotated[Duration, AfterValidator(_positive), AfterValidator(_at_most_a_year)]
 Seconds = Annotated[Span, AfterValidator(_whole_seconds)]
+# A duration where 0 is a value, not "off": Django's CONN_MAX_AGE = 0 closes after each request.
+SecondsOrZero = Annotated[Duration, AfterValidator(_at_most_a_year), AfterValidator(_whole_seconds)]
 PgSpan = Annotated[Span, AfterValidator(_postgres_range)]
 CleanupInterval = Annotated[Span, AfterValidator(_divides_hour_or_day)]

@@ -169,6 +169,8 @@ class Database(Strict):
         description="the PostgreSQL server; sites naming the same host share its connections",
         examples=["localhost", "10.0.0.5", "/var/run/postgresql"],
     )
+    port: int | None = Field(
+        None, ge=1, le=65_535, description="the server's port; unset: libpq's default (PGPORT, else 5432)")
     max_connections: int = Field(100, ge=1, le=262_143, description="the server's max_connections")
     superuser_reserved_connections: int = Field(
         3, ge=0, le=262_143, description="the server's; slots applications cannot use"
@@ -201,6 +203,7 @@ class SessionRedis(Strict):
 class Cleanup(Strict):
     """The timer that removes expired server-side sessions."""
 
+    enabled: bool = Field(True, description="false: no timer (expired sessions stay stored: DG512)")
     every: CleanupInterval | None = Field(None, description="how often; must divide an hour or a day",
                                           examples=["15m", "1h"])
     command: Command | None = Field(

@@ -12,6 +12,7 @@ class DjangoKind(Kind):
     name = "django"
     site_model = DjangoSite
     concepts = {
+        "session.store": "django.SESSION_ENGINE",
         "session.lifetime": "django.SESSION_COOKIE_AGE",
         "session.refresh_each_request": "django.SESSION_SAVE_EVERY_REQUEST",
         "session.directory": "django.SESSION_FILE_PATH",

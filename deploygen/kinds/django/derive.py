@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deploygen.derive.cleanup import derive_cleanup
+from deploygen.derive.cleanup import derive_cleanup, derive_wanted
 from deploygen.derive.postgres import connection_recycle
 from deploygen.sitefile.duration import Duration
 
@@ -90,10 +90,13 @@ def derive_django(d: Deriver, tls: bool) -> None:
           )
     d.put("django.DEBUG", None, ("django",), lambda: False, "false: never a debug page in production")
     # -- hosts and the proxy in front --------------------------------------------
+    # nginx's `*.example.com` is `.example.com` to Django, which never matches a `*.` entry.
     hosts = d.put("django.ALLOWED_HOSTS", dj.ALLOWED_HOSTS, ("django", "ALLOWED_HOSTS"),
-                  lambda: list(site.domains), "= domains: any other Host is a 400")
+                  lambda: [h[1:] if h.startswith("*.") else h for h in site.domains],
+                  "= domains (*.x as .x): any other Host is a 400")
     scheme = "https" if tls else "http"
-    d.put("django.CSRF_TRUSTED_ORIGINS", None, ("domains",), lambda: [f"{scheme}://{h}" for h in hosts],
+    d.put("django.CSRF_TRUSTED_ORIGINS", None, ("domains",),
+          lambda: [f"{scheme}://{'*' + h if h.startswith('.') else h}" for h in hosts],
           f"{scheme}://ALLOWED_HOSTS: origins need their scheme", "django.ALLOWED_HOSTS")
     d.put("django.USE_X_FORWARDED_HOST", dj.USE_X_FORWARDED_HOST, ("django", "USE_X_FORWARDED_HOST"),
           lambda: False, "false (Django's default): nginx passes the client's Host as it is")
@@ -172,5 +175,9 @@ def derive_django(d: Deriver, tls: bool) -> None:
                           "deploygen.store")
         d.put("systemd.StateDirectory", None, ("session", "directory"),
               lambda: directory[len("/var/lib/"):], "the sessions' folder under /var/lib", "django.SESSION_FILE_PATH")
+    from deploygen.kinds.django.files import cleanup_command
+
     if short in NEEDS_CLEANUP or s.cleanup.command is not None:
+        derive_wanted(d)
+    if cleanup_command(site) is not None:
         derive_cleanup(d, "django.SESSION_COOKIE_AGE")

@@ -26,6 +26,8 @@ def manage_py(site) -> str:
 def cleanup_command(site) -> str | None:
     """clearsessions for the engines that keep expired sessions stored (db, cached_db, file)."""
     s = site.session
+    if not s.cleanup.enabled:
+        return None  # the site said no timer (DG512 says what that costs)
     if s.cleanup.command is not None:
         return s.cleanup.command
     if engine(site) in NEEDS_CLEANUP:

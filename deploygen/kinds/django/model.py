@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from deploygen.sitefile.fields import AbsPath, HostName, PythonModule, Seconds
+from deploygen.sitefile.fields import AbsPath, HostName, PythonModule, Seconds, SecondsOrZero
 from deploygen.sitefile.model import GunicornApp, SessionBase, SiteBase, Strict
 
 
@@ -59,7 +59,7 @@ class DjangoSection(Strict):
     SECURE_HSTS_SECONDS: Seconds | None = Field(None, description="default: 1y with tls, off without")
     SECURE_HSTS_INCLUDE_SUBDOMAINS: bool | None = None
     SECURE_HSTS_PRELOAD: bool | None = None
-    CONN_MAX_AGE: Seconds | None = Field(
+    CONN_MAX_AGE: SecondsOrZero | None = Field(
         None, description="how long a connection is kept between requests; default: database.pool.recycle's")
     pool: bool = Field(False, description="Django 5.1+'s psycopg pool (OPTIONS['pool']); needs psycopg_pool")
     cache: Literal["redis", "locmem"] | None = Field(

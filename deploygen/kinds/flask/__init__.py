@@ -14,6 +14,7 @@ class FlaskKind(Kind):
     site_model = FlaskSite
     app_snippet = "app.config.from_prefixed_env()"
     concepts = {
+        "session.store": "flask.SESSION_TYPE",
         "session.lifetime": "flask.PERMANENT_SESSION_LIFETIME",
         "session.idle_timeout": "flask.SESSION_IDLE_TIMEOUT",
         "session.refresh_each_request": "flask.SESSION_REFRESH_EACH_REQUEST",

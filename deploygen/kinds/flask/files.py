@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from deploygen.derive.catalogue import CATALOGUE
 from deploygen.derive.settings import Effective
 from deploygen.render.layout import Target
 from deploygen.sitefile.duration import Duration
@@ -21,6 +22,8 @@ def targets(site) -> list[Target]:
 def cleanup_command(site) -> str | None:
     """Files on disk need a timer to remove expired sessions; so does a store given a command."""
     s = site.session
+    if not s.cleanup.enabled:
+        return None  # the site said no timer (DG512 says what that costs)
     if s.cleanup.command is not None:
         return s.cleanup.command
     if s.store == "filesystem":
@@ -31,7 +34,7 @@ def cleanup_command(site) -> str | None:
 def context(eff: Effective, notes: dict[str, dict[str, str]]) -> dict:
     values = {"flask": {}, "sqlalchemy": {}}
     for s in eff:
-        if s.layer in values:
+        if s.layer in values and not CATALOGUE[s.key].fact:  # facts about the site are no Flask config
             values[s.layer][s.key.split(".", 1)[1]] = s.value
     return {"variables": _flask_variables(values, notes),
             "session_dir": values["flask"].get("SESSION_FILE_DIR")}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deploygen.derive.cleanup import derive_cleanup
+from deploygen.derive.cleanup import derive_cleanup, derive_wanted
+from deploygen.kinds.flask.files import cleanup_command
 from deploygen.sitefile.duration import Duration
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def derive_sessions(d: Deriver, tls: bool) -> None:
     d.put("flask.SESSION_COOKIE_SAMESITE", c.samesite, ("session", "cookie", "samesite"),
           lambda: "Lax", "Lax: sent on top-level navigation, not on cross-site posts")
 
+    d.put("deploygen.permanent", s.permanent if d.loaded.written("session", "permanent") else None,
+          ("session", "permanent"), lambda: "always", "always: every session lasts its lifetime")
     if s.permanent == "remember-me":
         # Flask-Login's remember cookie revives a login after the session ended;
         # it gets the session cookie's lifetime and protections.
@@ -55,6 +58,8 @@ def derive_sessions(d: Deriver, tls: bool) -> None:
     if s.store != "cookie":
         _flask_session(d)
     if s.store == "filesystem" or s.cleanup.command is not None:
+        derive_wanted(d)
+    if cleanup_command(site) is not None:
         derive_cleanup(d, "flask.PERMANENT_SESSION_LIFETIME")
 
 

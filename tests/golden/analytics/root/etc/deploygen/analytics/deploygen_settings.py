@@ -10,7 +10,7 @@ DEBUG = False  # default: false
 SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
 
 # -- hosts and the proxy in front -------------------------------------------------
-ALLOWED_HOSTS = ["analytics.example.org"]  # default: = domains
+ALLOWED_HOSTS = ["analytics.example.org"]  # default: = domains (*.x as .x)
 CSRF_TRUSTED_ORIGINS = ["https://analytics.example.org"]  # derived: https://ALLOWED_HOSTS
 USE_X_FORWARDED_HOST = False  # default: false (Django's default)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # derived: the X-Forwarded-Proto nginx sets ($scheme)
