@@ -54,8 +54,9 @@ class Kind:
         """Rendered `EnvironmentFile=`s of the app's unit, before the secrets file."""
         return []
 
-    def cleanup_command(self, site: SiteBase) -> str | None:
-        """What the session cleanup timer runs, or None when the site needs no timer."""
+    def cleaner(self, site: SiteBase) -> str | None:
+        """The command that removes this kind's expired sessions, or None when its store needs none
+        (render.layout.cleanup_command puts the site's own command and `enabled` first)."""
         return None
 
     def connections_per_process(self, site: SiteContext) -> tuple[int, list[Setting]] | None:

@@ -58,10 +58,17 @@ def installed_manifest(site: SiteBase) -> str:
 
 
 def cleanup_command(site: SiteBase) -> str | None:
-    """What the session cleanup timer runs (its kind says), or None: no timer."""
+    """What the session cleanup timer runs, or None: no timer. The site's own command, else
+    its kind's cleaner; `session.cleanup.enabled: false` turns the timer off (DG512 says what
+    that costs)."""
     from deploygen.kinds import kind_of
 
-    return kind_of(site).cleanup_command(site)
+    session = getattr(site, "session", None)
+    if session is None or not session.cleanup.enabled:
+        return None
+    if session.cleanup.command is not None:
+        return session.cleanup.command
+    return kind_of(site).cleaner(site)
 
 
 def has_cleanup(site: SiteBase) -> bool:

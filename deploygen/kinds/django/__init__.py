@@ -43,8 +43,8 @@ class DjangoKind(Kind):
     def environment(self, site, eff):
         return files.environment(site, eff.value("django.DJANGO_SETTINGS_MODULE"))
 
-    def cleanup_command(self, site):
-        return files.cleanup_command(site)
+    def cleaner(self, site):
+        return files.cleaner(site)
 
     def connections_per_process(self, site):
         eff = site.effective

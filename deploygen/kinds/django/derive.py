@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deploygen.derive.cleanup import derive_cleanup, derive_wanted
+from deploygen.render.layout import has_cleanup
 from deploygen.derive.postgres import connection_recycle
 from deploygen.sitefile.duration import Duration
 
@@ -175,9 +176,7 @@ def derive_django(d: Deriver, tls: bool) -> None:
                           "deploygen.store")
         d.put("systemd.StateDirectory", None, ("session", "directory"),
               lambda: directory[len("/var/lib/"):], "the sessions' folder under /var/lib", "django.SESSION_FILE_PATH")
-    from deploygen.kinds.django.files import cleanup_command
-
     if short in NEEDS_CLEANUP or s.cleanup.command is not None:
         derive_wanted(d)
-    if cleanup_command(site) is not None:
+    if has_cleanup(site):
         derive_cleanup(d, "django.SESSION_COOKIE_AGE")

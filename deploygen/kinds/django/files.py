@@ -23,13 +23,8 @@ def manage_py(site) -> str:
     return site.django.manage_py or f"{site.app.root}/manage.py"
 
 
-def cleanup_command(site) -> str | None:
+def cleaner(site) -> str | None:
     """clearsessions for the engines that keep expired sessions stored (db, cached_db, file)."""
-    s = site.session
-    if not s.cleanup.enabled:
-        return None  # the site said no timer (DG512 says what that costs)
-    if s.cleanup.command is not None:
-        return s.cleanup.command
     if engine(site) in NEEDS_CLEANUP:
         return f"{site.app.venv}/bin/python {manage_py(site)} clearsessions"
     return None

@@ -47,8 +47,8 @@ class FlaskKind(Kind):
     def environment_files(self, site, paths):
         return [paths["flask-env"]]
 
-    def cleanup_command(self, site):
-        return files.cleanup_command(site)
+    def cleaner(self, site):
+        return files.cleaner(site)
 
     def connections_per_process(self, site):
         eff = site.effective

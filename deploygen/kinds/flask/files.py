@@ -19,14 +19,9 @@ def targets(site) -> list[Target]:
     return found
 
 
-def cleanup_command(site) -> str | None:
-    """Files on disk need a timer to remove expired sessions; so does a store given a command."""
-    s = site.session
-    if not s.cleanup.enabled:
-        return None  # the site said no timer (DG512 says what that costs)
-    if s.cleanup.command is not None:
-        return s.cleanup.command
-    if s.store == "filesystem":
+def cleaner(site) -> str | None:
+    """Files on disk need a timer to remove expired sessions: the rendered cleaner."""
+    if site.session.store == "filesystem":
         return f"{site.app.venv}/bin/python /etc/deploygen/{site.name}/session_cleanup.py"
     return None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deploygen.derive.cleanup import derive_cleanup, derive_wanted
-from deploygen.kinds.flask.files import cleanup_command
+from deploygen.render.layout import has_cleanup
 from deploygen.sitefile.duration import Duration
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def derive_sessions(d: Deriver, tls: bool) -> None:
         _flask_session(d)
     if s.store == "filesystem" or s.cleanup.command is not None:
         derive_wanted(d)
-    if cleanup_command(site) is not None:
+    if has_cleanup(site):
         derive_cleanup(d, "flask.PERMANENT_SESSION_LIFETIME")
 
 
