@@ -1,6 +1,6 @@
 """deploygen against its peers on the same templates and data; prints one table.
 
-    python bench/render.py [--sites 1000,2000] [--small 2] [--runs 7] [--no-peers]
+    python bench/render.py [--sites 1000,2000] [--django 1000] [--small 2] [--runs 7] [--no-peers]
 
 Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm
 (the two sub-second rows run five times per round, alternating):
@@ -9,6 +9,9 @@ Rows, each a fresh process (or shell loop) writing to a fresh folder on /dev/shm
   and `deploygen validate sites/` on the two shipped sites;
 - `deploygen render` of N generated sites (bench/generate.py) for each N in --sites, and of the
   smallest N with `-j 1`: the same work in one process instead of one per core;
+- `deploygen render` of --django generated Django sites (`generate.py --framework django`:
+  5 to 7 files each, the settings module and clearsessions' timer), and `deploygen validate`
+  of as many Flask and Django sites: what a site of each kind costs before anything is rendered;
 - the plain peer (bench/peers/plain.py: PyYAML CSafeLoader + pydantic + Jinja2) on the largest N,
   and the same script reading the data as JSON (what templates, pydantic and writes cost alone);
 - a shell loop of jinja2-cli, one process per file, and ansible-playbook's template module,
@@ -163,6 +166,7 @@ def identical(peer_out: Path, deploygen_out: Path, sites: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sites", default="1000,2000", help="comma-separated site counts for deploygen")
+    parser.add_argument("--django", type=int, default=1000, help="Django sites for deploygen (0: none)")
     parser.add_argument("--small", type=int, default=2, help="sites for jinja2-cli and ansible")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--no-peers", action="store_true", help="deploygen rows only")
@@ -180,6 +184,14 @@ def main() -> None:
         for n in sorted({*counts, args.small}):
             site_dirs[n] = scratch / f"sites{n}"
             subprocess.run([py, str(HERE / "generate.py"), str(n), str(site_dirs[n])], check=True)
+        if args.django:
+            site_dirs["django"] = scratch / f"django{args.django}"
+            subprocess.run([py, str(HERE / "generate.py"), str(args.django), str(site_dirs["django"]),
+                            "--framework", "django"], check=True)
+            if args.django not in site_dirs:
+                site_dirs[args.django] = scratch / f"sites{args.django}"
+                subprocess.run([py, str(HERE / "generate.py"), str(args.django), str(site_dirs[args.django])],
+                               check=True)
         rows = [
             Row("python -c 'import yaml, click, pydantic'", 0,
                 [py, "-c", "import yaml, click; from pydantic import BaseModel"], repeat=5),
@@ -192,6 +204,15 @@ def main() -> None:
         rows.append(Row("deploygen render -j 1 (one process)", counts[0],
                         [py, "-m", "deploygen", "render", "-j", "1", str(site_dirs[counts[0]]),
                          "-o", str(out("deploygen-j1"))], counts[0] * FILES_PER_SITE, "deploygen-j1"))
+        if args.django:
+            n = args.django
+            rows.append(Row(DJANGO_RENDER, n, [py, "-m", "deploygen", "render", str(site_dirs["django"]),
+                                               "-o", str(out("django"))],
+                            rendered_files(py, site_dirs["django"], scratch / "django-count"), "django"))
+            rows.append(Row("deploygen validate, flask sites", n,
+                            [py, "-m", "deploygen", "validate", str(site_dirs[n])]))
+            rows.append(Row("deploygen validate, django sites", n,
+                            [py, "-m", "deploygen", "validate", str(site_dirs["django"])]))
         checks = []
         if not args.no_peers:
             big, small = counts[-1], args.small
@@ -247,6 +268,21 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+DJANGO_RENDER = "deploygen render, django sites"
+
+
+def rendered_files(py: str, sites: Path, scratch: Path) -> int:
+    """How many files a render of `sites` writes (manifests not counted), from one render's manifests."""
+    import json
+
+    subprocess.run([py, "-m", "deploygen", "render", str(sites), "-o", str(scratch)], check=True,
+                   stdout=subprocess.DEVNULL)
+    try:
+        return sum(len(json.loads(m.read_text())["files"]) for m in sorted(scratch.glob("*/manifest.json")))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def per_round(row: Row) -> list[float]:
     """The row's median wall time in each round (rows that repeat run several times a round)."""
     return [statistics.median(row.walls[i:i + row.repeat]) for i in range(0, len(row.walls), row.repeat)]
@@ -291,6 +327,24 @@ def report(rows: list[Row], counts: list[int], args, same: dict[str, str]) -> No
         memory = max(thousand.rss_kb, thousand.pss_kb or 0)
         goals.append((f"render 1000 sites peak memory = {memory / 1024:.0f} MB (largest process's RSS, or all "
                       "processes' PSS if more)", memory < 150 * 1024, "< 150 MB"))
+    if args.django:
+        django = by_tool[(DJANGO_RENDER, args.django)]
+        flask = by_tool.get(("deploygen render", args.django))
+        goals.append((f"render {args.django} django sites = {django.median:.2f}s median, "
+                       f"{min(django.walls):.2f}s fastest", django.median < 2, "< 2 s, as for flask"))
+        in_floors = paired(django, base)
+        goals.append((f"render {args.django} django sites = {in_floors:.1f}x the import floor, paired per round "
+                      f"({in_floors * REFERENCE_FLOOR:.2f}s where the floor takes {REFERENCE_FLOOR}s)",
+                      in_floors < 2 / REFERENCE_FLOOR, f"< {2 / REFERENCE_FLOOR:.1f}x: 2 s on the issue's machine"))
+        memory = max(django.rss_kb, django.pss_kb or 0)
+        goals.append((f"render {args.django} django sites peak memory = {memory / 1024:.0f} MB", memory < 150 * 1024,
+                      "< 150 MB"))
+        if flask is not None:
+            validate_ratio = paired(by_tool[("deploygen validate, django sites", args.django)],
+                                    by_tool[("deploygen validate, flask sites", args.django)])
+            print(f"\n{args.django} django sites against as many flask sites, paired per round: render "
+                  f"{paired(django, flask):.2f}x the wall time ({django.files / flask.files:.2f}x the files), "
+                  f"validate {validate_ratio:.2f}x")
     if len(counts) >= 2:
         small, large = counts[0], counts[-1]
         growth = paired(by_tool[("deploygen render", large)], by_tool[("deploygen render", small)])

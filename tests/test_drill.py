@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SITES, require_binary
+from conftest import REPO, SITES, merge, require_binary
 
 BEFORE_FIX = REPO / "tests" / "fixtures" / "dokon-before-fix.yaml"
 
@@ -144,3 +144,131 @@ def test_missing_program_is_named_with_how_to_install(tmp_path, make_site, monke
     result = cli("drill", make_site())
     assert result.exit_code == 2
     assert "deploygen drill needs nginx: install it with: apt-get install -y nginx postgresql" in result.stderr
+
+
+# -- Django (and the other kinds): the probe follows the site's kind --------------------------
+
+SCENARIOS = [
+    "request within the budget", "query longer than statement_timeout",
+    "Python work longer than the worker timeout", "lock wait longer than lock_timeout",
+    "transaction idle past idle_in_transaction_session_timeout", "session set by one worker, read by another",
+    "keepalive reuse under a short burst", "graceful reload (HUP)", "graceful stop (TERM)",
+]
+FIELDS = {"scenario", "expected_layer", "observed_layer", "status", "seconds", "verdict", "note"}
+
+
+def _require_module(name: str) -> None:
+    """A Python package the probe needs: a skip on a laptop, a failure under CI=true (as binaries)."""
+    import importlib.util
+
+    from conftest import UNDER_CI
+
+    if importlib.util.find_spec(name) is None:
+        message = f"{name} is not installed (pip install -e '.[test]')"
+        if UNDER_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+DJANGO_SITE = {
+    "app": {"framework": "django", "wsgi": "shop.wsgi:application"},
+    "session": {"lifetime": None, "idle_timeout": "30m"},
+}
+
+
+def test_django_site_holds_its_chain(tmp_path):
+    """analytics (Django, sessions in PostgreSQL, sync workers): the Django probe runs under the rendered
+    deploygen_settings.py, and every layer gives up where the Flask probe's does."""
+    _require_module("django")
+    result = _drill(SITES / "analytics.yaml", tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcomes = json.loads(result.stdout)
+    assert [o["scenario"] for o in outcomes] == SCENARIOS
+    assert all(set(o) == FIELDS for o in outcomes)
+    assert {o["verdict"] for o in outcomes} == {"pass"}
+    by_name = {o["scenario"]: o for o in outcomes}
+    assert (by_name["request within the budget"]["observed_layer"], by_name["request within the budget"]["status"]) \
+        == ("app", 200)
+    query = by_name["query longer than statement_timeout"]
+    assert (query["observed_layer"], query["status"]) == ("postgres", 503)
+    assert by_name["lock wait longer than lock_timeout"]["observed_layer"] == "postgres"
+    # idle_in_transaction_session_timeout = min(60s, the budget) = gunicorn's timeout: the worker is killed
+    # while the probe sleeps in its transaction, before it could see PostgreSQL's 25P03.
+    idle = by_name["transaction idle past idle_in_transaction_session_timeout"]
+    assert (idle["expected_layer"], idle["observed_layer"], idle["status"]) == ("gunicorn", "gunicorn", 500)
+    worker = by_name["Python work longer than the worker timeout"]
+    assert (worker["observed_layer"], worker["status"], worker["note"]) == ("gunicorn", 500,
+                                                                            "gunicorn logged WORKER TIMEOUT")
+    # Django's db engine: the session one worker wrote is read by the others from PostgreSQL.
+    session = by_name["session set by one worker, read by another"]
+    assert session["note"].endswith("all saw one session") and not session["note"].startswith("1 of")
+    assert _ours(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_django_site_with_pool_threads_and_a_redis_cache(tmp_path, make_site):
+    """gthread workers, Django's psycopg pool, cached_db sessions on a Redis the drill starts, a 300 s budget
+    and a database.port: the worker timeout bounds nothing (nginx answers), PostgreSQL cancels the query, the
+    lock wait and the idle transaction (25P03, through the pool's connection), every worker sees one session."""
+    _require_module("django")
+    _require_module("psycopg_pool")
+    _require_module("redis")
+    require_binary("redis-server")
+    site = make_site(merge(DJANGO_SITE, {
+        "server": {"workers": 2, "worker_class": "gthread", "threads": 2}, "timeouts": {"request": "300s"},
+        "database": {"port": 6432},  # the server's: the drill's copy names its own cluster's instead
+        "session": {"store": "cached_db"}, "django": {"pool": True}}))
+    result = _drill(site, tmp_path, "--format", "text")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "drill of shop: every duration scaled by 1/75 (0.01333x); layers named by who gave up first"
+    assert lines[-1] == "9 passed, 0 failed"
+    rows = {line[:59].rstrip(): line[59:].split() for line in lines[3:-2]}
+    assert list(rows) == SCENARIOS
+    assert rows["Python work longer than the worker timeout"][:3] == ["nginx", "nginx", "504"]
+    for scenario in ("query longer than statement_timeout", "lock wait longer than lock_timeout",
+                     "transaction idle past idle_in_transaction_session_timeout"):
+        assert rows[scenario][:3] == ["postgres", "postgres", "503"], scenario
+    assert "2 of 2 workers answered, all saw one session" in lines[3 + SCENARIOS.index(
+        "session set by one worker, read by another")]
+    assert _ours(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["shop.yaml"]
+
+
+def test_django_sessions_in_each_workers_memory_are_lost_as_dg511_says(tmp_path, make_site):
+    """The cache engine on LocMemCache with 3 workers: DG511's error, and the drill sees it happen (exit 1)."""
+    _require_module("django")
+    site = make_site(merge(DJANGO_SITE, {"session": {"store": "cache"}, "django": {"cache": "locmem"}}))
+    result = _drill(site, tmp_path)
+    assert "DG511 error" in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    outcomes = {o["scenario"]: o for o in json.loads(result.stdout)}
+    session = outcomes.pop("session set by one worker, read by another")
+    assert session["verdict"] == "fail" and session["observed_layer"] != "app", session
+    assert {o["verdict"] for o in outcomes.values()} == {"pass"}
+    assert _ours(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["shop.yaml"]
+
+
+def test_wsgi_site_is_drilled_with_the_flask_probe(tmp_path, make_site):
+    """A plain WSGI site has no framework settings: the Flask probe, a WSGI app like any, stands in for it."""
+    site = make_site({"app": {"framework": "wsgi"}, "session": None})
+    result = _drill(site, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    outcomes = json.loads(result.stdout)
+    assert [o["scenario"] for o in outcomes] == SCENARIOS and {o["verdict"] for o in outcomes} == {"pass"}
+    assert _ours(tmp_path) == []
+
+
+def test_asgi_site_is_refused_in_one_line(tmp_path, make_site):
+    site = make_site({"app": {"framework": "asgi", "wsgi": "shop.asgi:application"}, "session": None})
+    result = _drill(site, tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (f"{site}: deploygen drill needs a probe for asgi sites, and has one "
+                                              "for django, flask, wsgi only")
+    assert "Traceback" not in result.stderr
+    assert _ours(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["shop.yaml"]
+
+
+def test_missing_django_is_named_with_how_to_install(make_site, monkeypatch, cli):
+    monkeypatch.setitem(sys.modules, "django", None)  # `import django` raises ImportError
+    result = cli("drill", make_site(DJANGO_SITE))
+    assert result.exit_code == 2
+    assert "deploygen drill needs Django: pip install 'deploygen[drill]'" in result.stderr

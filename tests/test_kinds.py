@@ -198,3 +198,20 @@ def test_django_connects_to_the_written_port_else_libpqs_default(port, line, tmp
     settings = (out / "analytics/root/etc/deploygen/analytics/deploygen_settings.py").read_text()
     ports = [x + "\n" for x in settings.splitlines() if '"PORT"' in x]
     assert ports == ([line] if line else [])
+
+
+def test_psycopg_pool_timeouts_keep_their_fractions(tmp_path, cli, monkeypatch):
+    """A 45 s budget derives a 4.5 s pool timeout: psycopg_pool takes seconds as a float."""
+    data = yaml.safe_load((SITES / "analytics.yaml").read_text())
+    data["timeouts"]["request"] = "45s"
+    data["django"] = {"pool": True}
+    out = tmp_path / "out"
+    result = cli("render", _write(tmp_path, data, "analytics.yaml"), "-o", out)
+    assert result.exit_code == 0, result.stderr
+    settings = (out / "analytics/root/etc/deploygen/analytics/deploygen_settings.py").read_text()
+    namespace: dict = {}
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "x" * 50)
+    exec(compile(settings, "deploygen_settings.py", "exec"), namespace)  # the module is plain literals
+    pool = namespace["DATABASES"]["default"]["OPTIONS"]["pool"]
+    assert pool == {"min_size": 1, "max_size": 1, "timeout": 4.5, "max_idle": 600, "max_lifetime": 1800}
+    assert namespace["DATABASES"]["default"]["CONN_MAX_AGE"] == 0

@@ -2,10 +2,12 @@
 
 Only what cannot run unprivileged on loopback changes: the bind becomes a
 free 127.0.0.1 port, TLS and static files are dropped (no certificate here),
-the app is the probe, the venv is this Python. Every duration of the
-effective settings is then multiplied by one factor, so the order of the
-layers is kept; gunicorn takes only whole seconds, so its values are rounded
-up, which can only widen the gaps to the layers outside it.
+the app is the probe, the venv is this Python, and the probe of the site's kind
+changes what it must (probes.py: a Django site's database host and settings
+module). Every duration of the effective settings is then multiplied by one
+factor, so the order of the layers is kept; gunicorn (and Django) take only
+whole seconds, so their values are rounded up, which can only widen the gaps
+to the layers outside them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from deploygen.derive import derive
+from deploygen.drill.probes import FLASK_PROBE, Probe
 from deploygen.sitefile.duration import Duration
 from deploygen.errors import DeploygenError
 from deploygen.sitefile.fields import Bind
@@ -45,14 +48,23 @@ def default_scale(effective: Effective) -> Fraction:
     return min(Fraction(1), Fraction(TARGET_WORKER_TIMEOUT.ms, timeout.ms))
 
 
+# The layers whose files take whole seconds only: gunicorn's config, and the Python literals of
+# Django's settings (SESSION_COOKIE_AGE, CONN_MAX_AGE, its psycopg pool's timeouts).
+WHOLE_SECONDS = ("gunicorn", "django", "psycopg_pool")
+# Layers where 0 is not a short time but a setting of its own, kept as it is: Django's
+# CONN_MAX_AGE = 0 closes the connection after each request (and is the only value Django
+# allows beside its pool).
+ZERO_KEPT = ("django", "psycopg_pool")
+
+
 def scaled(effective: Effective, factor: Fraction) -> Effective:
-    """Every duration times `factor`; gunicorn's rounded up to whole seconds."""
+    """Every duration times `factor`; those of WHOLE_SECONDS rounded up to whole seconds."""
     out: dict[str, Setting] = {}
     for setting in effective:
         value = setting.value
-        if isinstance(value, Duration):
+        if isinstance(value, Duration) and not (value.ms == 0 and setting.layer in ZERO_KEPT):
             value = Duration(max(1, int(value.ms * factor)))
-            if setting.layer == "gunicorn":
+            if setting.layer in WHOLE_SECONDS:
                 value = value.ceil_seconds()
         out[setting.key] = setting._replace(value=value)
     return Effective(out)
@@ -81,14 +93,17 @@ def _check_order(before: Effective, after: Effective, factor: Fraction) -> None:
             )
 
 
-def prepare(loaded: LoadedSite, probe_dir: Path, app_port: int, factor: Fraction | None) -> Prepared:
+def prepare(loaded: LoadedSite, probe_dir: Path, app_port: int, factor: Fraction | None,
+            probe: Probe = FLASK_PROBE, pg_port: int | None = None) -> Prepared:
+    """`pg_port`: where the drill's PostgreSQL listens, for a probe whose settings name it."""
     site = loaded.site
     app = site.app.model_copy(update={
-        "wsgi": "deploygen_probe:app", "root": str(probe_dir), "venv": str(Path(sys.prefix)),
+        "wsgi": probe.wsgi, "root": str(probe_dir), "venv": str(Path(sys.prefix)),
         "static": None, "secrets_file": None,
     })
     server = site.server.model_copy(update={"bind": Bind(host="127.0.0.1", port=app_port)})
-    local = site.model_copy(update={"app": app, "server": server, "tls": None})
+    local = site.model_copy(update={"app": app, "server": server, "tls": None,
+                                    **probe.local(site, probe_dir.parent, pg_port)})
     local_loaded = LoadedSite(loaded.file, local, loaded.document)
     effective = derive(local_loaded)
     factor = factor if factor is not None else default_scale(effective)

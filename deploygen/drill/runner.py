@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import tempfile
 import threading
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 
-from deploygen.audit.env_reader import env_lines
 from deploygen.drill.prepare import Prepared, prepare
+from deploygen.drill.probes import MODULE, probe_for, unit_environment
 from deploygen.drill.scenarios import ArbiterClock, Client, Outcome, first_to_fire, limits, observed
 from deploygen.drill.stack import Stack, check_programs, free_port, signals_held
 from deploygen.drill.sweeper import remove_folder
@@ -25,8 +24,6 @@ from deploygen.drill.sweeper import Sweeper
 from deploygen.sitefile.duration import Duration
 from deploygen.errors import DeploygenError
 from deploygen.sitefile.load import LoadedSite
-
-PROBE = Path(__file__).with_name("probe.py")
 
 
 @dataclass
@@ -44,7 +41,8 @@ def run_drill(loaded: LoadedSite, scale: Fraction | None = None) -> DrillReport:
     """Start the site's stack in a temp folder, run every scenario, stop everything."""
     if loaded.site.database is None:
         raise DeploygenError(f"{loaded.file}: deploygen drill needs a site with a database")
-    programs = check_programs()
+    probe = probe_for(loaded.site, loaded.file)
+    programs = check_programs(*probe.requires(loaded.site))
     folder = stack = sweeper = None
     try:
         with signals_held():  # so that an interruption finds each recorded, or not made
@@ -57,20 +55,24 @@ def run_drill(loaded: LoadedSite, scale: Fraction | None = None) -> DrillReport:
         state = folder / "state"
         probe_dir.mkdir()
         state.mkdir()
-        (probe_dir / "deploygen_probe.py").write_text(PROBE.read_text())
-        prepared = prepare(loaded, probe_dir, free_port(), scale)
+        (probe_dir / f"{MODULE}.py").write_text(Path(__file__).with_name(probe.source).read_text())
+        prepared = prepare(loaded, probe_dir, free_port(), scale, probe, stack.pg_port)
+        host = probe.host_for(prepared)
         files = _write(prepared, folder / "render")
         db = loaded.site.database
         url = stack.start_postgres(db.role, db.name, files["postgres-sql"])
-        rendered_env = {key: value for _, key, value in env_lines(str(files["flask-env"]))}
-        env = {**os.environ, **rendered_env, "DATABASE_URL": url,
-               "FLASK_SECRET_KEY": json.dumps(secrets.token_hex(16)), "DRILL_STATE_DIR": str(state)}
+        # The unit's environment, then what the secrets file holds on the server: the probe's
+        # secret key, and where the drill's PostgreSQL listens (DATABASE_URL; libpq's PGPORT).
+        env = {**os.environ, **unit_environment(prepared.rendered, folder / "render"), "DATABASE_URL": url,
+               "PGPORT": str(stack.pg_port), **probe.environment(prepared), "DRILL_STATE_DIR": str(state)}
         config = files["gunicorn-config"]
         # Loopback copy only: the control socket goes to the temp folder, not /run.
         config.write_text(config.read_text() + f'control_socket = "{folder}/gunicorn.ctl"\n')
+        probe.before_start(stack, env, probe_dir, prepared)
         stack.start_gunicorn(config, probe_dir, env, prepared.app_port)
+        probe.ready(stack, prepared.app_port, host)
         stack.start_nginx(files["nginx-site"])
-        outcomes = _Scenarios(prepared, stack, state, stack.superuser_url(db.name)).run()
+        outcomes = _Scenarios(prepared, stack, state, stack.superuser_url(db.name), host).run()
     finally:
         # Servers first: they write into the folder until they are gone.
         with signals_held():
@@ -94,12 +96,13 @@ def _write(prepared: Prepared, folder: Path) -> dict[str, Path]:
 
 
 class _Scenarios:
-    def __init__(self, prepared: Prepared, stack: Stack, state: Path, superuser_url: str) -> None:
+    def __init__(self, prepared: Prepared, stack: Stack, state: Path, superuser_url: str, host: str) -> None:
         self.eff = prepared.effective
         self.stack = stack
         self.state = state
         self.superuser_url = superuser_url
-        self.client = Client(stack.nginx_port)
+        self.host = host
+        self.client = Client(stack.nginx_port, host)
         self.limits = limits(self.eff)
         self.read: Duration = self.eff.value("nginx.proxy_read_timeout")
         self.wait = self.read.ms / 1000 + 3
@@ -167,7 +170,7 @@ class _Scenarios:
 
     def session_across_workers(self) -> Outcome:
         """One login, then parallel requests: parallel, so that nginx spreads them over workers."""
-        client = Client(self.stack.nginx_port)
+        client = Client(self.stack.nginx_port, self.host)
         started = time.monotonic()
         status, body, _ = client.request("GET", "/session", self.wait)
         if status != 200:

@@ -74,14 +74,15 @@ def observed(status: int | None, body: bytes) -> str:
 class Client:
     """A plain HTTP client to nginx on loopback; cookies kept by name."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, host: str = "drill.invalid") -> None:
         self.port = port
+        self.host = host
         self.cookies: dict[str, str] = {}
 
     def request(self, method: str, path: str, timeout: float,
                 connection: http.client.HTTPConnection | None = None) -> tuple[int | None, bytes, float]:
         conn = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = {"Host": "drill.invalid"}
+        headers = {"Host": self.host}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if connection is None:

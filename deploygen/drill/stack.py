@@ -30,6 +30,7 @@ from deploygen.drill.sweeper import remove_folder
 from deploygen.errors import DeploygenError
 from deploygen.parent_death import die_with_parent
 from deploygen.render.site import quote_ident
+from deploygen.sitefile.duration import Duration
 
 # nginx's temp folders, moved into the drill's folder: the compiled-in ones need root.
 _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -42,6 +43,8 @@ _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # (SIGTERM would wait graceful_timeout for requests nobody is left to read); nginx's SIGTERM
 # is its fast shutdown, in which the master stops its workers.
 POSTGRES_STOP, GUNICORN_STOP, NGINX_STOP = signal.SIGQUIT, signal.SIGINT, signal.SIGTERM
+# Redis (a Django site's cache) saves nothing here (`--save ""`), so its SIGTERM shutdown is quick.
+REDIS_STOP = signal.SIGTERM
 # initdb removes the data folder it was creating on SIGTERM; psql just stops.
 TOOL_STOP = signal.SIGTERM
 
@@ -66,14 +69,22 @@ def _find(name: str, hint: str) -> str:
     return found
 
 
-def check_programs() -> dict[str, str]:
-    """Paths of nginx, initdb, postgres and psql, and that gunicorn and psycopg import."""
+# The Debian package of each further program a probe may need.
+_PACKAGES = {"redis-server": "redis-server"}
+
+
+def check_programs(packages: tuple[tuple[str, str], ...] = (("flask", "Flask"),),
+                   extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Paths of nginx, initdb, postgres and psql (and of `extra`), and that gunicorn, psycopg and
+    the probe's `packages` ((module, package) pairs) import."""
     apt = "install it with: apt-get install -y nginx postgresql"
     programs = {name: _find(name, apt) for name in ("nginx", "initdb", "psql")}
     # The server of initdb's own version, which is not on PATH on Debian (only the clients are).
     beside = Path(os.path.realpath(programs["initdb"])).with_name("postgres")
     programs["postgres"] = str(beside) if os.access(beside, os.X_OK) else _find("postgres", apt)
-    for module, package in (("gunicorn", "gunicorn"), ("psycopg", "psycopg[binary]"), ("flask", "Flask")):
+    for name in extra:
+        programs[name] = _find(name, f"install it with: apt-get install -y {_PACKAGES.get(name, name)}")
+    for module, package in (("gunicorn", "gunicorn"), ("psycopg", "psycopg[binary]"), *packages):
         try:
             __import__(module)
         except ImportError:
@@ -145,7 +156,7 @@ def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
 
 
 class Stack:
-    """PostgreSQL, gunicorn and nginx for one drill, in `folder`."""
+    """PostgreSQL, gunicorn and nginx for one drill, in `folder` (and Redis for a Django site's cache)."""
 
     def __init__(self, folder: Path, programs: dict[str, str], on_folder=None) -> None:
         """`on_folder` is told of each further folder made (the sweeper removes it if the drill is killed)."""
@@ -211,6 +222,10 @@ class Stack:
             raise DeploygenError(f"{' '.join(args)} failed: {stderr.strip() or stdout.strip()}")
         return stdout
 
+    def run(self, args: list[str], **kwargs) -> str:
+        """A short-lived program of the app's (Django's `migrate`) run to its end, as initdb is."""
+        return self._tool(args, **kwargs)
+
     # -- PostgreSQL --------------------------------------------------------
 
     def start_postgres(self, role: str, database: str, sql_file: Path) -> str:
@@ -262,6 +277,22 @@ class Stack:
 
     def superuser_url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{database}"
+
+    # -- Redis ----------------------------------------------------------------
+
+    def start_redis(self, timeout: Duration | None) -> str:
+        """A Redis on 127.0.0.1 that keeps nothing on disk; its URL. `timeout`: the server's
+        idle-client timeout (redis.timeout), in the whole seconds Redis takes, 0 for none."""
+        folder = self.folder / "redis"
+        folder.mkdir()
+        port = free_port()
+        seconds = 0 if timeout is None or timeout.ms == 0 else timeout.ceil_seconds().seconds
+        process = self._start([self.programs["redis-server"], "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", str(folder), "--daemonize", "no",
+                               "--timeout", str(seconds), "--logfile", str(folder / "redis.log")],
+                              REDIS_STOP, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(port, 20, process)
+        return f"redis://127.0.0.1:{port}/0"
 
     # -- gunicorn and nginx ---------------------------------------------------
 

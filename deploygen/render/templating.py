@@ -21,6 +21,11 @@ def templates_dir() -> Path:
     return packaged if packaged.is_dir() else _PACKAGE.parent / "templates"
 
 
+def _seconds(value: Duration) -> str:
+    """Seconds as a Python number, for settings that take fractions (psycopg_pool's timeouts)."""
+    return str(value.seconds) if value.is_whole_seconds else repr(value.ms / 1000)
+
+
 def _py(value: object) -> str:
     """A Python literal for gunicorn.conf.py; durations become whole seconds."""
     if isinstance(value, Duration):
@@ -54,6 +59,7 @@ def environment() -> jinja2.Environment:
     env.filters["nginx"] = Duration.nginx
     env.filters["systemd"] = Duration.systemd
     env.filters["py"] = _py
+    env.filters["seconds"] = _seconds
     return env
 
 

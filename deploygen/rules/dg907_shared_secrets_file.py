@@ -76,21 +76,37 @@ class SharedSecretsFile(CollisionRule):
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         yield from super().check_all(sites)
         shared = Counter(value for site in sites for value, _, _ in self.claims(site))
+        # A path lies in at most one given folder, whose NAME is its next component: look the
+        # site up by name instead of trying every other site's folders (a 1,000-site render
+        # spent 3.7 s here).
+        by_name: dict[str, SiteContext] = {}
+        for other in sites:
+            by_name.setdefault(other.name, other)
         for site in sites:
             for path, key, location in self.claims(site):
                 if shared[path] > 1:
                     continue  # reported above, naming the other site
-                seen: set[str] = set()
-                for other in sites:
-                    if other.name == site.name or other.name in seen:
-                        continue  # a site's own folders; two sites of one name are DG901
-                    for folder, owner in _given_folders(other.name):
-                        if path.startswith(folder + "/"):
-                            seen.add(other.name)
-                            yield Finding(
-                                location.file, location.line, location.column, self.code, self.severity,
-                                site.name,
-                                f"secrets file {path} is in {folder}, which deploygen gives to {other.name} "
-                                f"({other.loaded.file}); {owner}: this site's unit loads whatever is there "
-                                f"as its FLASK_SECRET_KEY and DATABASE_URL",
-                                f"{key}={path} in {folder}", {key: path})
+                found = _owner(path, by_name)
+                if found is None or found[0].name == site.name:
+                    continue  # a site's own folders; two sites of one name are DG901
+                other, folder, owner = found
+                yield Finding(
+                    location.file, location.line, location.column, self.code, self.severity,
+                    site.name,
+                    f"secrets file {path} is in {folder}, which deploygen gives to {other.name} "
+                    f"({other.loaded.file}); {owner}: this site's unit loads whatever is there "
+                    f"as its FLASK_SECRET_KEY and DATABASE_URL",
+                    f"{key}={path} in {folder}", {key: path})
+
+
+def _owner(path: str, by_name: dict[str, SiteContext]) -> tuple[SiteContext, str, str] | None:
+    """The site whose given folder holds `path`, the folder, and who writes in it."""
+    for prefix in ("/etc/deploygen/", "/run/", "/var/lib/"):
+        if path.startswith(prefix):
+            name, slash, _ = path[len(prefix):].partition("/")
+            other = by_name.get(name) if slash else None
+            if other is not None:
+                for folder, owner in _given_folders(name):
+                    if folder == prefix + name:
+                        return other, folder, owner
+    return None
