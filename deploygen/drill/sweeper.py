@@ -8,9 +8,10 @@ drill's process group reaches it. It reads a pipe that only the drill holds open
 the pipe is the end of the drill, however the drill ended, with no pid to poll and none that
 could be reused. Then it waits for every process that works in those folders to be gone (each
 server is started in one, and its children inherit that), so as not to race a server still
-writing as it stops, and removes the folders. It kills nothing: the servers have their signal
-from the kernel, and whatever else works there (a shell someone cd'ed into it) is not ours;
-after GRACE seconds the folders go anyway. After a clean exit the drill has removed them
+writing as it stops, and removes the folders. It kills only what is the drill's own and still
+there after GRACE seconds (see _kill_the_drills_own): the servers have their signal from the
+kernel, and whatever else works there (a shell someone cd'ed into it) is not ours; after GRACE
+seconds the folders go anyway. After a clean exit the drill has removed them
 already and the sweeper has nothing to do.
 
 Run as `python -I sweeper.py`, folders on stdin, each ended by a NUL (a folder name may hold a
@@ -78,6 +79,25 @@ def _working_in(folders: list[str]) -> list[int]:
     return found
 
 
+def _kill_the_drills_own(folders: list[str]) -> None:
+    """SIGKILL what still works in the folders after GRACE and carries the drill's own
+    DRILL_STATE_DIR (gunicorn and its workers): a parent-death signal that came before the
+    arbiter could act on it was seen lost under load. A process without that mark is not ours
+    and is left alone."""
+    for pid in _working_in(folders):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+        except OSError:
+            continue
+        marks = [v[len(b"DRILL_STATE_DIR="):] for v in variables if v.startswith(b"DRILL_STATE_DIR=")]
+        if marks and _inside(os.fsdecode(marks[0]), folders):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def remove_folder(folder: str | os.PathLike, seconds: float = 5, pause: float = 0.05) -> None:
     """rmtree, retried: a process that was just killed may still have been creating files in it.
 
@@ -105,6 +125,7 @@ def sweep(folders: list[str]) -> None:
     deadline = time.monotonic() + GRACE
     while _working_in(folders) and time.monotonic() < deadline:
         time.sleep(0.1)
+    _kill_the_drills_own(folders)
     for folder in folders:
         remove_folder(folder, seconds=5, pause=0.1)
 
