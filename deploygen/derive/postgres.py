@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploygen.derive.deriver import Deriver, margin
+from deploygen.derive.deriver import SECOND, Deriver, margin
 from deploygen.sitefile.duration import Duration
 
 
@@ -50,8 +50,6 @@ def _derive_server(d: Deriver) -> None:
 def connection_recycle(d: Deriver, key: str, recycle: Duration | None) -> None:
     """How long the app may keep a connection (`key`, in the kind's own name): below
     PostgreSQL's idle_session_timeout when one is set, else below common NAT idle cuts."""
-    from deploygen.derive.deriver import SECOND
-
     idle_session = d.value("postgres.idle_session_timeout")
     if idle_session is not None:
         d.put(key, recycle, ("database", "pool", "recycle"),

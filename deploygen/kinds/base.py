@@ -42,8 +42,10 @@ class Kind:
         """The files only this kind renders (the common ones are render.layout's)."""
         return []
 
-    def context(self, loaded: LoadedSite, eff: Effective, paths: dict[str, str]) -> dict:
-        """What this kind's templates need beyond the common context."""
+    def context(self, loaded: LoadedSite, eff: Effective, paths: dict[str, str],
+                values: dict[str, dict], notes: dict[str, dict[str, str]]) -> dict:
+        """What this kind's templates need beyond the common context (`values` and `notes`: every
+        layer's values and provenance notes, as the common context has them)."""
         return {}
 
     def environment(self, site: SiteBase, eff: Effective) -> list[tuple[str, str]]:

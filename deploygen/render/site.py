@@ -100,16 +100,11 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
     }
     if site.database is not None:
         context.update(_sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"]))
-    context.update(kind.context(loaded, eff, paths))
+    context.update(kind.context(loaded, eff, paths, values, notes))
     if has_cleanup(site):
         context["cleanup_command"] = cleanup_command(site)
         context["cleanup_every"] = values.get("deploygen", {}).get("cleanup_every")
     return context
-
-
-def notes_by_layer(loaded: LoadedSite, eff: Effective) -> dict[str, dict[str, str]]:
-    """The provenance note of every value, `{layer: {name: note}}`, as rendered files show them."""
-    return eff.by_layer(PurePosixPath(loaded.file).name)[1]
 
 
 def quote_ident(name: str) -> str:

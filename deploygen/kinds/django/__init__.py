@@ -37,7 +37,7 @@ class DjangoKind(Kind):
     def targets(self, site):
         return files.targets(site)
 
-    def context(self, loaded, eff, paths):
+    def context(self, loaded, eff, paths, values, notes):
         return {"settings_module": files.MODULE}
 
     def environment(self, site, eff):

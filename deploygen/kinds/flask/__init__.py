@@ -39,10 +39,8 @@ class FlaskKind(Kind):
     def targets(self, site):
         return files.targets(site)
 
-    def context(self, loaded, eff, paths):
-        from deploygen.render.site import notes_by_layer
-
-        return files.context(eff, notes_by_layer(loaded, eff))
+    def context(self, loaded, eff, paths, values, notes):
+        return files.context(values, notes)
 
     def environment_files(self, site, paths):
         return [paths["flask-env"]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from deploygen.derive.catalogue import CATALOGUE
-from deploygen.derive.settings import Effective
 from deploygen.render.layout import Target
 from deploygen.sitefile.duration import Duration
 
@@ -26,11 +25,11 @@ def cleaner(site) -> str | None:
     return None
 
 
-def context(eff: Effective, notes: dict[str, dict[str, str]]) -> dict:
-    values = {"flask": {}, "sqlalchemy": {}}
-    for s in eff:
-        if s.layer in values and not CATALOGUE[s.key].fact:  # facts about the site are no Flask config
-            values[s.layer][s.key.split(".", 1)[1]] = s.value
+def context(values: dict[str, dict], notes: dict[str, dict[str, str]]) -> dict:
+    # Facts about the site (the catalogue's `fact` keys) are no Flask config.
+    values = {layer: {name: value for name, value in values.get(layer, {}).items()
+                      if not CATALOGUE[f"{layer}.{name}"].fact}
+              for layer in ("flask", "sqlalchemy")}
     return {"variables": _flask_variables(values, notes),
             "session_dir": values["flask"].get("SESSION_FILE_DIR")}
 
