@@ -215,3 +215,38 @@ def test_psycopg_pool_timeouts_keep_their_fractions(tmp_path, cli, monkeypatch):
     pool = namespace["DATABASES"]["default"]["OPTIONS"]["pool"]
     assert pool == {"min_size": 1, "max_size": 1, "timeout": 4.5, "max_idle": 600, "max_lifetime": 1800}
     assert namespace["DATABASES"]["default"]["CONN_MAX_AGE"] == 0
+
+
+@pytest.mark.parametrize(("app", "message"), [
+    (5, "app: Input should be a mapping whose framework is 'flask', 'django', 'wsgi' or 'asgi' (got 5)"),
+    ({"framework": None}, "app.framework: Input should be 'flask', 'django', 'wsgi' or 'asgi' (got None)"),
+])
+def test_an_app_without_a_kind_is_one_line_not_flasks_complaints(app, message, tmp_path, cli):
+    data = yaml.safe_load((SITES / "analytics.yaml").read_text())
+    data["app"] = app if not isinstance(app, dict) else {**data["app"], **app}
+    result = cli("validate", _write(tmp_path, data))
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()  # no session.store line from the Flask model read in its place
+    assert line.endswith(message)
+
+
+@pytest.mark.parametrize(("module", "why"), [
+    ("deploygen_settings", "is deploygen's part of the settings"),
+    ("import.settings", "'import' is a Python keyword"),
+])
+def test_a_settings_module_django_could_never_use_is_refused(module, why, tmp_path, cli):
+    data = yaml.safe_load((SITES / "analytics.yaml").read_text())
+    data["django"] = {"DJANGO_SETTINGS_MODULE": module}
+    result = cli("validate", _write(tmp_path, data))
+    assert result.exit_code == 2 and why in result.stderr
+
+
+@pytest.mark.parametrize(("wsgi", "module"), [("analytics.wsgi:application", "analytics.settings"),
+                                              ("wsgi:application", "settings"),
+                                              ("a.b.wsgi:application", "a.b.settings")])
+def test_the_settings_module_is_beside_the_wsgi_module(wsgi, module, tmp_path):
+    data = yaml.safe_load((SITES / "analytics.yaml").read_text())
+    data["app"]["wsgi"] = wsgi
+    loaded, problems = load_site(str(_write(tmp_path, data)))
+    assert not problems
+    assert derive(loaded).value("django.DJANGO_SETTINGS_MODULE") == module

@@ -134,6 +134,15 @@ PosixName = Annotated[
     ),
 ]
 
+def _no_keyword(value: str) -> str:
+    import keyword
+
+    bad = [part for part in value.split(".") if keyword.iskeyword(part)]
+    if bad:
+        raise _fail(f"{value!r}: {bad[0]!r} is a Python keyword, so no module of that name can be imported")
+    return value
+
+
 PythonModule = Annotated[
     str,
     Field(max_length=255),
@@ -142,6 +151,7 @@ PythonModule = Annotated[
         "Python module",
         "write a dotted module name, e.g. analytics.settings",
     ),
+    AfterValidator(_no_keyword),
 ]
 
 WsgiTarget = Annotated[

@@ -138,14 +138,20 @@ def _site_model(document: Document) -> tuple[type[SiteBase], Problem | None]:
     other problems are reported with the missing key."""
     from deploygen.kinds import KINDS
 
-    app = document.data.get("app") if isinstance(document.data, dict) else None
-    framework = app.get("framework") if isinstance(app, dict) else None
-    if framework is None:
-        return KINDS["flask"].site_model, None
-    if isinstance(framework, str) and framework in KINDS:
-        return KINDS[framework].site_model, None
     names = list(KINDS)
     expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+    data = document.data if isinstance(document.data, dict) else {}
+    app = data.get("app")
+    if "app" in data and not isinstance(app, dict):
+        # No kind to read the rest with: another kind's keys would be reported as wrong.
+        return KINDS["flask"].site_model, Problem(document.locate(("app",)), "app",
+                                                  f"Input should be a mapping whose framework is {expected} "
+                                                  f"(got {shown(app)})")
+    if app is None or "framework" not in app:
+        return KINDS["flask"].site_model, None
+    framework = app["framework"]
+    if isinstance(framework, str) and framework in KINDS:
+        return KINDS[framework].site_model, None
     return KINDS["flask"].site_model, Problem(document.locate(("app", "framework")), "app.framework",
                                               f"Input should be {expected} (got {shown(framework)})")
 

@@ -42,6 +42,12 @@ def engine(site) -> str:
     return SHARED_STORES.get(store, store)
 
 
+def _settings_beside(wsgi: str) -> str:
+    """`settings` in the wsgi module's package: analytics.wsgi -> analytics.settings, wsgi -> settings."""
+    package, _, _ = wsgi.split(":", 1)[0].rpartition(".")
+    return f"{package}.settings" if package else "settings"
+
+
 def derive_pool(d: Deriver) -> None:
     """Django keeps one connection per thread: CONN_MAX_AGE, or the 5.1+ psycopg pool."""
     site = d.loaded.site
@@ -86,7 +92,7 @@ def derive_django(d: Deriver, tls: bool) -> None:
     s = site.session
     c = s.cookie
     d.put("django.DJANGO_SETTINGS_MODULE", dj.DJANGO_SETTINGS_MODULE, ("django", "DJANGO_SETTINGS_MODULE"),
-          lambda: site.app.wsgi.split(":", 1)[0].rsplit(".", 1)[0] + ".settings",
+          lambda: _settings_beside(site.app.wsgi),
           "the wsgi module's package + .settings: with it unset, gunicorn would run the development settings",
           )
     d.put("django.DEBUG", None, ("django",), lambda: False, "false: never a debug page in production")

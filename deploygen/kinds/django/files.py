@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from deploygen.kinds.django.derive import NEEDS_CLEANUP, engine
-from deploygen.render.layout import Target
-
 # The module's name on the project's path: `from deploygen_settings import *` is the
 # last line of the project's settings (README, "Django").
-MODULE = "deploygen_settings"
+from deploygen.kinds.django.model import MODULE
+from deploygen.render.layout import Target
 
 
 def folder(site) -> str:

@@ -5,13 +5,24 @@ what only Django has; shared concepts (`session.*`, `database.pool.*`) stay wher
 every kind writes them.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from deploygen.sitefile.fields import AbsPath, HostName, PythonModule, Seconds, SecondsOrZero
 from deploygen.sitefile.model import GunicornApp, SessionBase, SiteBase, Strict
+
+
+# The module deploygen renders, imported last by the project's settings (files.py writes it).
+MODULE = "deploygen_settings"
+
+
+def _the_projects_own(value: str) -> str:
+    if value.split(".")[0] == MODULE:
+        raise PydanticCustomError("value", f"{value!r} is deploygen's part of the settings, imported last by "
+                                  "the project's own: name the project's settings (e.g. analytics.settings)")
+    return value
 
 
 class DjangoApp(GunicornApp):
@@ -47,7 +58,7 @@ class DjangoSession(SessionBase):
 class DjangoSection(Strict):
     """Settings only Django has, under Django's names; each is derived when left out."""
 
-    DJANGO_SETTINGS_MODULE: PythonModule | None = Field(
+    DJANGO_SETTINGS_MODULE: Annotated[PythonModule, AfterValidator(_the_projects_own)] | None = Field(
         None, description="the project's settings (they import deploygen's last); default: the wsgi "
         "module's package + .settings", examples=["analytics.settings"])
     manage_py: AbsPath | None = Field(None, description="the project's manage.py; default: app.root/manage.py")
