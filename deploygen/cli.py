@@ -288,11 +288,24 @@ def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, ro
         click.echo(f"deploygen: {command} needs --root or at least one of --nginx, --gunicorn, --unit, --sql, "
                    "--flask-env", err=True)
         sys.exit(2)
-    result = audit_root(root, role, database) if root else audit_files(
+    if root and (nginx or gunicorn or unit):
+        click.echo("deploygen: --root finds nginx, gunicorn and the units itself; name files with --nginx, "
+                   "--gunicorn, --unit without --root (--sql and --flask-env add to what --root reads)", err=True)
+        sys.exit(2)
+    result = audit_root(root, role, database, sql, flask_env) if root else audit_files(
         nginx, gunicorn, unit, sql, flask_env, role, database)
     if result.problems:
         _bad_input(InputError(result.problems), fmt)
     return result
+
+
+def _said(result) -> list[str]:
+    """What audit read and what it could not, one `read:` or `not read:` line each, values made printable."""
+    lines = [f"read: {note}" for note in result.notes]
+    lines += [f"not read: {line}" for layer in sorted(result.tree.unread) for line in result.tree.unread[layer]]
+    for app in result.apps:
+        lines += [f"{read.location}: {read.key}: could not be read: {read.unknown}" for read in app.unknown]
+    return [printable(line) for line in lines]
 
 
 @main.command()
@@ -307,17 +320,16 @@ def audit(fmt, **sources) -> None:
 
     result = _read_existing("audit", **sources, fmt=fmt)
     findings, skipped = audit_rules(result.apps)
-    # What was read, per layer: a clean report covers these files and no others.
-    for note in result.notes:
-        click.echo(f"read: {note}", err=True)
-    for app in result.apps:
-        for read in app.unknown:
-            click.echo(printable(f"{read.location}: {read.key}: could not be read: {read.unknown}"), err=True)
+    said = _said(result)
+    # What was read, per layer, and what was not: a clean report covers these files and no others.
+    for line in said:
+        click.echo(line, err=True)
     if fmt == "text":
         # Values read from a server reach the message: one line per finding, whatever they hold.
         click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
     else:
-        click.echo(format_findings(findings, fmt, skipped if fmt == "json" else ()), nl=False)
+        click.echo(format_findings(findings, fmt, skipped if fmt == "json" else (),
+                                   said if fmt == "json" else ()), nl=False)
     if fmt == "text" and findings:
         click.echo(summary(findings), err=True)
     if fmt == "text" and skipped:

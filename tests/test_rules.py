@@ -167,17 +167,27 @@ CROSS = {
 # fire them and that must not, run through `deploygen audit --nginx`.
 _UPSTREAM = "upstream app {{ server 127.0.0.1:8001; keepalive 16; }}\n"
 _SERVER = "server {{ listen 80; server_name shop.example.com; location / {{ proxy_pass http://app; {} }} }}\n"
+_TLS_SERVER = _SERVER.replace("listen 80;", "listen 443 ssl;")
 AUDIT_CASES = {
     "DG113": (
         [_UPSTREAM + _SERVER.format("proxy_set_header X-Forwarded-Proto $scheme;"),
-         _UPSTREAM + _SERVER.format("proxy_http_version 1.1; proxy_set_header X-Forwarded-Proto $scheme;")],
+         _UPSTREAM + _SERVER.format("proxy_http_version 1.1; proxy_set_header X-Forwarded-Proto $scheme;"),
+         _UPSTREAM + _SERVER.format("proxy_http_version 1.1; proxy_set_header Connection close; "
+                                    "proxy_set_header X-Forwarded-Proto $scheme;")],
         [_UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection ""; '
+                                    "proxy_set_header X-Forwarded-Proto $scheme;"),
+         # A websocket location's `Connection "upgrade"` keeps the connection: only `close` breaks keepalive.
+         _UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; '
+                                    'proxy_set_header Connection "upgrade"; proxy_set_header X-Forwarded-Proto $scheme;'),
+         _UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection $connection_upgrade; '
                                     "proxy_set_header X-Forwarded-Proto $scheme;")],
     ),
     "DG603": (
-        [_UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection "";')],
-        [_UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection ""; '
-                                    "proxy_set_header X-Forwarded-Proto $scheme;")],
+        [_UPSTREAM + _TLS_SERVER.format('proxy_http_version 1.1; proxy_set_header Connection "";')],
+        [_UPSTREAM + _TLS_SERVER.format('proxy_http_version 1.1; proxy_set_header Connection ""; '
+                                        "proxy_set_header X-Forwarded-Proto $scheme;"),
+         # No TLS listener: every request is plain HTTP, which is what the app assumes without the header.
+         _UPSTREAM + _SERVER.format('proxy_http_version 1.1; proxy_set_header Connection "";')],
     ),
 }
 
@@ -332,7 +342,7 @@ def test_audit_only_rule(code, cli, tmp_path):
         conf = tmp_path / f"site{index}.conf"
         conf.write_text(text.replace("{{", "{").replace("}}", "}"))
         result = cli("audit", "--nginx", conf, "--format", "json")
-        codes = [f["code"] for f in json.loads(result.stdout)]
+        codes = [f.get("code") for f in json.loads(result.stdout)]
         assert (code in codes) == (index < len(fire)), (code, text, codes)
 
 

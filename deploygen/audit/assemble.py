@@ -18,6 +18,7 @@ from typing import TypeVar
 from deploygen.audit.env_reader import read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
+from deploygen.audit.endpoint import from_bind
 from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_file, read_server_block
 from deploygen.audit.source import TooManyFiles, Tree, why
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
@@ -48,6 +49,12 @@ class AuditedApp:
     kind: str = "wsgi"
     # The file it was found by (its unit, else the first file named): where a skipped rule is noted.
     file: str = ""
+    # Its other locations that reach it (`/api/`, `/ws/`, another server block's): each audited
+    # with its own nginx settings.
+    locations: list[ProxiedServer] = field(default_factory=list)
+    # The layers whose files were read (`postgres` only when SQL was): a rule told so says
+    # "not read" where a site file's absence would mean "not set".
+    layers: frozenset[str] = frozenset()
 
 
 def _setting(read: ReadSetting) -> Setting:
@@ -77,9 +84,7 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
         reads["systemd.EnvironmentFile"] = ReadSetting("systemd.EnvironmentFile", [], Location(file, 1, 1),
                                                        default=True)
     if nginx is not None:
-        # Where the server block is: audit reads no line of its own for server_name.
-        reads["nginx.server_name"] = ReadSetting("nginx.server_name", list(nginx.server_names),
-                                                 Location(nginx.file, nginx.line, 1))
+        reads.update(_server_facts(nginx))
     if nginx is not None and "nginx.upstream.keepalive" not in reads:
         # proxy_pass straight to an address: nginx keeps no idle connections to it.
         where = reads["nginx.proxy_read_timeout"].location
@@ -101,8 +106,40 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
     # None stays: it is a layer's "unset" (no statement_timeout, no Connection header), which rules read.
     settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown}
     scope = (role, database) if sql is not None and role and database else None
-    kind = "flask" if flask_env_read or any(k.startswith("flask.") for k in flask or {}) else "wsgi"
-    return AuditedApp(name, Effective(settings), unknown, nginx, scope, kind, file)
+    layers = frozenset(layer for layer, read in (("nginx", nginx), ("systemd", unit), ("postgres", sql),
+                                                 ("flask", flask if flask_env_read or flask else None))
+                       if read is not None) | {"gunicorn"}
+    return AuditedApp(name, Effective(settings), unknown, nginx, scope, _kind(reads, flask_env_read), file,
+                      layers=layers)
+
+
+def _server_facts(nginx: ProxiedServer) -> dict[str, ReadSetting]:
+    """What the server block says beyond its directives: its names and whether it serves TLS,
+    both located at the block (audit reads no line of its own for them)."""
+    at = Location(nginx.file, nginx.line, 1)
+    return {"nginx.server_name": ReadSetting("nginx.server_name", list(nginx.server_names), at),
+            "deploygen.tls": ReadSetting("deploygen.tls", nginx.tls_listener, at)}
+
+
+# What a WSGI entry point of Django's `startproject` looks like: `mysite.wsgi:application`.
+_DJANGO_ENTRY = ("wsgi:application", ".wsgi")
+
+
+def _kind(reads: dict[str, ReadSetting], flask_env_read: bool) -> str:
+    """Which rules are about the app (deploygen.kinds): asgi for uvicorn's workers, django for
+    a Django entry point or DJANGO_SETTINGS_MODULE, flask for FLASK_* settings, else wsgi."""
+    worker = reads.get("gunicorn.worker_class")
+    if worker is not None and isinstance(worker.value, str) and "uvicorn" in worker.value.lower():
+        return "asgi"
+    entry = reads.get("gunicorn.wsgi_app")
+    environment = reads.get("systemd.Environment")
+    if entry is not None and isinstance(entry.value, str) and entry.value.endswith(_DJANGO_ENTRY) or \
+            environment is not None and isinstance(environment.value, dict) and \
+            "DJANGO_SETTINGS_MODULE" in environment.value:
+        return "django"
+    if flask_env_read or any(k.startswith("flask.") for k in reads):
+        return "flask"
+    return "wsgi"
 
 
 def _duration(read: ReadSetting, ms: float) -> ReadSetting:
@@ -122,6 +159,8 @@ class Audit:
     tree: Tree
     # One line per layer of each app: the files read, or why the layer's defaults were taken.
     notes: list[str] = field(default_factory=list)
+    # Under --root, the --sql and --flask-env files named on the command line (this machine's).
+    extra: tuple[str | None, str | None] = (None, None)
 
     def attempt(self, read: Callable[..., T], *args) -> T | None:
         """`read(*args)`, or None with its problems kept: one broken file does not hide the others'."""
@@ -162,21 +201,36 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     gunicorn_read = (result.attempt(read_gunicorn, config, None, tree) if config else None) \
         or gunicorn_defaults(unit or "gunicorn")
     servers = (result.attempt(read_nginx_file, nginx, tree) or []) if nginx else []
-    server = _proxying(servers, _bind(unit_read, gunicorn_read))
-    if nginx and not server and not any((gunicorn, unit, sql, flask_env)) and not result.problems:
+    linked = _link(servers, unit_read, gunicorn_read)
+    if nginx and not linked.server and not any((gunicorn, unit, sql, flask_env)) and not result.problems:
         result.problems.append(Problem(Location(printable(nginx), 1, 1), "nginx",
-                                       "no server block here proxies `location /` to an app: nothing was audited"))
+                                       "no server block here proxies to an app: nothing was audited"))
     sql_read = result.attempt(read_sql, sql, role or "", database or "", None, tree) if sql else None
     env_read = result.attempt(read_flask_env, flask_env, tree) if flask_env else None
+    server = linked.server
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
     first = next((f for f in (unit, config, nginx, sql, flask_env) if f), name)
-    app = assemble(name, gunicorn_read, server, unit_read, sql_read, env_read, role, database,
-                   flask_env_read=env_read is not None, file=first)
+    app = assemble(name, gunicorn_read, linked.server, unit_read if unit else None, sql_read, env_read, role,
+                   database, flask_env_read=env_read is not None, file=first)
+    app.locations = linked.extra
     result.apps.append(app)
     files = {"systemd": [unit, *dropins] if unit else [], "gunicorn": [config] if config else [],
              "flask": [flask_env] if flask_env else [], "postgres": [sql] if sql else []}
-    result.notes += _nginx_note(tree) + _layer_notes(app, files, bool(nginx))
+    result.notes += _nginx_note(tree) + _layer_notes(app, files, linked, bool(nginx))
     return result
+
+
+def _link(servers: list[ProxiedServer], unit: dict[str, ReadSetting], gunicorn: dict[str, ReadSetting]) -> Link:
+    """The app's server block by gunicorn's bind; when no file gave the bind (nginx named
+    alone), the one server block that proxies, said so."""
+    bind = unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]
+    proxying = [s for s in servers if s.locations]
+    if bind.default and len(proxying) == 1 and not link(servers, _bind(unit, gunicorn)).server:
+        server = proxying[0]
+        views = [server.to(loc) for loc in server.locations]
+        return Link(views[0], views[1:], f"{server.file}:{server.line} server block (gunicorn's bind not read: "
+                    "the one server block that proxies)")
+    return link(servers, _bind(unit, gunicorn))
 
 
 def _missing(named: ReadSetting, local: str) -> Problem:
@@ -184,17 +238,15 @@ def _missing(named: ReadSetting, local: str) -> Problem:
     return Problem(named.location, named.key, f"could not be read: {printable(local)}: No such file or directory")
 
 
-def _layer_notes(app: AuditedApp, files: dict[str, list[str]], nginx_read: bool) -> list[str]:
+def _layer_notes(app: AuditedApp, files: dict[str, list[str]], linked: Link, nginx_read: bool) -> list[str]:
     """`NAME: LAYER: what was read` for each layer, so that a clean audit says what it covered."""
     defaults = {"systemd": "no unit: systemd's defaults",
                 "gunicorn": "no config file: gunicorn's defaults"
                 + (" and ExecStart's flags" if files["systemd"] else ""),
                 "flask": "no env file: Flask's defaults", "postgres": "no SQL file: PostgreSQL's defaults"}
     notes = [f"{app.name}: {layer}: {', '.join(read) or defaults[layer]}" for layer, read in files.items()]
-    if app.nginx:
-        where = f"the server block at {app.nginx.file}:{app.nginx.line}"
-    elif nginx_read:
-        where = "no server block proxies to gunicorn's bind: its rules were skipped"
+    if app.nginx or nginx_read:
+        where = linked.note
     else:
         where = "no nginx configuration: its rules were skipped"
     notes.append(f"{app.name}: nginx: {where}")
@@ -202,35 +254,70 @@ def _layer_notes(app: AuditedApp, files: dict[str, list[str]], nginx_read: bool)
 
 
 def _read_nginx_root(result: Audit) -> list[ProxiedServer]:
-    """The server blocks of ROOT's nginx: nginx.conf with its includes, else each enabled site."""
+    """The server blocks of ROOT's nginx: nginx.conf with its includes; without one, what
+    Debian's and RHEL's nginx.conf include (sites-enabled/*, conf.d/*.conf), and only when
+    neither has a file, sites-available/* (said so: nginx serves none of them)."""
     tree = result.tree
     # Even a dangling link there is nginx's main file (and an error), not a reason to look elsewhere.
     if tree.has_entry("/etc/nginx/nginx.conf"):
         return result.attempt(read_nginx, "/etc/nginx/nginx.conf", tree) or []
     servers: list[ProxiedServer] = []
-    for folder in ("sites-enabled", "sites-available"):
-        for path in tree.glob(f"/etc/nginx/{folder}/*"):
-            servers += result.attempt(read_server_block, path, tree) or []
-        if servers:
-            break
+    files = tree.glob("/etc/nginx/conf.d/*.conf") + tree.glob("/etc/nginx/sites-enabled/*")
+    if not files:
+        files = tree.glob("/etc/nginx/sites-available/*")
+        if files:
+            tree.not_read("nginx", f"{printable(tree.local('/etc/nginx'))}: no nginx.conf and nothing in "
+                          "sites-enabled/ or conf.d/: read sites-available/, which nginx serves only once linked")
+    elif files:
+        tree.not_read("nginx", f"{printable(tree.local('/etc/nginx'))}: no nginx.conf: read conf.d/*.conf and "
+                      "sites-enabled/* as Debian's and RHEL's include them, with nginx's defaults for http {}")
+    for path in files:
+        servers += result.attempt(read_server_block, path, tree) or []
     return servers
 
 
 def _bind(unit: dict[str, ReadSetting], gunicorn: dict[str, ReadSetting]) -> str:
-    """gunicorn's bind: a flag on ExecStart beats the config file."""
+    """gunicorn's bind: a flag on ExecStart beats the config file. A relative socket path is
+    relative to where gunicorn runs: its `chdir`, else the unit's WorkingDirectory= (else /)."""
     value = (unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if value.startswith("unix:") and not value.startswith("unix:/"):
+        where = [r.value for r in (unit.get("gunicorn.chdir"), gunicorn.get("gunicorn.chdir"),
+                                   unit.get("systemd.WorkingDirectory")) if r is not None and isinstance(r.value, str)]
+        return "unix:" + os.path.normpath(os.path.join(where[0] if where else "/", value[len("unix:"):]))
+    return value
 
 
-def _proxying(servers: list[ProxiedServer], bind: str) -> ProxiedServer | None:
-    """The server block whose proxy_pass (or its upstream) reaches gunicorn's bind."""
-    target = bind.removeprefix("unix:")
+@dataclass
+class Link:
+    """The server block that reaches an app, its locations that do, and how audit chose it."""
+
+    server: ProxiedServer | None  # seen from the app's first location (`location /` when it is one)
+    extra: list[ProxiedServer]  # each other location that reaches the app, seen from it
+    note: str
+
+
+def link(servers: list[ProxiedServer], bind: str) -> Link:
+    """The server block whose locations reach gunicorn's bind (by address: `localhost:8000` is
+    `127.0.0.1:8000`, a bind on `0.0.0.0` takes both); a location that proxies elsewhere (a
+    Node frontend on `/`) is never the app's. `location /` first when it is one of them."""
+    target = from_bind(bind) if bind else None
+    if target is None:
+        return Link(None, [], f"gunicorn's bind {shown(bind)} is no address audit can match: nginx not linked")
+    matches: list[tuple[ProxiedServer, list[ProxiedLocation]]] = []
     for server in servers:
-        upstream = server.settings.get("nginx.upstream.server")
-        candidates = [server.upstream, *(upstream.value if upstream else [])]
-        if any(target in c for c in candidates):
-            return server
-    return servers[0] if len(servers) == 1 else None
+        reaching = [loc for loc in server.locations if any(t.reaches(target) for t in loc.targets)]
+        if reaching:
+            matches.append((server, reaching))
+    if not matches:
+        seen = sorted({str(t) for s in servers for loc in s.locations for t in loc.targets})
+        elsewhere = f" (they proxy to {', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''})" if seen else ""
+        return Link(None, [], f"no server block reaches {target}{elsewhere}: its rules were skipped")
+    notes = [f"{server.file}:{server.line} server block, "
+             + ", ".join(f"location {loc.path} -> {loc.proxy_pass}" for loc in reaching) for server, reaching in matches]
+    views = [server.to(loc) for server, reaching in matches for loc in reaching]
+    return Link(views[0], views[1:], "; ".join(notes))
 
 
 @dataclass(frozen=True)
@@ -246,6 +333,7 @@ class _Source:
     file: str
     kind: str
     site: _Named
+    layers: frozenset[str]  # whose files were read (SiteContext.has_read)
 
 
 def _context(app: AuditedApp):
@@ -256,15 +344,42 @@ def _context(app: AuditedApp):
     settings = {s.key: s for s in app.effective}
     settings["deploygen.name"] = Setting("deploygen.name", app.name,
                                          Provenance("written", "the unit's name", "", Location(file, 1, 1)))
-    return SiteContext(_Source(file, app.kind, _Named(app.name)), Effective(settings))
+    return SiteContext(_Source(file, app.kind, _Named(app.name), app.layers), Effective(settings))
 
 
 def audit_rules(apps: list[AuditedApp]):
     """(findings, skipped) of every rule on the apps, as `validate` runs them on site files:
-    a rule whose keys an app's files do not say is skipped for it, with the reason."""
+    a rule whose keys an app's files do not say is skipped for it, with the reason.
+
+    An app reached from several locations is audited from each: the rules that read nginx
+    run again with that location's settings (a `/api/` with its own proxy_read_timeout)."""
+    from deploygen.rules import RULES
+    from deploygen.rules.base import Rule
     from deploygen.rules.runner import run
 
-    return run([_context(app) for app in apps])
+    findings, skipped = run([_context(app) for app in apps])
+    # Rules of one site (not those that compare sites, which override check_all) that read nginx.
+    per_location = tuple(rule for rule in RULES if rule.check_all is Rule.check_all and any(
+        k.startswith("nginx.") or k == "deploygen.tls" for k in (*rule.keys, *rule.optional)))
+    views = [_context(replace(app, effective=_seen_from(app, server), nginx=server))
+             for app in apps for server in app.locations]
+    if views:
+        more, _ = run(views, per_location)
+        findings = sorted(set(findings) | set(more))
+    return findings, skipped
+
+
+def _seen_from(app: AuditedApp, server: ProxiedServer) -> Effective:
+    """The app's settings with one other location's nginx settings in place of its first's."""
+    settings = {s.key: s for s in app.effective if not s.key.startswith("nginx.")}
+    located = {**server.settings, **_server_facts(server)}
+    for key, read in located.items():
+        if not read.unknown:
+            settings[key] = _setting(read)
+    if "nginx.upstream.keepalive" not in located:
+        where = server.settings["nginx.proxy_read_timeout"].location
+        settings["nginx.upstream.keepalive"] = _setting(ReadSetting("nginx.upstream.keepalive", 0, where, default=True))
+    return Effective(dict(sorted(settings.items())))
 
 
 def check_audited(apps: list[AuditedApp]) -> list:
@@ -272,11 +387,15 @@ def check_audited(apps: list[AuditedApp]) -> list:
     return audit_rules(apps)[0]
 
 
-def audit_root(root: str, role: str | None = None, database: str | None = None) -> Audit:
+def audit_root(root: str, role: str | None = None, database: str | None = None, sql: str | None = None,
+               flask_env: str | None = None) -> Audit:
     """Every gunicorn unit under ROOT/etc/systemd/system, linked to its config, env files and nginx block.
 
-    Every path is ROOT's: resolved inside ROOT (`Tree`), never the auditing machine's."""
+    Every path is ROOT's: resolved inside ROOT (`Tree`), never the auditing machine's. `sql` and
+    `flask_env` are this machine's files (named on the command line) that apply to every app:
+    the SQL a team keeps beside its playbooks, an env file not copied with the tree."""
     result = Audit([], [], Tree(root))
+    result.extra = (sql, flask_env)
     tree = result.tree
     if not os.path.isdir(root):
         result.problems.append(Problem(Location(printable(root), 1, 1), "--root", "could not be read: not a folder"))
@@ -340,12 +459,16 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
             files["flask"].append(env_local)
         elif env_local:
             files["flask"].append(f"{env_local} (not there: skipped)")
+    if result.extra[1] is not None:
+        flask.update(result.attempt(read_flask_env, result.extra[1], Tree()) or {})
+        files["flask"].append(result.extra[1])
     name = Path(unit_path).stem
     sql, role, database = _unit_sql(result, name, role, database, files)
-    app = assemble(name, gunicorn, _proxying(servers, _bind(unit, gunicorn)), unit, sql, flask, role, database,
-                   file=local)
+    linked = _link(servers, unit, gunicorn)
+    app = assemble(name, gunicorn, linked.server, unit, sql, flask, role, database, file=local)
+    app.locations = linked.extra
     result.apps.append(app)
-    result.notes += _layer_notes(app, files, "nginx" in tree.read)
+    result.notes += _layer_notes(app, files, linked, "nginx" in tree.read)
 
 
 def _local(result: Audit, named: ReadSetting | None, path: str, workdir: str) -> str | None:
@@ -376,10 +499,14 @@ def _unit_config(result: Audit, unit: dict[str, ReadSetting], files: dict[str, l
 
 
 def _unit_sql(result: Audit, name: str, role: str | None, database: str | None, files: dict[str, list[str]]):
-    """The SQL deploygen renders for NAME (ROOT/etc/deploygen/NAME/postgres.sql), when it is there."""
-    tree = result.tree
-    local = _local(result, None, f"/etc/deploygen/{name}/postgres.sql", "/")
-    if local is None or not os.path.lexists(local):
+    """The SQL named by --sql (this machine's), else the one deploygen renders for NAME
+    (ROOT/etc/deploygen/NAME/postgres.sql) when it is there."""
+    tree, local = result.tree, result.extra[0]
+    if local is not None:
+        tree = Tree()
+    else:
+        local = _local(result, None, f"/etc/deploygen/{name}/postgres.sql", "/")
+    if local is None or not os.path.lexists(local) and tree is result.tree:
         return None, role, database
     statements = result.attempt(read_statements, local, tree)
     if statements is None:

@@ -19,6 +19,7 @@ import warnings
 
 from deploygen.audit.found import ReadSetting, bounded_seconds
 from deploygen.audit.source import Tree, decode, unreadable
+from deploygen.sitefile.duration import UNBOUNDED
 from deploygen.errors import Location, shown
 
 DEFAULTS: dict[str, object] = {
@@ -271,8 +272,12 @@ def typed(name: str, value: object) -> object:
     durations for its seconds, ints for its counts, strings for the rest.
 
     Raises ValueError (TypeError for `None`) for what gunicorn itself would refuse."""
+    if name == "timeout" and _whole(name, value) == 0:
+        return UNBOUNDED  # gunicorn's arbiter then never kills a silent worker: no limit at all
     if name in _SECONDS:
         return bounded_seconds(_whole(name, value), value)
+    if name == "worker_class" and isinstance(value, str):
+        return worker_class(value)
     if name in _COUNTS:
         count = _whole(name, value)
         if count > _MAX_COUNT:
@@ -283,6 +288,25 @@ def typed(name: str, value: object) -> object:
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{shown(value)} is not text")
     return value
+
+
+# gunicorn's own worker classes by every name gunicorn takes for them (short, egg:, import path):
+# rules speak of them by the short name.
+_GUNICORN_WORKERS = {
+    "sync": "sync", "gthread": "gthread", "gevent": "gevent", "eventlet": "eventlet", "tornado": "tornado",
+    "gevent_wsgi": "gevent", "gevent_pywsgi": "gevent",
+    "gunicorn.workers.sync.syncworker": "sync", "gunicorn.workers.gthread.threadworker": "gthread",
+    "gunicorn.workers.ggevent.geventworker": "gevent", "gunicorn.workers.ggevent.geventpywsgiworker": "gevent",
+    "gunicorn.workers.geventlet.eventletworker": "eventlet", "gunicorn.workers.gtornado.tornadoworker": "tornado",
+}
+
+
+def worker_class(value: str) -> str:
+    """gunicorn's worker class as rules name it: `sync`, `gthread`, `gevent`, ... for gunicorn's
+    own (`egg:gunicorn#gevent`, `gunicorn.workers.ggevent.GeventWorker`), else the import path
+    as written (`uvicorn.workers.UvicornWorker`, `aiohttp.GunicornWebWorker`)."""
+    name = value.strip().removeprefix("egg:gunicorn#")
+    return _GUNICORN_WORKERS.get(name.lower(), name)
 
 
 def _whole(name: str, value: object) -> int:

@@ -14,10 +14,11 @@ import glob
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import crossplane
 
+from deploygen.audit.endpoint import Endpoint, from_proxy_pass, from_upstream_server, upstream_name
 from deploygen.audit.found import ReadSetting, bounded_ms, bounded_seconds
 from deploygen.audit.source import TooManyFiles, Tree, unreadable, why
 from deploygen.sitefile.duration import Duration
@@ -40,6 +41,16 @@ MAX_INCLUDE_DEPTH = 16
 MAX_DIRECTIVES = 200_000
 # Blocks nested in http {} that are walked (http, its includes); real configurations nest 3.
 MAX_NESTING = 64
+# What Debian's nginx-common ships in /etc/nginx, for a copy of a server that lacks it (the
+# package's files, not the site's): proxy_params sets the headers rules read; the others set
+# nothing audit reads (MIME types, FastCGI/uwsgi/SCGI parameters, charset maps).
+DEBIAN_SHIPPED = {
+    "proxy_params": "proxy_set_header Host $http_host;\nproxy_set_header X-Real-IP $remote_addr;\n"
+                    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+                    "proxy_set_header X-Forwarded-Proto $scheme;\n",
+    **dict.fromkeys(("mime.types", "fastcgi_params", "fastcgi.conf", "uwsgi_params", "scgi_params",
+                     "snippets/fastcgi-php.conf", "koi-utf", "koi-win", "win-utf"), ""),
+}
 # Where crossplane's messages name the temporary copy it parsed: ` in /tmp/x/3.conf:12`.
 _IN_COPY = re.compile(r" in \S+?(:\d+)?$")
 
@@ -61,8 +72,23 @@ def nginx_time(text: str) -> Duration:
 
 
 @dataclass
+class ProxiedLocation:
+    """One `location` of a server block that proxies (`proxy_pass`), with its effective settings."""
+
+    path: str  # as written: `/`, `/api/`, `@proxy_to_app`, `~ ^/ws/`
+    file: str
+    line: int
+    proxy_pass: str
+    settings: dict[str, ReadSetting] = field(default_factory=dict)
+    # The addresses it reaches: proxy_pass's own, or each server of the upstream it names.
+    targets: list[Endpoint] = field(default_factory=list)
+    websocket: bool = False  # it passes `Upgrade` on
+
+
+@dataclass
 class ProxiedServer:
-    """One `server {}` that proxies `/` to an app."""
+    """One `server {}` with at least one location that proxies; `settings` are its first
+    proxying location's (`location /` when it proxies) until audit picks the app's."""
 
     file: str
     line: int
@@ -71,6 +97,17 @@ class ProxiedServer:
     settings: dict[str, ReadSetting] = field(default_factory=dict)
     tls: dict[str, str] = field(default_factory=dict)  # certificate, certificate_key
     static: str | None = None
+    locations: list[ProxiedLocation] = field(default_factory=list)
+    # `listen ... ssl` (or `ssl on`): browsers reach it over HTTPS.
+    tls_listener: bool = False
+    # Locations that serve files (`alias`/`root`, no proxy): (path, folder, file, line).
+    files: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # Locations that neither proxy nor serve files (`return`, fastcgi_pass, ...): kept for import.
+    others: list[ProxiedLocation] = field(default_factory=list)
+
+    def to(self, location: ProxiedLocation) -> ProxiedServer:
+        """This server block as seen from one of its locations (`settings` and `upstream` its)."""
+        return replace(self, upstream=location.proxy_pass, settings=location.settings)
 
 
 def _arg(d: dict, file: str, what: str) -> str:
@@ -144,6 +181,9 @@ class _Configuration:
             else:
                 at = Location(file, d["line"], 1)
                 for local in self.included(d, file):
+                    if not os.path.lexists(local):
+                        items += self.absent(d, local, at)
+                        continue
                     deeper = self._deeper(chain, local, at)
                     items += self.inline(self.parse(local, at), local, deeper)
             if len(items) + self.walked > MAX_DIRECTIVES:
@@ -151,6 +191,21 @@ class _Configuration:
                                  "expanded", d["line"])
         self.walked += len(items)
         return items
+
+    def absent(self, d: dict, local: str, at: Location) -> list[tuple[dict, str]]:
+        """An include whose file is not there. nginx -t would refuse it; a copy of a server
+        often lacks what a package ships, so audit goes on and says what it took instead:
+        Debian's own text for the files nginx-common ships, nothing for any other."""
+        name = d["args"][0]
+        shipped = DEBIAN_SHIPPED.get(name.removeprefix("/etc/nginx/"))
+        where = f"{printable(at.file)}:{at.line}: include {printable(name)}"
+        if shipped is None:
+            self.tree.not_read("nginx", f"{where}: not there ({printable(local)}): what it sets is unknown")
+            return []
+        self.tree.not_read("nginx", f"{where}: not there, read as Debian's nginx-common ships it")
+        # One directive a line, no blocks: split as nginx would (none of these has quotes).
+        return [({"directive": words[0], "args": words[1:], "line": at.line}, at.file)
+                for words in (line.rstrip(";").split() for line in shipped.splitlines())]
 
     @staticmethod
     def _deeper(chain: tuple[str, ...], local: str, at: Location) -> tuple[str, ...]:
@@ -182,25 +237,50 @@ class _Configuration:
     def server(self, d: dict, file: str, inherited: dict, chain: tuple[str, ...]) -> None:
         block = self.inline(d.get("block", []), file, chain)
         here = {**inherited, **_set_here(block)}
+        headers = _headers(block) or inherited.get("__headers__", {})
         names = [a for x, _ in block if x["directive"] == "server_name" for a in x["args"]]
-        for loc, loc_file in ((x, f) for x, f in block if x["directive"] == "location" and x["args"] == ["/"]):
+        server = ProxiedServer(file, d["line"], names, "")
+        server.tls_listener = any(x["directive"] == "listen" and "ssl" in x["args"][1:]
+                                  or x["directive"] == "ssl" and x["args"][:1] == ["on"] for x, _ in block)
+        _tls_and_static(server, block, chain, self)
+        self.locations(server, block, here, headers, chain)
+        if not server.locations:
+            return
+        # `location /` first when it proxies: the app's front door, whose settings most requests get.
+        server.locations.sort(key=lambda loc: loc.path != "/")
+        first = server.locations[0]
+        server.upstream, server.settings = first.proxy_pass, first.settings
+        self.found.append(server)
+
+    def locations(self, server: ProxiedServer, block: list, here: dict, headers: dict,
+                  chain: tuple[str, ...], depth: int = 0) -> None:
+        """Every location of `block` (nested ones too, which inherit from theirs) that proxies."""
+        for loc, loc_file in ((x, f) for x, f in block if x["directive"] == "location"):
+            if depth > MAX_NESTING:
+                raise unreadable(loc_file, "nginx", f"locations nested more than {MAX_NESTING} deep", loc["line"])
             inner_block = self.inline(loc.get("block", []), loc_file, chain)
             inner = {**here, **_set_here(inner_block)}
-            headers = _headers(inner_block) or _headers(block) or inherited.get("__headers__", {})
+            inner_headers = _headers(inner_block) or headers
+            path = " ".join(loc["args"])
             proxies = [_arg(x, f, "an address") for x, f in inner_block if x["directive"] == "proxy_pass"]
-            if not proxies:
-                continue
-            server = ProxiedServer(file, d["line"], names, proxies[-1])
-            _tls_and_static(server, block, chain, self)
             where_default = Location(loc_file, loc["line"], 1)
-            for key, default in DEFAULTS.items():
-                value, location = inner.get(key, (default, where_default))
-                server.settings[f"nginx.{key}"] = _read(f"nginx.{key}", value, location, key not in inner)
-            for header in ("Connection", "X-Forwarded-Proto"):
-                value, location = headers.get(header.lower(), (None, where_default))
-                server.settings[f"nginx.proxy_set_header.{header}"] = ReadSetting(
-                    f"nginx.proxy_set_header.{header}", value, location, value is None)
-            self.found.append(server)
+            if proxies:
+                found = ProxiedLocation(path, loc_file, loc["line"], proxies[-1])
+                for key, default in DEFAULTS.items():
+                    value, location = inner.get(key, (default, where_default))
+                    found.settings[f"nginx.{key}"] = _read(f"nginx.{key}", value, location, key not in inner)
+                for header in ("Connection", "X-Forwarded-Proto"):
+                    value, location = inner_headers.get(header.lower(), (None, where_default))
+                    found.settings[f"nginx.proxy_set_header.{header}"] = ReadSetting(
+                        f"nginx.proxy_set_header.{header}", value, location, value is None)
+                found.websocket = "upgrade" in inner_headers
+                server.locations.append(found)
+            elif any(x["directive"] in ("alias", "root") and x["args"] for x, _ in inner_block):
+                folder = next(x["args"][0] for x, _ in inner_block if x["directive"] in ("alias", "root") and x["args"])
+                server.files.append((path, folder, loc_file, loc["line"]))
+            elif not any(x["directive"] == "location" for x, _ in inner_block):
+                server.others.append(ProxiedLocation(path, loc_file, loc["line"], ""))
+            self.locations(server, inner_block, inner, inner_headers, chain, depth + 1)
 
 
 def _read(key: str, value: str, location: Location, default: bool) -> ReadSetting:
@@ -239,9 +319,12 @@ def read_nginx_file(path: str, tree: Tree | None = None) -> list[ProxiedServer]:
     return _servers(tree or Tree(), path, main=None)
 
 
-def _prefix(path: str, main: bool) -> str:
-    """nginx's conf folder, where relative includes start: a site file's is above sites-available/."""
+def _prefix(path: str, main: bool, rooted: bool) -> str:
+    """nginx's conf folder, where relative includes start: a site file's is above sites-available/,
+    and on a server's tree (`rooted`) nginx's own /etc/nginx, wherever the file is."""
     folder = os.path.dirname(path)
+    if rooted and (not main or path.startswith("/etc/nginx/")):
+        return "/etc/nginx"
     if not main and os.path.basename(folder) in ("sites-available", "sites-enabled", "conf.d"):
         folder = os.path.dirname(folder)
     return folder or "."
@@ -257,10 +340,11 @@ def _servers(tree: Tree, path: str, main: bool | None) -> list[ProxiedServer]:
         top = config.parse(local)
         if main is None:
             main = any(d["directive"] in ("http", "events") for d in top)
-        config.prefix = _prefix(path, main)
+        config.prefix = _prefix(path, main, tree.root is not None)
         config.walk(top, local, {}, "main" if main else "http", (local,))
     for server in config.found:
-        _upstream_settings(server, config.upstreams)
+        for location in server.locations:
+            _upstream_settings(location, config.upstreams)
     return config.found
 
 
@@ -276,25 +360,27 @@ def _headers(items: list[tuple[dict, str]]) -> dict:
             for x, file in items if x["directive"] == "proxy_set_header" and x["args"]}
 
 
-def _upstream_settings(server: ProxiedServer, upstreams: dict[str, dict]) -> None:
-    """`keepalive` and `keepalive_timeout` of the upstream block `proxy_pass` names."""
-    target = server.upstream.split("://", 1)[-1].rstrip("/")
-    upstream = upstreams.get(target)
+def _upstream_settings(location: ProxiedLocation, upstreams: dict[str, dict]) -> None:
+    """Where the location's proxy_pass goes, and `keepalive`/`keepalive_timeout` of the
+    upstream block it names (none: nginx keeps no idle connection to a bare address)."""
+    upstream = upstreams.get(upstream_name(location.proxy_pass))
     if upstream is None:
+        target = from_proxy_pass(location.proxy_pass)
+        location.targets = [target] if target else []
         return
     here = Location(upstream["file"], upstream["line"], 1)
+    servers = [x["args"][0] for x, _ in upstream["block"] if x["directive"] == "server" and x["args"]]
+    location.targets = [t for t in map(from_upstream_server, servers) if t is not None]
     values = {x["directive"]: (x["args"][0], Location(file, x["line"], 1))
               for x, file in upstream["block"] if x["directive"] in ("keepalive", "keepalive_timeout") and x["args"]}
     count, at = values.get("keepalive", ("0", here))
     key = "nginx.upstream.keepalive"
+    settings = location.settings
     if re.fullmatch(r"[0-9]{1,9}", count):
-        server.settings[key] = ReadSetting(key, int(count), at, "keepalive" not in values)
+        settings[key] = ReadSetting(key, int(count), at, "keepalive" not in values)
     else:
-        server.settings[key] = ReadSetting(key, None, at, unknown=f"{shown(count)} is not a count of connections")
+        settings[key] = ReadSetting(key, None, at, unknown=f"{shown(count)} is not a count of connections")
     kt, at = values.get("keepalive_timeout", ("60s", here))
-    server.settings["nginx.upstream.keepalive_timeout"] = _read(
+    settings["nginx.upstream.keepalive_timeout"] = _read(
         "nginx.upstream.keepalive_timeout", kt, at, "keepalive_timeout" not in values)
-    server.settings["nginx.upstream.server"] = ReadSetting(
-        "nginx.upstream.server",
-        [x["args"][0] for x, _ in upstream["block"] if x["directive"] == "server" and x["args"]],
-        here)
+    settings["nginx.upstream.server"] = ReadSetting("nginx.upstream.server", servers, here)

@@ -72,6 +72,15 @@ class Tree:
     read: dict[str, list[str]] = field(default_factory=dict)
     # Files opened or about to be, read or not: each costs time whether it turns out readable.
     opened: int = 0
+    # What a configuration names but audit did not read, one line each (`FILE:LINE: include
+    # proxy_params: not there, ...`): said beside what was read, so a clean audit is not mistaken
+    # for a complete one.
+    unread: dict[str, list[str]] = field(default_factory=dict)
+
+    def not_read(self, layer: str, line: str) -> None:
+        listed = self.unread.setdefault(layer, [])
+        if line not in listed:
+            listed.append(line)
 
     def local(self, path: str) -> str:
         """Where the server's `path` is here; a relative `path` is relative to `/` under a root."""

@@ -27,16 +27,20 @@ def skipped_dict(s: Skipped) -> dict:
             "message": s.reason, "skipped": s.reason, "settings": {}}
 
 
-def format_findings(findings: list[Finding], fmt: str, skipped: Sequence[Skipped] = ()) -> str:
+def format_findings(findings: list[Finding], fmt: str, skipped: Sequence[Skipped] = (),
+                    said: Sequence[str] = ()) -> str:
     """The whole report; an empty string for text with no findings.
 
-    `skipped` (rules that did not run for lack of settings, `audit`) are listed in JSON only,
-    after the findings; text and GitHub formats report findings alone."""
+    `skipped` (rules that did not run for lack of settings, `audit`) and `said` (audit's lines
+    of what it read and did not) are listed in JSON only, after the findings, with severities
+    `skipped` and `read`; text and GitHub formats report findings alone (audit prints the rest
+    on stderr)."""
     findings = sorted(findings)
     if fmt == "json":
         import json
 
-        return json.dumps([f.as_dict() for f in findings] + [skipped_dict(s) for s in sorted(skipped)],
+        return json.dumps([f.as_dict() for f in findings] + [skipped_dict(s) for s in sorted(skipped)]
+                          + [{"severity": "read", "message": line} for line in said],
                           indent=2, sort_keys=True) + "\n"
     if fmt == "github":
         lines = []

@@ -30,6 +30,12 @@ class SiteContext:
     def kind(self) -> str:
         return self.loaded.kind
 
+    def has_read(self, layer: str) -> bool:
+        """Whether the source says everything about `layer`: a site file always does (what it
+        lacks, it does not have); audit only for the layers whose files it read."""
+        layers = getattr(self.loaded, "layers", None)
+        return layers is None or layer in layers
+
     def concept(self, name: str) -> Setting | None:
         """The setting a shared concept (`session.cookie.secure`) is in this site's kind, if it has it."""
         from deploygen.kinds import KINDS

@@ -47,3 +47,11 @@ class RequestUnboundedWithAsyncWorkers(Rule):
             yield self.finding(site, worker_class, "and no postgres.statement_timeout", None,
                                "gunicorn.timeout bounds no request for these workers: after nginx's 504 the "
                                "request runs on")
+
+    @classmethod
+    def needs(cls, site: SiteContext) -> str | None:
+        # A site file without `database` has no statement_timeout: the finding. Audit without SQL
+        # did not read one, which says nothing of what PostgreSQL sets.
+        if not site.has_read("postgres"):
+            return "postgres not read (no SQL given): whether statement_timeout bounds a request is unknown"
+        return super().needs(site)

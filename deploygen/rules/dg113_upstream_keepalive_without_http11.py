@@ -11,7 +11,10 @@ class UpstreamKeepaliveWithoutHttp11(Rule):
 
     ## What it checks
     With `keepalive N` in the `upstream` block, the location must also say
-    `proxy_http_version 1.1;` and `proxy_set_header Connection "";`.
+    `proxy_http_version 1.1;` and must not send `Connection: close`, which
+    nginx does when no `proxy_set_header Connection` is set. `Connection
+    "upgrade"` (a websocket location) or a variable keeps the connection open
+    for gunicorn and is no finding.
 
     ## Why it is bad
     By default nginx talks HTTP/1.0 to backends and sends `Connection: close`:
@@ -45,6 +48,8 @@ class UpstreamKeepaliveWithoutHttp11(Rule):
         if version.value != "1.1":
             yield self.finding(site, version, "with", keepalive,
                                "nginx speaks HTTP/1.0 to gunicorn and closes every connection: keepalive is unused")
-        elif connection.value != "":
+        elif connection.value is None or connection.value.strip('"').lower() == "close":
+            # Unset, nginx sends `Connection: close` itself; `upgrade` (a websocket location) or a
+            # variable keeps the connection open for gunicorn, whatever it holds per request.
             yield self.finding(site, connection, "with", keepalive,
                                "nginx asks gunicorn to close every connection: keepalive is unused")

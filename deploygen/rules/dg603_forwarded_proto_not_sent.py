@@ -10,7 +10,10 @@ class ForwardedProtoNotSent(Rule):
     """nginx does not tell the app which scheme the client used.
 
     ## What it checks
-    The proxying location sets `proxy_set_header X-Forwarded-Proto $scheme;`.
+    A server block that serves TLS (`listen ... ssl`) sets
+    `proxy_set_header X-Forwarded-Proto $scheme;` in every location that
+    proxies to the app. Without TLS every request is plain HTTP, and the
+    app's assumption of `http` is right: no finding.
 
     ## Why it is bad
     Behind TLS-terminating nginx every request reaches gunicorn over plain
@@ -32,10 +35,10 @@ class ForwardedProtoNotSent(Rule):
     name = "forwarded-proto-not-sent"
     severity = "warning"
     summary = "nginx does not send X-Forwarded-Proto to the app"
-    keys = ("nginx.proxy_set_header.X-Forwarded-Proto",)
+    keys = ("nginx.proxy_set_header.X-Forwarded-Proto", "deploygen.tls")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         proto = site.effective["nginx.proxy_set_header.X-Forwarded-Proto"]
-        if proto.value is None:
+        if proto.value is None and site.effective.value("deploygen.tls"):
             yield self.finding(site, proto, "not set", None,
                                "the app cannot tell HTTPS from HTTP: http:// links and redirect loops")

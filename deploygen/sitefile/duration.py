@@ -205,3 +205,35 @@ class Duration:
             ],
             "description": "A duration: 500ms, 30s, 5m, 12h, 1d, 1h30m; a bare integer is seconds.",
         }
+
+
+class Unbounded(Duration):
+    """No limit at all: gunicorn's `timeout = 0`, systemd's `TimeoutStopSec=infinity`.
+
+    Audit reads these from servers; the site file never holds one. It compares above every
+    duration (a layer that never gives up outlasts every other), so a rule that asks whether
+    nginx gives up first answers yes, and one that asks whether systemd waits long enough, yes.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(MAX_MS + 1)
+
+    def __add__(self, other: Duration) -> Duration:
+        return self
+
+    def __sub__(self, other: Duration) -> Duration:
+        return self
+
+    def scaled(self, numerator: int, denominator: int = 1) -> Duration:
+        return self
+
+    def __str__(self) -> str:
+        return "no limit"
+
+    def __repr__(self) -> str:
+        return "UNBOUNDED"
+
+
+UNBOUNDED = Unbounded()
