@@ -92,9 +92,12 @@ def main() -> None:
 @click.option("-o", "--output", "out", default="out", show_default=True, type=click.Path(),
               help="Folder that receives OUT/NAME/root/... and OUT/NAME/manifest.json.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--force", is_flag=True,
+              help="Write the files even when rules find errors (they are printed, and the exit status is 1): "
+                   "to see what an imported site runs today.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes that render and write; default: one per core, each with at least 128 sites.")
-def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> None:
+def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: int | None) -> None:
     """Render every file of each SITE (a site file or a folder of them)."""
     from deploygen.render.output import default_jobs, write_sites
     from deploygen.render.site import render_site
@@ -104,7 +107,8 @@ def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> 
     ctx, findings = _load(sites)
     if findings:
         click.echo(format_findings(findings, "text"), nl=False, err=True)
-    if any(f.severity == "error" or strict for f in findings):
+    failed = any(f.severity == "error" or strict for f in findings)
+    if failed and not force:
         click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
         sys.exit(1)
     jobs = jobs or default_jobs(len(ctx))
@@ -125,6 +129,9 @@ def render(sites: tuple[str, ...], out: str, strict: bool, jobs: int | None) -> 
         sys.exit(130)
     for folder, files in written:
         click.echo(printable(f"{folder}: {files} files and manifest.json"))
+    if failed:
+        click.echo(f"deploygen: {summary(findings)}; written anyway (--force)", err=True)
+        sys.exit(1)
 
 
 @main.command()
@@ -354,8 +361,12 @@ def import_(output, name, **sources) -> None:
     if len(apps) != 1:
         click.echo(f"deploygen: found {len(apps)} gunicorn apps; import one at a time with --unit", err=True)
         sys.exit(2)
+    if "gunicorn" not in apps[0].layers:
+        click.echo(printable(f"{apps[0].file}:1:1: no unit runs gunicorn as audit can see: import needs the app's "
+                             "unit (name it with --unit, and its config with --gunicorn); nothing written"), err=True)
+        sys.exit(2)
     if name is not None:
-        apps = [replace(apps[0], name=name)]
+        apps = [replace(apps[0], name=name, named=True)]
     differences = [str(f) for f in check_audited(apps)]
     try:
         write_site(apps[0], differences, output)
@@ -364,7 +375,7 @@ def import_(output, name, **sources) -> None:
     except OSError as exc:
         click.echo(printable(f"{output}:1:1: could not be written: {exc.strerror or exc}; nothing written"), err=True)
         sys.exit(2)
-    click.echo(printable(f"{output}: {apps[0].name}, {len(differences)} finding(s) noted at the top"))
+    click.echo(printable(f"{output}: imported {apps[0].name}, {len(differences)} finding(s) noted at the top"))
 
 
 @main.command()

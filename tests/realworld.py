@@ -156,8 +156,152 @@ def score() -> Score:
     return total
 
 
+@dataclass
+class RoundTrip:
+    """import, then validate and render of what it wrote, then nginx -t, then the locations."""
+
+    imported: bool = False
+    validated: bool = False
+    rendered: bool = False
+    nginx_ok: bool = False
+    lost: list[str] = field(default_factory=list)  # original locations not served alike
+    why: str = ""
+
+    @property
+    def whole(self) -> bool:
+        return self.nginx_ok and not self.lost
+
+
+def round_trip(case: str, work: Path, nginx: str | None, tls: tuple[Path, Path] | None) -> RoundTrip:
+    """`import --root CASE`, `validate`, `render`, `nginx -t` on the rendered server block (test
+    certificates swapped in), and every original location served alike."""
+    trip = RoundTrip()
+    site = work / f"{case}.yaml"
+    result = deploygen("import", "--root", str(CORPUS / case), "-o", str(site))
+    if result.returncode != 0:
+        trip.why = f"import: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}"
+        return trip
+    trip.imported = True
+    result = deploygen("validate", str(site))
+    if result.returncode not in (0, 1):
+        trip.why = f"validate: {result.stderr.strip()[:300]}"
+        return trip
+    trip.validated = True
+    out = work / "out"
+    result = deploygen("render", "--force", str(site), "-o", str(out))
+    if result.returncode not in (0, 1) or not out.is_dir():
+        trip.why = f"render: {result.stderr.strip()[:300]}"
+        return trip
+    trip.rendered = True
+    import yaml
+
+    name = yaml.safe_load(site.read_text())["name"]
+    root = out / name / "root"
+    if nginx is not None:
+        trip.nginx_ok, trip.why = nginx_accepts(root, name, work, nginx, tls)
+    trip.lost = lost_locations(case, root, name)
+    return trip
+
+
+def nginx_accepts(root: Path, name: str, work: Path, nginx: str, tls: tuple[Path, Path] | None) -> tuple[bool, str]:
+    """nginx -t on the rendered server block, its include and certificates taken from `root`/`tls`."""
+    import crossplane
+
+    conf = root / f"etc/nginx/sites-available/{name}.conf"
+    payload = crossplane.parse(str(conf), single=True, check_ctx=False, comments=False)
+    parsed = payload["config"][0]["parsed"]
+
+    def relocate(block: list) -> None:
+        for d in block:
+            if d["directive"] == "include" and d["args"][0].startswith("/etc/deploygen/"):
+                d["args"] = [str(root) + d["args"][0]]
+            if d["directive"] == "ssl_certificate" and tls:
+                d["args"] = [str(tls[0])]
+            if d["directive"] == "ssl_certificate_key" and tls:
+                d["args"] = [str(tls[1])]
+            relocate(d.get("block", []))
+
+    relocate(parsed)
+    prefix = work / f"nginx-{name}"
+    prefix.mkdir(exist_ok=True)
+    (prefix / "site.conf").write_text(crossplane.build(parsed) + "\n")
+    temp = "".join(f"    {t}_temp_path {prefix / t};\n" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (prefix / "nginx.conf").write_text(f"pid {prefix / 'nginx.pid'};\nerror_log stderr;\nevents {{}}\nhttp {{\n"
+                                       f"    access_log off;\n{temp}    include {prefix / 'site.conf'};\n}}\n")
+    proc = subprocess.run([nginx, "-t", "-c", str(prefix / "nginx.conf"), "-p", f"{prefix}/", "-e", "stderr"],
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode == 0, "" if proc.returncode == 0 else f"nginx -t: {proc.stderr.strip()[-400:]}"
+
+
+def served(servers, bind_targets) -> dict[str, str]:
+    """{location: what serves it}: `app`, `files FOLDER`, `proxy ADDRESS`, or `other`."""
+    from deploygen.audit.endpoint import from_bind
+
+    binds = [b for b in map(from_bind, bind_targets) if b is not None]
+    out: dict[str, str] = {}
+    for server in servers:
+        to_app = {loc.path for loc in server.locations if any(t.reaches(b) for t in loc.targets for b in binds)}
+        for loc in server.locations:
+            out.setdefault(loc.path, "app" if loc.path in to_app else
+                           "proxy " + ",".join(sorted(str(t) for t in loc.targets)))
+        for loc in server.files:
+            out.setdefault(loc.path, f"files {os.path.normpath(loc.folder)}")
+        for loc in server.others:
+            tried = [d["args"][-1] for d in loc.directive.get("block", []) if d["directive"] == "try_files"]
+            out.setdefault(loc.path, "app" if tried and tried[-1] in to_app else "other")
+    return {path: what for path, what in out.items() if not path.startswith("@")}
+
+
+def lost_locations(case: str, root: Path, name: str) -> list[str]:
+    """The original server block's locations that the render does not serve alike."""
+    import yaml
+
+    from deploygen.audit.assemble import audit_root
+    from deploygen.audit.nginx_reader import read_server_block
+    from deploygen.audit.source import Tree
+
+    before = audit_root(str(CORPUS / case))
+    app = before.apps[0] if before.apps else None
+    if app is None or app.nginx is None:
+        return []
+    original = served([app.nginx], [app.bind])
+    site = yaml.safe_load((root.parent.parent.parent / f"{case}.yaml").read_text())
+    after = read_server_block(f"/etc/nginx/sites-available/{name}.conf", Tree(str(root)))
+    rendered = served(after, [site["server"]["bind"]])
+    return [f"location {path}: {what} before, {rendered.get(path, 'not served')} after"
+            for path, what in sorted(original.items()) if rendered.get(path) != what]
+
+
 def main() -> None:
+    import shutil
+    import tempfile
+
     print("\n".join(score().lines()))
+    if "--import" not in sys.argv:
+        return
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    trips = {}
+    with tempfile.TemporaryDirectory() as work:
+        tls = None
+        if shutil.which("openssl"):
+            cert, key = Path(work) / "cert.pem", Path(work) / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=example.invalid"],
+                           capture_output=True, check=True)
+            tls = (cert, key)
+        for case in cases():
+            folder = Path(work) / case
+            folder.mkdir()
+            trips[case] = round_trip(case, folder, nginx, tls)
+    count = len(trips)
+    for label, test in (("imports written", lambda t: t.imported), ("imports that validate", lambda t: t.validated),
+                        ("renders", lambda t: t.rendered), ("nginx -t accepts the render", lambda t: t.nginx_ok),
+                        ("round trips (every location served alike)", lambda t: t.whole)):
+        good = sum(1 for t in trips.values() if test(t))
+        print(f"{label}: {good}/{count} ({100 * good / count:.0f}%)")
+    for case, trip in trips.items():
+        if not trip.whole:
+            print(f"  {case}: {trip.why or '; '.join(trip.lost)}")
 
 
 if __name__ == "__main__":

@@ -107,9 +107,11 @@ def test_a_unit_named_gunicorn_imports_under_the_name_given(cli, tmp_path):
     (root / "etc/systemd/system/gunicorn.service").write_text(_TUTORIAL_UNIT)
     (root / "etc/nginx/nginx.conf").write_text(_TUTORIAL_NGINX)
     site = tmp_path / "shop.yaml"
-    refused = cli("import", "--root", root, "-o", site)
-    assert refused.exit_code == 2 and "'gunicorn' is a name Debian uses" in refused.stderr
-    assert not site.exists()
+    # No server_name, and /root is no site's folder: the generic `app`, said at the top.
+    unnamed = cli("import", "--root", root, "-o", site)
+    assert unnamed.exit_code == 0, unnamed.stderr
+    assert "name: app\n" in site.read_text()
+    assert "# name: app (no unit, server_name or folder gave a site name: rename it)" in site.read_text()
     result = cli("import", "--root", root, "--name", "shop", "-o", site)
     assert result.exit_code == 0, result.stderr
     text = site.read_text()

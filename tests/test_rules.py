@@ -134,6 +134,8 @@ CASES = {
          {"server": {"bind": "10.0.0.5:8001", "forwarded_allow_ips": "127.0.0.1,::1"}}],
         [{"server": {"bind": "127.0.0.1:8001"}}, {"server": {"bind": "10.0.0.5:8001"}},
          {"server": {"bind": "127.0.0.1:8001", "forwarded_allow_ips": "127.0.0.0/8"}},
+         # On every address: the nginx beside it connects over loopback, which the default trusts.
+         {"server": {"bind": "0.0.0.0:8001", "forwarded_allow_ips": "127.0.0.1,::1"}},
          {"server": {"forwarded_allow_ips": "10.0.0.1"}}],
     ),
     "DG602": (

@@ -19,7 +19,7 @@ from deploygen.audit.env_reader import read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
 from deploygen.audit.endpoint import from_bind
-from deploygen.audit.nginx_reader import ProxiedServer, read_nginx, read_nginx_file, read_server_block
+from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer, read_nginx, read_nginx_file, read_server_block
 from deploygen.audit.source import TooManyFiles, Tree, why
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
 from deploygen.audit.unit_reader import read_unit, unit_dropins
@@ -55,6 +55,11 @@ class AuditedApp:
     # The layers whose files were read (`postgres` only when SQL was): a rule told so says
     # "not read" where a site file's absence would mean "not set".
     layers: frozenset[str] = frozenset()
+    # gunicorn's bind as it runs (a relative socket made absolute), and the app's locations in
+    # its server block (`import` keeps each).
+    bind: str = ""
+    reaching: list[ProxiedLocation] = field(default_factory=list)
+    named: bool = False  # its name given on the command line (`import --name`): used as it is
 
 
 def _setting(read: ReadSetting) -> Setting:
@@ -79,6 +84,9 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
             reads[f"sqlalchemy.{name_}"] = ReadSetting(f"sqlalchemy.{name_}", read.value, read.location)
         else:
             reads[key] = read
+    if unit and "systemd.User" not in reads and file:
+        # No User=: systemd runs a system service as root (DG701).
+        reads["systemd.User"] = ReadSetting("systemd.User", "root", Location(file, 1, 1), default=True)
     if unit and "systemd.EnvironmentFile" not in reads and file:
         # A unit without EnvironmentFile= loads none (DG907 has nothing to compare, not nothing to read).
         reads["systemd.EnvironmentFile"] = ReadSetting("systemd.EnvironmentFile", [], Location(file, 1, 1),
@@ -161,6 +169,8 @@ class Audit:
     notes: list[str] = field(default_factory=list)
     # Under --root, the --sql and --flask-env files named on the command line (this machine's).
     extra: tuple[str | None, str | None] = (None, None)
+    # Units read that start no gunicorn audit can see: (unit, its command's words).
+    units: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def attempt(self, read: Callable[..., T], *args) -> T | None:
         """`read(*args)`, or None with its problems kept: one broken file does not hide the others'."""
@@ -212,7 +222,7 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     first = next((f for f in (unit, config, nginx, sql, flask_env) if f), name)
     app = assemble(name, gunicorn_read, linked.server, unit_read if unit else None, sql_read, env_read, role,
                    database, flask_env_read=env_read is not None, file=first)
-    app.locations = linked.extra
+    app.locations, app.reaching, app.bind = linked.extra, linked.reaching, _bind(unit_read, gunicorn_read)
     result.apps.append(app)
     files = {"systemd": [unit, *dropins] if unit else [], "gunicorn": [config] if config else [],
              "flask": [flask_env] if flask_env else [], "postgres": [sql] if sql else []}
@@ -225,11 +235,12 @@ def _link(servers: list[ProxiedServer], unit: dict[str, ReadSetting], gunicorn: 
     alone), the one server block that proxies, said so."""
     bind = unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]
     proxying = [s for s in servers if s.locations]
-    if bind.default and len(proxying) == 1 and not link(servers, _bind(unit, gunicorn)).server:
+    # Only with no unit: a unit that names no bind runs gunicorn's default, which is known.
+    if not unit and bind.default and len(proxying) == 1 and not link(servers, _bind(unit, gunicorn)).server:
         server = proxying[0]
         views = [server.to(loc) for loc in server.locations]
         return Link(views[0], views[1:], f"{server.file}:{server.line} server block (gunicorn's bind not read: "
-                    "the one server block that proxies)")
+                    "the one server block that proxies)", server.locations)
     return link(servers, _bind(unit, gunicorn))
 
 
@@ -296,6 +307,7 @@ class Link:
     server: ProxiedServer | None  # seen from the app's first location (`location /` when it is one)
     extra: list[ProxiedServer]  # each other location that reaches the app, seen from it
     note: str
+    reaching: list[ProxiedLocation] = field(default_factory=list)  # the first server block's, to the app
 
 
 def link(servers: list[ProxiedServer], bind: str) -> Link:
@@ -317,7 +329,7 @@ def link(servers: list[ProxiedServer], bind: str) -> Link:
     notes = [f"{server.file}:{server.line} server block, "
              + ", ".join(f"location {loc.path} -> {loc.proxy_pass}" for loc in reaching) for server, reaching in matches]
     views = [server.to(loc) for server, reaching in matches for loc in reaching]
-    return Link(views[0], views[1:], "; ".join(notes))
+    return Link(views[0], views[1:], "; ".join(notes), matches[0][1])
 
 
 @dataclass(frozen=True)
@@ -407,11 +419,29 @@ def audit_root(root: str, role: str | None = None, database: str | None = None, 
     except TooManyFiles as exc:
         return _stopped(result, exc)
     if not result.apps and not result.problems:
+        _nginx_alone(result, servers)
+    if not result.apps and not result.problems:
         units = printable(tree.local("/etc/systemd/system"))
         result.problems.append(Problem(Location(units, 1, 1), "systemd",
-                                       "no unit here runs gunicorn: nothing was audited"))
+                                       "no unit here runs gunicorn and no nginx server block proxies: "
+                                       "nothing was audited"))
     result.notes[:0] = _nginx_note(tree)
     return result
+
+
+def _nginx_alone(result: Audit, servers: list[ProxiedServer]) -> None:
+    """No unit runs gunicorn that audit can see (one started by the app's own script, `poetry
+    run start`): each server block that proxies is audited alone, its rules that need gunicorn
+    skipped, and the notes say which units were read and what they run."""
+    for server in (s for s in servers if s.locations):
+        name = next((n for n in server.server_names if n not in ("_", "")), "nginx")
+        app = assemble(name, {}, server, file=server.file)
+        app.layers = frozenset({"nginx"})
+        app.locations = [server.to(loc) for loc in server.locations[1:]]
+        result.apps.append(app)
+        runs = "; ".join(f"{printable(unit)} runs {shown(' '.join(words[:4]))}" for unit, words in result.units)
+        result.notes.append(printable(f"{name}: nginx: {server.file}:{server.line} server block, audited alone: no "
+                                      f"unit runs gunicorn as audit can see ({runs or 'no units'})"))
 
 
 def _stopped(result: Audit, exc: TooManyFiles) -> Audit:
@@ -446,6 +476,8 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
     unit = result.attempt(read_unit, local, tree, dropins) if dropins is not None else None
     words = unit.get("systemd.ExecStart") if unit else None
     if not words or not any("gunicorn" in w for w in words.value[:3]):
+        if words:
+            result.units.append((local, words.value))
         return
     files: dict[str, list[str]] = {"systemd": [local, *dropins], "gunicorn": [], "flask": [], "postgres": []}
     gunicorn = _unit_config(result, unit, files) or gunicorn_defaults(local)
@@ -466,7 +498,7 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
     sql, role, database = _unit_sql(result, name, role, database, files)
     linked = _link(servers, unit, gunicorn)
     app = assemble(name, gunicorn, linked.server, unit, sql, flask, role, database, file=local)
-    app.locations = linked.extra
+    app.locations, app.reaching, app.bind = linked.extra, linked.reaching, _bind(unit, gunicorn)
     result.apps.append(app)
     result.notes += _layer_notes(app, files, linked, "nginx" in tree.read)
 

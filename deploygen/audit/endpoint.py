@@ -56,7 +56,7 @@ def _socket(path: str) -> Endpoint | None:
 
 def _host_port(text: str, default_port: int | None) -> Endpoint | None:
     """`host:port`, `[v6]:port`, `host` (default port), `port`; None when it is none of these."""
-    match = re.fullmatch(r"(\[[0-9a-fA-F:.]*\]|[^:\[\]/]*)(?::([0-9]{1,5}))?", text)
+    match = re.fullmatch(r"(\[[0-9a-fA-F:.]*\]|[A-Za-z0-9._-]*|\$[A-Za-z0-9_{}]+)(?::([0-9]{1,5}))?", text)
     if not match:
         return None
     host, port = match.group(1), match.group(2)

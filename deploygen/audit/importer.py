@@ -9,13 +9,18 @@ at the top, with what deploygen would render differently from the server.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
 
+import crossplane
 import yaml
 
 from deploygen.audit.assemble import AuditedApp
-from deploygen.sitefile.duration import Duration
-from deploygen.errors import InputError, Location, Problem, printable
+from deploygen.audit.import_locations import locations
+from deploygen.audit.import_values import domains, site_bind, site_name, wsgi_target
+from deploygen.errors import InputError, Location, Problem, printable, shown
+from deploygen.sitefile.duration import Duration, Unbounded
 from deploygen.sitefile.model import POSTGRES_SETTINGS
 from deploygen.derive.settings import Setting
 
@@ -38,48 +43,144 @@ def _value(setting: Setting | None):
     return str(setting.value) if isinstance(setting.value, Duration) else setting.value
 
 
-def site_dict(app: AuditedApp) -> tuple[dict, list[str]]:
-    """The site file's data and the comments to put above it."""
+def site_dict(app: AuditedApp, snippet_name: str | None = None) -> tuple[dict, list[str], list[dict]]:
+    """The site file's data, the comments to put above it, and the snippet's locations
+    (import_locations; none: no snippet). `snippet_name` is the file the site names for them."""
     notes = [f"could not be read: {r.key} at {r.location} ({r.unknown})" for r in app.unknown]
-    eff = app.effective
     exec_start = _value(_read(app, "systemd.ExecStart")) or []
-    program = exec_start[0] if exec_start else ""
-    positional = [w for w in exec_start[1:] if ":" in w and not w.startswith("-") and "=" not in w]
-    wsgi = _value(_read(app, "gunicorn.wsgi_app")) or (positional[-1] if positional else "app:app")
-    root = _value(_read(app, "systemd.WorkingDirectory")) or _value(_read(app, "gunicorn.chdir")) or "/srv/app"
-    venv = os.path.dirname(os.path.dirname(program)) if program.endswith("/bin/gunicorn") else f"{root}/venv"
+    command = _value(_read(app, "gunicorn.command"))
+    program = getattr(command, "program", "") or (exec_start[0] if exec_start else "")
+    root = _path(_value(_read(app, "gunicorn.chdir")) or _value(_read(app, "systemd.WorkingDirectory"))) or "/srv/app"
     server = app.nginx
-    domains = [d for d in (server.server_names if server else []) if d not in ("_", "")] or ["example.invalid"]
-    if not server or not server.server_names:
-        notes.append("no nginx server_name was read: domains is a placeholder")
-    env_files = _value(_read(app, "systemd.EnvironmentFile")) or []
-    secrets = [f for f in env_files if not f.startswith("/etc/deploygen/")]
-    data: dict = {"name": app.name, "domains": domains}
+    name, why = (app.name, None) if app.named else site_name(app.name, server.server_names if server else [], root)
+    notes += [why] if why else []
+    data: dict = {"name": name}
+    found, left_out = domains(server.server_names if server else [])
+    notes += left_out
+    if not found:
+        notes.append("domains: no nginx server_name was read: example.invalid is a placeholder")
+    data["domains"] = found or ["example.invalid"]
     if server and server.tls.get("certificate") and server.tls.get("certificate_key"):
         data["tls"] = {"certificate": server.tls["certificate"], "certificate_key": server.tls["certificate_key"]}
-    data["app"] = {"framework": "flask", "wsgi": wsgi, "root": root, "venv": venv}
-    for key in ("User", "Group"):
-        if _read(app, f"systemd.{key}") is not None:
-            data["app"][key.lower()] = _value(_read(app, f"systemd.{key}"))
-    if server and server.static:
-        data["app"]["static"] = server.static
+    kind = app.kind
+    venv = _venv(program, root)
+    if venv is None:
+        venv = f"{root}/venv"
+        notes.append(f"app.venv: gunicorn is started through {shown(program or 'no program')}: {venv} is a placeholder")
+    entry = _value(_read(app, "gunicorn.wsgi_app"))
+    data["app"] = {"framework": kind, "wsgi": wsgi_target(entry, kind), "root": root, "venv": venv}
+    user = _read(app, "systemd.User")
+    if user is not None and isinstance(user.value, str):
+        data["app"]["user"] = user.value  # root too: what runs today, which DG701 reports
+    group = _value(_read(app, "systemd.Group"))
+    if group not in (None, "root"):
+        data["app"]["group"] = group
+    env_files = _value(_read(app, "systemd.EnvironmentFile")) or []
+    secrets = [f for f in env_files if not f.startswith("/etc/deploygen/")]
     if secrets:
-        data["app"]["secrets_file"] = secrets[-1]
-    data["server"] = {"bind": _value(_read(app, "gunicorn.bind"))}
-    for key in ("workers", "worker_class", "threads", "max_requests", "max_requests_jitter", "forwarded_allow_ips"):
+        data["app"]["secrets_file"] = _path(secrets[-1])
+    bind, why = site_bind(app.bind or _value(_read(app, "gunicorn.bind")) or "", name)
+    notes += [why] if why else []
+    data["server"] = {"bind": bind}
+    _server(app, data["server"], kind, notes)
+    data["timeouts"] = _timeouts(app, notes)
+    nginx = _nginx(app)
+    if server is not None:
+        placed = locations(server, app.reaching, f"{name}_gunicorn")
+        notes += placed.notes
+        if placed.static:
+            data["app"]["static"] = placed.static
+        if placed.app_paths != ["/"]:
+            nginx["app_paths"] = placed.app_paths
+        if placed.aliases:
+            nginx["aliases"] = placed.aliases
+        if placed.websockets:
+            nginx["websockets"] = placed.websockets
+        if placed.snippet:
+            nginx["snippet"] = snippet_name or f"{name}.locations.conf"
+        snippet = placed.snippet
+    else:
+        snippet = []
+    if nginx:
+        data["nginx"] = nginx
+    if kind == "django":
+        settings = (_value(_read(app, "systemd.Environment")) or {}).get("DJANGO_SETTINGS_MODULE")
+        if settings:
+            data["django"] = {"DJANGO_SETTINGS_MODULE": settings}
+    if app.database:
+        data["database"] = {"name": app.database[1], "role": app.database[0]}
+        pool = _pool(app) if kind == "flask" else {}
+        if pool:
+            data["database"]["pool"] = pool
+    if kind == "flask":
+        session = _flask_session(app)
+        if session:
+            data["session"] = session
+    return data, notes, snippet
+
+
+def _path(path: object) -> str | None:
+    """A server's path as a site file writes it: `/srv/x/` and `/srv//x` are `/srv/x`."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        return None
+    return os.path.normpath(path).replace("//", "/")
+
+
+def _venv(program: str, root: str) -> str | None:
+    """The virtualenv gunicorn runs from: VENV/bin/gunicorn, or VENV/bin/python* -m gunicorn."""
+    folder, base = os.path.split(program)
+    if os.path.basename(folder) == "bin" and (base == "gunicorn" or base.startswith("python")):
+        venv = os.path.dirname(folder)
+        return venv if venv not in ("/usr", "/usr/local", "") else None
+    return None
+
+
+def _server(app: AuditedApp, server: dict, kind: str, notes: list[str]) -> None:
+    """gunicorn's process settings the server writes, as the kind's site file holds them."""
+    for key in ("workers", "threads", "max_requests", "max_requests_jitter", "forwarded_allow_ips"):
         setting = _read(app, f"gunicorn.{key}")
         if setting is not None and setting.provenance.kind == "written":
-            data["server"][key] = _value(setting)
-    timeouts: dict = {"request": _value(_read(app, "gunicorn.timeout"))}
+            server[key] = _value(setting)
+    worker = _read(app, "gunicorn.worker_class")
+    if worker is not None and worker.provenance.kind == "written":
+        if worker.value in ("sync", "gthread", "gevent", "eventlet") and kind != "asgi":
+            server["worker_class"] = worker.value
+        elif kind != "asgi":
+            notes.append(f"server.worker_class: {shown(worker.value)} is no worker deploygen renders for {kind}: "
+                         "left to its default")
+    if kind == "asgi":
+        server.pop("threads", None)
+    if isinstance(server.get("forwarded_allow_ips"), list):
+        server["forwarded_allow_ips"] = ",".join(server["forwarded_allow_ips"])
+
+
+def _timeouts(app: AuditedApp, notes: list[str]) -> dict:
+    """The budget (gunicorn's timeout) and every layer timeout the server writes."""
+    request = _read(app, "gunicorn.timeout")
+    timeouts: dict = {"request": _value(request)}
+    if request is not None and isinstance(request.value, Unbounded):
+        timeouts["request"] = "1d"
+        notes.append("timeouts.request: gunicorn's timeout is 0 (no limit): imported as 1d, the longest a site "
+                     "file budgets; deploygen renders a limit")
     for layer, names in _TIMEOUTS.items():
-        section = {n: _value(_read(app, f"{layer}.{n}")) for n in names
-                   if _read(app, f"{layer}.{n}") is not None and _read(app, f"{layer}.{n}").value is not None}
+        section = {}
+        for n in names:
+            setting = _read(app, f"{layer}.{n}")
+            if setting is None or setting.value is None or layer == "gunicorn" and n == "timeout":
+                continue
+            if isinstance(setting.value, Unbounded):
+                notes.append(f"timeouts.{layer}.{n}: {setting.value} on the server: left to deploygen's derivation")
+                continue
+            section[n] = _value(setting)
         if section:
             timeouts[layer] = section
     kt = _read(app, "nginx.upstream.keepalive_timeout")
-    if kt is not None and _read(app, "nginx.upstream.keepalive") and eff.value("nginx.upstream.keepalive"):
+    if kt is not None and _read(app, "nginx.upstream.keepalive") and app.effective.value("nginx.upstream.keepalive"):
         timeouts.setdefault("nginx", {})["upstream"] = {"keepalive_timeout": _value(kt)}
-    data["timeouts"] = timeouts
+    return timeouts
+
+
+def _nginx(app: AuditedApp) -> dict:
     nginx: dict = {}
     if _read(app, "nginx.client_max_body_size") is not None:
         nginx["client_max_body_size"] = _value(_read(app, "nginx.client_max_body_size"))
@@ -87,15 +188,19 @@ def site_dict(app: AuditedApp) -> tuple[dict, list[str]]:
         nginx["proxy_buffering"] = _value(_read(app, "nginx.proxy_buffering"))
     if _read(app, "nginx.upstream.keepalive") is not None:
         nginx["upstream"] = {"keepalive": _value(_read(app, "nginx.upstream.keepalive"))}
-    if nginx:
-        data["nginx"] = nginx
-    if app.database:
-        pool = {}
-        for name, key in (("size", "pool_size"), ("max_overflow", "max_overflow"), ("timeout", "pool_timeout"),
-                          ("recycle", "pool_recycle"), ("pre_ping", "pool_pre_ping")):
-            if _read(app, f"sqlalchemy.{key}") is not None:
-                pool[name] = _value(_read(app, f"sqlalchemy.{key}"))
-        data["database"] = {"name": app.database[1], "role": app.database[0], **({"pool": pool} if pool else {})}
+    return nginx
+
+
+def _pool(app: AuditedApp) -> dict:
+    pool = {}
+    for name, key in (("size", "pool_size"), ("max_overflow", "max_overflow"), ("timeout", "pool_timeout"),
+                      ("recycle", "pool_recycle"), ("pre_ping", "pool_pre_ping")):
+        if _read(app, f"sqlalchemy.{key}") is not None:
+            pool[name] = _value(_read(app, f"sqlalchemy.{key}"))
+    return pool
+
+
+def _flask_session(app: AuditedApp) -> dict:
     session: dict = {}
     if _read(app, "flask.PERMANENT_SESSION_LIFETIME") is not None:
         session["lifetime"] = _value(_read(app, "flask.PERMANENT_SESSION_LIFETIME"))
@@ -106,9 +211,7 @@ def site_dict(app: AuditedApp) -> tuple[dict, list[str]]:
               if _read(app, f"flask.SESSION_COOKIE_{name}") is not None}
     if cookie:
         session["cookie"] = cookie
-    if session:
-        data["session"] = session
-    return data, notes
+    return session
 
 
 def _written_paths(data: dict, prefix: tuple = ()) -> dict:
@@ -148,11 +251,11 @@ def derived_differences(data: dict) -> list[str]:
     return out
 
 
-def site_yaml(app: AuditedApp, findings: list[str], built: tuple[dict, list[str]] | None = None) -> str:
+def site_yaml(app: AuditedApp, findings: list[str], built: tuple[dict, list[str], list[dict]] | None = None) -> str:
     """The site file's text. Values go through YAML's emitter, which quotes what needs it; the
     comments above them are one line each whatever the values they repeat hold. `built` is
     `site_dict(app)` when the caller has it already."""
-    data, notes = built or site_dict(app)
+    data, notes, _ = built or site_dict(app)
     head = [f"Imported by deploygen from the configuration of {app.name}; every value is what runs today."]
     head += notes
     if findings:
@@ -164,6 +267,12 @@ def site_yaml(app: AuditedApp, findings: list[str], built: tuple[dict, list[str]
         head += [f"  {d}" for d in differences]
     return "".join(f"# {printable(line)}\n" for line in head) + yaml.safe_dump(
         data, sort_keys=False, default_flow_style=False)
+
+
+def snippet_text(app: AuditedApp, snippet: list[dict]) -> str:
+    """The snippet file: the locations import carries, as crossplane builds them."""
+    head = f"# Imported by deploygen from {printable(app.nginx.file)}:{app.nginx.line}: the locations it does not model.\n"
+    return head + crossplane.build(snippet, indent=4) + "\n"
 
 
 # Where each part of the site file comes from: the setting audit read it from, for a message
@@ -206,33 +315,44 @@ def origin(app: AuditedApp, key: str) -> Location | None:
 
 
 def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
-    """Write the imported site file to `output`, or nothing at all.
+    """Write the imported site file to `output` (and its snippet beside it), or nothing at all.
 
     The text is loaded back with deploygen's own loader before it replaces `output`: a value
     the site file refuses (a server_name holding a newline, a user named `root`) is refused
-    here, located where it was read, instead of being written for `validate` to find. The
-    file is written beside `output` and renamed over it, so a failure leaves no half file.
-    """
+    here, located where it was read, instead of being written for `validate` to find. Both
+    files are written in a folder beside `output`, loaded from there, then renamed into place,
+    so a failure leaves no half file."""
     from deploygen.sitefile.load import load_site
 
-    built = site_dict(app)
+    stem = os.path.basename(output).rsplit(".", 1)[0]
+    snippet_name = f"{stem}.locations.conf" if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", stem) else None
+    built = site_dict(app, snippet_name)
+    data, _, snippet = built
     text = site_yaml(app, findings, built)
     folder = os.path.dirname(output) or "."
-    fd, staged = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(output)}.", suffix=".yaml")
+    staged_dir = tempfile.mkdtemp(dir=folder, prefix=".deploygen-import-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        staged = os.path.join(staged_dir, os.path.basename(output))
+        with open(staged, "w", encoding="utf-8") as f:
             f.write(text)
+        if snippet:
+            with open(os.path.join(staged_dir, data["nginx"]["snippet"]), "w", encoding="utf-8") as f:
+                f.write(snippet_text(app, snippet))
         loaded, problems = load_site(staged)
         # Loaded back, the file must hold exactly the values read: no more keys, no other values.
-        if loaded is None or loaded.document.data != built[0]:
+        if loaded is None or loaded.document.data != data:
             raise InputError([_refused(app, p, staged, output) for p in problems] or [
                 Problem(Location(printable(output), 1, 1), "", "the imported site file does not load back as written; "
                         "nothing written")])
-        os.chmod(staged, 0o666 & ~_umask())
+        mode = 0o666 & ~_umask()
+        if snippet:
+            name = data["nginx"]["snippet"]
+            os.chmod(os.path.join(staged_dir, name), mode)
+            os.replace(os.path.join(staged_dir, name), os.path.join(folder, name))
+        os.chmod(staged, mode)
         os.replace(staged, output)
-    except BaseException:
-        os.unlink(staged)
-        raise
+    finally:
+        shutil.rmtree(staged_dir, ignore_errors=True)
 
 
 def _refused(app: AuditedApp, problem: Problem, staged: str, output: str) -> Problem:

@@ -83,6 +83,9 @@ class ProxiedLocation:
     # The addresses it reaches: proxy_pass's own, or each server of the upstream it names.
     targets: list[Endpoint] = field(default_factory=list)
     websocket: bool = False  # it passes `Upgrade` on
+    folder: str = ""  # what `alias` (or `root` + the path) serves, for a location of files
+    # The location as crossplane reads it, its includes expanded: what import carries.
+    directive: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -100,8 +103,8 @@ class ProxiedServer:
     locations: list[ProxiedLocation] = field(default_factory=list)
     # `listen ... ssl` (or `ssl on`): browsers reach it over HTTPS.
     tls_listener: bool = False
-    # Locations that serve files (`alias`/`root`, no proxy): (path, folder, file, line).
-    files: list[tuple[str, str, str, int]] = field(default_factory=list)
+    # Locations that serve files (`alias`/`root`, no proxy).
+    files: list[ProxiedLocation] = field(default_factory=list)
     # Locations that neither proxy nor serve files (`return`, fastcgi_pass, ...): kept for import.
     others: list[ProxiedLocation] = field(default_factory=list)
 
@@ -264,8 +267,10 @@ class _Configuration:
             path = " ".join(loc["args"])
             proxies = [_arg(x, f, "an address") for x, f in inner_block if x["directive"] == "proxy_pass"]
             where_default = Location(loc_file, loc["line"], 1)
+            expanded = {"directive": "location", "args": loc["args"], "line": loc["line"],
+                        "block": self.expanded(inner_block, chain)}
             if proxies:
-                found = ProxiedLocation(path, loc_file, loc["line"], proxies[-1])
+                found = ProxiedLocation(path, loc_file, loc["line"], proxies[-1], directive=expanded)
                 for key, default in DEFAULTS.items():
                     value, location = inner.get(key, (default, where_default))
                     found.settings[f"nginx.{key}"] = _read(f"nginx.{key}", value, location, key not in inner)
@@ -275,12 +280,31 @@ class _Configuration:
                         f"nginx.proxy_set_header.{header}", value, location, value is None)
                 found.websocket = "upgrade" in inner_headers
                 server.locations.append(found)
-            elif any(x["directive"] in ("alias", "root") and x["args"] for x, _ in inner_block):
-                folder = next(x["args"][0] for x, _ in inner_block if x["directive"] in ("alias", "root") and x["args"])
-                server.files.append((path, folder, loc_file, loc["line"]))
-            elif not any(x["directive"] == "location" for x, _ in inner_block):
-                server.others.append(ProxiedLocation(path, loc_file, loc["line"], ""))
+            elif depth == 0 and any(x["directive"] in ("alias", "root") and x["args"] for x, _ in inner_block):
+                server.files.append(ProxiedLocation(path, loc_file, loc["line"], "", folder=_folder(loc, inner_block),
+                                                    directive=expanded))
+            elif depth == 0:
+                server.others.append(ProxiedLocation(path, loc_file, loc["line"], "", directive=expanded))
             self.locations(server, inner_block, inner, inner_headers, chain, depth + 1)
+
+    def expanded(self, block: list[tuple[dict, str]], chain: tuple[str, ...]) -> list[dict]:
+        """A block's directives with every include in place, nested blocks too (crossplane's form)."""
+        out = []
+        for d, file in block:
+            if "block" in d:
+                d = {**d, "block": self.expanded(self.inline(d["block"], file, chain), chain)}
+            out.append(d)
+        return out
+
+
+def _folder(loc: dict, block: list[tuple[dict, str]]) -> str:
+    """The folder a location of files serves its path from: `alias X`, or `root X` + the path."""
+    alias = [x["args"][0] for x, _ in block if x["directive"] == "alias" and x["args"]]
+    if alias:
+        return alias[-1].rstrip("/") or "/"
+    root = [x["args"][0] for x, _ in block if x["directive"] == "root" and x["args"]][-1]
+    path = loc["args"][-1] if loc["args"] else "/"
+    return (root.rstrip("/") + "/" + path.strip("/")).rstrip("/") or "/"
 
 
 def _read(key: str, value: str, location: Location, default: bool) -> ReadSetting:

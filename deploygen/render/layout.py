@@ -39,6 +39,10 @@ def targets(site: SiteBase) -> list[Target]:
         Target("app-service", "systemd-service", "systemd/site.service.j2", f"/etc/systemd/system/{name}.service"),
         *kind_of(site).targets(site),
     ]
+    if site.nginx.snippet is not None:
+        # The locations the site carries (sitefile.snippet), included by its server block.
+        found.append(Target("nginx-locations", "nginx-snippet", "nginx/locations.conf.j2",
+                            f"/etc/deploygen/{name}/nginx-locations.conf"))
     if site.database is not None:
         found.append(Target("postgres-sql", "postgres-sql", "sql/timeouts.sql.j2",
                             f"/etc/deploygen/{name}/postgres.sql"))

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 from deploygen import __version__
 from deploygen.derive import derive
+from deploygen.sitefile.snippet import built
 from deploygen.render.layout import (
     Target,
     cleanup_command,
@@ -104,6 +105,9 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
     if has_cleanup(site):
         context["cleanup_command"] = cleanup_command(site)
         context["cleanup_every"] = values.get("deploygen", {}).get("cleanup_every")
+    if loaded.snippet is not None:
+        context["snippet"] = built(loaded.snippet)
+    context["app_paths"] = site.nginx.app_paths if site.nginx.app_paths is not None else ["/"]
     return context
 
 

@@ -41,7 +41,7 @@ class ForwardedHeadersNotTrusted(Rule):
 
     ## What it checks
     With a TCP bind, the address nginx connects from (127.0.0.1 for a loopback
-    bind, else the bind address itself) must be in gunicorn's
+    bind or one on every address, 0.0.0.0, else the bind address itself) must be in gunicorn's
     `forwarded_allow_ips`. Unix-socket peers are always trusted.
 
     ## Why it is bad
@@ -73,7 +73,10 @@ class ForwardedHeadersNotTrusted(Rule):
         for host in map(_tcp_host, bind if isinstance(bind, list) else [bind]):  # a server's config may list binds
             if host is None or allowed.value is None:
                 continue  # a unix socket: its peers are always trusted
-            source = "127.0.0.1" if ipaddress.ip_address(host).is_loopback else host
+            address = ipaddress.ip_address(host)
+            # A bind on every address (0.0.0.0, ::) is reached by the nginx beside it over loopback
+            # (Linux sends a connect to 0.0.0.0 there too).
+            source = "127.0.0.1" if address.is_loopback or address.is_unspecified else host
             if not _trusts(allowed.value, source):
                 yield self.finding(site, allowed, f"does not include nginx at {source}", None,
                                    "gunicorn ignores X-Forwarded-Proto from nginx: the app thinks it is on HTTP "

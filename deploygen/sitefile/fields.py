@@ -125,6 +125,23 @@ def _servable(value: str) -> str:
 
 StaticDir = Annotated[AbsPath, AfterValidator(_servable)]
 
+# A location's URI prefix, as nginx matches it (`location /media/`): only characters that end no
+# nginx token and need no quoting, so the value cannot leave its `location` line.
+UriPrefix = Annotated[
+    str,
+    Field(max_length=255),
+    _matching(r"/[A-Za-z0-9._~@+%/-]*", "location path",
+              "a URI prefix such as /media/ or /api/ (letters, digits and . _ ~ @ + % - /)"),
+]
+
+# The nginx snippet a site carries: a file name beside the site file (not a path anywhere else).
+SnippetFile = Annotated[
+    str,
+    Field(max_length=255),
+    _matching(r"[A-Za-z0-9_][A-Za-z0-9._-]*\.conf", "snippet file",
+              "a .conf file beside the site file, e.g. shop.locations.conf"),
+]
+
 PosixName = Annotated[
     str,
     _matching(

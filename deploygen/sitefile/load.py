@@ -22,6 +22,8 @@ class LoadedSite:
     file: str
     site: SiteBase
     document: Document
+    # `nginx.snippet`'s locations, parsed (sitefile.snippet), when the site has one.
+    snippet: list | None = None
 
     @property
     def kind(self) -> str:
@@ -128,7 +130,36 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
         site = model.model_validate(document.data)
     except ValidationError as exc:
         return None, [_problem(document, error, model) for error in exc.errors()]
-    return LoadedSite(file, site, document), []
+    snippet = None
+    if site.nginx.snippet is not None:
+        snippet, problems = _snippet(file, site, document)
+        if problems:
+            return None, problems
+    return LoadedSite(file, site, document, snippet), []
+
+
+def _snippet(file: str, site: SiteBase, document: Document) -> tuple[list | None, list[Problem]]:
+    """The site's snippet, refused when one of its locations is one the server block renders."""
+    from deploygen.sitefile.snippet import load_snippet, location_paths
+
+    where = document.locate(("nginx", "snippet"))
+    parsed, problems = load_snippet(file, site.nginx.snippet, where)
+    if parsed is None:
+        return None, problems
+    rendered = set(rendered_locations(site))
+    clashes = [p for p in location_paths(parsed) if p in rendered]
+    if clashes:
+        return None, [Problem(where, "nginx.snippet", f"location {clashes[0]} is in the snippet and rendered by "
+                              "deploygen too: nginx refuses a duplicate location")]
+    return parsed, []
+
+
+def rendered_locations(site: SiteBase) -> list[str]:
+    """The locations deploygen's server block holds: the app's, /static/, aliases, websockets."""
+    nginx = site.nginx
+    paths = list(nginx.app_paths if nginx.app_paths is not None else ["/"])
+    paths += ["/static/"] if getattr(site.app, "static", None) else []
+    return paths + list(nginx.aliases or {}) + list(nginx.websockets or {})
 
 
 def _site_model(document: Document) -> tuple[type[SiteBase], Problem | None]:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from deploygen.sitefile.duration import Duration
 from deploygen.sitefile.fields import (
     AbsPath,
     Bind,
@@ -31,7 +32,9 @@ from deploygen.sitefile.fields import (
     Seconds,
     Span,
     StateDir,
+    SnippetFile,
     StaticDir,
+    UriPrefix,
     WsgiTarget,
 )
 
@@ -141,12 +144,41 @@ class NginxUpstream(Strict):
     keepalive: int | None = Field(None, ge=0, le=10_000, description="idle connections kept per nginx worker")
 
 
+class WebsocketLocation(Strict):
+    """A location that proxies websockets to the app: `Upgrade` passed on, held open longer."""
+
+    proxy_read_timeout: Span = Field(Duration.seconds_(3600), description="how long an idle websocket stays open")
+
+
 class Nginx(Strict):
-    """nginx settings that are not timeouts."""
+    """nginx settings that are not timeouts, and the server block's locations beyond `/`."""
 
     client_max_body_size: NginxSize | None = Field(None, examples=["10m"])
     proxy_buffering: bool | None = Field(None, description="nginx buffers responses (on unless written false)")
     upstream: NginxUpstream = NginxUpstream()
+    app_paths: list[UriPrefix] | None = Field(
+        None, description="the locations that proxy to the app; default [/] ([] when the snippet's do)",
+        examples=[["/api/", "/admin/"]])
+    aliases: dict[UriPrefix, StaticDir] | None = Field(
+        None, description="locations nginx serves from a folder (alias), beside app.static",
+        examples=[{"/media/": "/srv/shop/media"}])
+    websockets: dict[UriPrefix, WebsocketLocation] | None = Field(
+        None, description="locations that proxy websockets to the app", examples=[{"/ws/": {}}])
+    snippet: SnippetFile | None = Field(
+        None, description="nginx locations in a file beside the site file, included in the server block "
+        "(what import keeps of the locations deploygen does not model)")
+
+    @model_validator(mode="after")
+    def _paths_once(self) -> "Nginx":
+        seen: dict[str, str] = {}
+        for what, paths in (("app_paths", self.app_paths or []), ("aliases", self.aliases or {}),
+                            ("websockets", self.websockets or {})):
+            for path in paths:
+                if path in seen:
+                    raise PydanticCustomError("value", f"location {path} is in both {seen[path]} and {what}: "
+                                              "nginx refuses a duplicate location")
+                seen[path] = what
+        return self
 
 
 class Pool(Strict):

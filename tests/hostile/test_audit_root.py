@@ -240,6 +240,14 @@ def test_a_tree_without_a_gunicorn_unit_is_not_clean_but_unaudited(tmp_path):
     root = server_tree(tmp_path)
     os.unlink(root / "etc/systemd/system/shop.service")
     (root / "etc/systemd/system/cron.service").write_text("[Service]\nExecStart=/usr/sbin/cron -f\n")
+    # Its nginx still proxies: audited alone, and said so with the units that were read.
+    result = run_deploygen("audit", "--root", root)
+    assert result.returncode in (0, 1), result.stderr
+    assert f"read: shop.example.com: nginx: {root}/etc/nginx/sites-available/shop:1 server block, audited alone: " \
+           f"no unit runs gunicorn as audit can see ({root}/etc/systemd/system/cron.service runs " \
+           "'/usr/sbin/cron -f')" in result.stderr
+
+    os.unlink(root / "etc/nginx/sites-available/shop")
     [problem] = assert_bad_input(run_deploygen("audit", "--root", root), lines=1)
     assert problem["file"] == f"{root}/etc/systemd/system"
     assert "nothing was audited" in problem["msg"]

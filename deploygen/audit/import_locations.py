@@ -1,0 +1,120 @@
+"""`import`: every location of the app's server block, modelled or carried.
+
+Locations that reach the app by a plain prefix become `nginx.app_paths` (a websocket one,
+`nginx.websockets` with its read timeout); folders served by a plain prefix, `app.static` and
+`nginx.aliases`. Everything else (regex and exact locations, other upstreams, `return`s, a
+frontend on `/`) is carried as it is, includes expanded, in the site's nginx snippet
+(sitefile.snippet), so rendering an import serves what the server serves today. A location of
+the snippet that reached the app is pointed at the rendered upstream; one that reached another
+upstream block is pointed at that block's first server, since a snippet sits inside `server {}`
+where no upstream block can.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer
+from deploygen.sitefile.fields import _safe_path, _servable
+
+_PREFIX = re.compile(r"/[A-Za-z0-9._~@+%/-]*")
+
+
+@dataclass
+class Locations:
+    """What the site file says of the server block's locations, and the snippet's."""
+
+    app_paths: list[str] = field(default_factory=list)
+    static: str | None = None
+    aliases: dict[str, str] = field(default_factory=dict)
+    websockets: dict[str, dict] = field(default_factory=dict)
+    snippet: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _plain(location: ProxiedLocation) -> str | None:
+    """The location's path when it is a plain prefix (`location /media/`), else None."""
+    args = location.directive.get("args", [])
+    return args[0] if len(args) == 1 and _PREFIX.fullmatch(args[0]) else None
+
+
+def _servable_folder(folder: str) -> bool:
+    try:
+        _servable(_safe_path(folder))
+    except ValueError:
+        return False
+    return True
+
+
+def _named_target(location: ProxiedLocation) -> str | None:
+    """`@name` when the location hands requests to a named location (`try_files $uri @name`)."""
+    for d in location.directive.get("block", []):
+        if d["directive"] == "try_files" and d["args"] and d["args"][-1].startswith("@"):
+            return d["args"][-1]
+    return None
+
+
+def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: str) -> Locations:
+    """The server block's locations sorted into the site file's keys and the snippet."""
+    out = Locations()
+    to_app = {id(loc) for loc in reaching}
+    named_to_app = {loc.path for loc in reaching if loc.path.startswith("@")}
+    for location in sorted((*server.locations, *server.files, *server.others), key=lambda x: (x.file, x.line)):
+        path = _plain(location)
+        if id(location) in to_app:
+            if location.path.startswith("@"):
+                continue  # reached through `try_files` of a location that becomes the app's
+            if path and location.websocket:
+                read = location.settings.get("nginx.proxy_read_timeout")
+                out.websockets[path] = {"proxy_read_timeout": str(read.value) if read and read.value else "60s"}
+            elif path:
+                out.app_paths.append(path)
+            else:
+                out.snippet.append(_pointed(location, upstream, to_app=True))
+        elif path and location.folder and not location.proxy_pass and _servable_folder(location.folder) \
+                and _only_files(location):
+            folder = os.path.normpath(location.folder)
+            if path == "/static/" and out.static is None:
+                out.static = folder
+            else:
+                out.aliases[path] = folder
+        elif path and _named_target(location) in named_to_app:
+            out.app_paths.append(path)
+            out.notes.append(f"nginx: location {path} tried files first (try_files); deploygen's proxies to the app")
+        else:
+            out.snippet.append(_pointed(location, upstream, to_app=False) if location.proxy_pass
+                               else location.directive)
+    return out
+
+
+def _only_files(location: ProxiedLocation) -> bool:
+    """Whether the location only serves files (alias/root, caching headers): an alias says all of it."""
+    kept = {"alias", "root", "expires", "access_log", "add_header", "autoindex", "log_not_found", "etag"}
+    return all(d["directive"] in kept for d in location.directive.get("block", []))
+
+
+def _pointed(location: ProxiedLocation, upstream: str, to_app: bool) -> dict:
+    """The location with its proxy_pass pointed at what the snippet can name: the rendered
+    upstream for the app, the first server of another upstream block, else as written."""
+    servers = location.settings.get("nginx.upstream.server")
+    block = []
+    for d in location.directive.get("block", []):
+        if d["directive"] == "proxy_pass" and d["args"]:
+            scheme, _, rest = d["args"][0].partition("://")
+            if rest.startswith("unix:"):
+                # `unix:/x.sock` or `unix:/x.sock:/uri`: the socket path ends at the next colon.
+                end = rest.find(":", len("unix:"))
+                host, slash, uri = (rest, "", "") if end < 0 else (rest[:end], "/", rest[end + 1:].lstrip("/"))
+            else:
+                host, slash, uri = rest.partition("/")
+            if to_app:
+                host = upstream
+            elif servers and servers.value:
+                first = servers.value[0]
+                # nginx ends a socket path with `:` only before a URI (`http://unix:/x.sock:/api/`).
+                host = f"{first}:" if first.startswith("unix:") and slash else first
+            d = {**d, "args": [f"{scheme}://{host}{slash}{uri}"]}
+        block.append(d)
+    return {**location.directive, "block": block}

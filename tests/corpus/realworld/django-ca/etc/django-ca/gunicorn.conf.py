@@ -1,0 +1,1 @@
+/opt/django-ca/src/django-ca/gunicorn/gunicorn.conf.py
