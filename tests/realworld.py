@@ -264,7 +264,8 @@ def lost_locations(case: str, root: Path, name: str) -> list[str]:
     app = before.apps[0] if before.apps else None
     if app is None or app.nginx is None:
         return []
-    original = served([app.nginx], [app.bind])
+    every = app.effective["gunicorn.bind_all"].value if "gunicorn.bind_all" in app.effective else []
+    original = served([app.nginx], [app.bind, *every])
     site = yaml.safe_load((root.parent.parent.parent / f"{case}.yaml").read_text())
     after = read_server_block(f"/etc/nginx/sites-available/{name}.conf", Tree(str(root)))
     rendered = served(after, [site["server"]["bind"]])

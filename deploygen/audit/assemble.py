@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from deploygen.audit.env_reader import read_flask_env
+from deploygen.audit.env_reader import env_lines, read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
 from deploygen.audit.endpoint import from_bind
 from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer, read_nginx, read_nginx_file, read_server_block
 from deploygen.audit.source import TooManyFiles, Tree, why
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
-from deploygen.audit.unit_reader import read_unit, unit_dropins
+from deploygen.audit.unit_reader import load_unit, read_socket, read_unit, socket_units, unit_dropins, unit_settings
 from deploygen.sitefile.duration import Duration
 from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.derive.settings import Effective, Provenance, Setting
@@ -230,18 +230,21 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     return result
 
 
-def _link(servers: list[ProxiedServer], unit: dict[str, ReadSetting], gunicorn: dict[str, ReadSetting]) -> Link:
+def _link(servers: list[ProxiedServer] | ServerIndex, unit: dict[str, ReadSetting],
+          gunicorn: dict[str, ReadSetting]) -> Link:
     """The app's server block by gunicorn's bind; when no file gave the bind (nginx named
     alone), the one server block that proxies, said so."""
+    servers = servers if isinstance(servers, ServerIndex) else ServerIndex(servers)
     bind = unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]
-    proxying = [s for s in servers if s.locations]
+    proxying = servers.proxying
     # Only with no unit: a unit that names no bind runs gunicorn's default, which is known.
     if not unit and bind.default and len(proxying) == 1 and not link(servers, _bind(unit, gunicorn)).server:
         server = proxying[0]
         views = [server.to(loc) for loc in server.locations]
         return Link(views[0], views[1:], f"{server.file}:{server.line} server block (gunicorn's bind not read: "
                     "the one server block that proxies)", server.locations)
-    return link(servers, _bind(unit, gunicorn))
+    every = unit.get("gunicorn.bind_all") or gunicorn.get("gunicorn.bind_all")
+    return link(servers, _bind(unit, gunicorn), every.value if every and isinstance(every.value, list) else [])
 
 
 def _missing(named: ReadSetting, local: str) -> Problem:
@@ -310,20 +313,52 @@ class Link:
     reaching: list[ProxiedLocation] = field(default_factory=list)  # the first server block's, to the app
 
 
-def link(servers: list[ProxiedServer], bind: str) -> Link:
+class ServerIndex:
+    """One nginx's server blocks, found by what their locations reach: a socket path, or a TCP
+    port (whose hosts `Endpoint.reaches` then compares). Built once per audit, so that linking
+    500 units to 500 server blocks looks each bind up instead of scanning every location."""
+
+    def __init__(self, servers: list[ProxiedServer]) -> None:
+        self.servers = servers
+        self.proxying = [s for s in servers if s.locations]
+        self._by: dict[tuple, list[tuple[int, int, ProxiedServer, ProxiedLocation]]] = {}
+        for order, server in enumerate(servers):
+            for place, location in enumerate(server.locations):
+                for target in location.targets:
+                    key = ("unix", target.path) if target.path else ("tcp", target.port)
+                    self._by.setdefault(key, []).append((order, place, server, location))
+        self._seen: list[str] | None = None
+
+    def reaching(self, binds: list) -> list[tuple[ProxiedServer, list[ProxiedLocation]]]:
+        """Each server block with a location that reaches one of `binds`, in file order."""
+        found: dict[int, tuple[ProxiedServer, dict[int, ProxiedLocation]]] = {}
+        for bind in binds:
+            key = ("unix", bind.path) if bind.path else ("tcp", bind.port)
+            for order, place, server, location in self._by.get(key, []):
+                if any(t.reaches(bind) for t in location.targets):
+                    found.setdefault(order, (server, {}))[1][place] = location
+        return [(server, [locs[p] for p in sorted(locs)]) for _, (server, locs) in sorted(found.items())]
+
+    def seen(self) -> list[str]:
+        """Every address a location proxies to, for the note of an app no block reaches."""
+        if self._seen is None:
+            self._seen = sorted({str(t) for s in self.servers for loc in s.locations for t in loc.targets})
+        return self._seen
+
+
+def link(servers: list[ProxiedServer] | ServerIndex, bind: str, also: list[str] = ()) -> Link:
     """The server block whose locations reach gunicorn's bind (by address: `localhost:8000` is
     `127.0.0.1:8000`, a bind on `0.0.0.0` takes both); a location that proxies elsewhere (a
     Node frontend on `/`) is never the app's. `location /` first when it is one of them."""
+    index = servers if isinstance(servers, ServerIndex) else ServerIndex(servers)
     target = from_bind(bind) if bind else None
     if target is None:
         return Link(None, [], f"gunicorn's bind {shown(bind)} is no address audit can match: nginx not linked")
-    matches: list[tuple[ProxiedServer, list[ProxiedLocation]]] = []
-    for server in servers:
-        reaching = [loc for loc in server.locations if any(t.reaches(target) for t in loc.targets)]
-        if reaching:
-            matches.append((server, reaching))
+    # gunicorn listens on every bind it is given (`-b` twice, a socket unit's ListenStream=s).
+    targets = [target, *(t for t in map(from_bind, also) if t is not None and t != target)]
+    matches = index.reaching(targets)
     if not matches:
-        seen = sorted({str(t) for s in servers for loc in s.locations for t in loc.targets})
+        seen = index.seen()
         elsewhere = f" (they proxy to {', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''})" if seen else ""
         return Link(None, [], f"no server block reaches {target}{elsewhere}: its rules were skipped")
     notes = [f"{server.file}:{server.line} server block, "
@@ -414,8 +449,9 @@ def audit_root(root: str, role: str | None = None, database: str | None = None, 
         return result
     try:
         servers = _read_nginx_root(result)
+        index = ServerIndex(servers)
         for unit_path in tree.glob("/etc/systemd/system/*.service"):
-            _audit_unit(result, unit_path, servers, role, database)
+            _audit_unit(result, unit_path, index, role, database)
     except TooManyFiles as exc:
         return _stopped(result, exc)
     if not result.apps and not result.problems:
@@ -460,7 +496,7 @@ def _nginx_note(tree: Tree) -> list[str]:
     return [printable(f"nginx: {len(files)} file(s): {listed}")]
 
 
-def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], role: str | None,
+def _audit_unit(result: Audit, unit_path: str, servers: ServerIndex, role: str | None,
                 database: str | None) -> None:
     """One unit of ROOT: skipped unless it runs gunicorn, else an app with each file it names."""
     tree = result.tree
@@ -473,24 +509,25 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
                                        f"could not be read: {why(exc)}"))
         return
     dropins = result.attempt(unit_dropins, tree, os.path.basename(unit_path))
-    unit = result.attempt(read_unit, local, tree, dropins) if dropins is not None else None
-    words = unit.get("systemd.ExecStart") if unit else None
-    if not words or not any("gunicorn" in w for w in words.value[:3]):
-        if words:
-            result.units.append((local, words.value))
+    loaded = result.attempt(load_unit, local, tree, dropins, os.path.basename(unit_path)) \
+        if dropins is not None else None
+    first = result.attempt(unit_settings, loaded) if loaded is not None else None
+    if first is None:
         return
     files: dict[str, list[str]] = {"systemd": [local, *dropins], "gunicorn": [], "flask": [], "postgres": []}
-    gunicorn = _unit_config(result, unit, files) or gunicorn_defaults(local)
-    flask: dict[str, ReadSetting] = {}
-    for env in (unit["systemd.EnvironmentFile"].value if "systemd.EnvironmentFile" in unit else []):
-        env_local = _local(result, unit["systemd.EnvironmentFile"], env, "/")
-        # A missing env file is left out, as systemd does for `-`: a copy of a server seldom has
-        # its secrets file, and the notes say which ones were read.
-        if env_local and os.path.lexists(env_local):
-            flask.update(result.attempt(read_flask_env, env_local, tree) or {})
-            files["flask"].append(env_local)
-        elif env_local:
-            files["flask"].append(f"{env_local} (not there: skipped)")
+    # Its EnvironmentFile=s, read once: they feed ExecStart's $VARs and GUNICORN_CMD_ARGS, and Flask.
+    env, env_at, flask = _environment_files(result, first, files)
+    unit = result.attempt(unit_settings, loaded, env, env_at) if env else first
+    if unit is None:
+        return
+    if "gunicorn.command" not in unit:
+        words = unit.get("systemd.ExecStart")
+        if words is not None:
+            result.units.append((local, words.value))
+        return
+    _socket_activation(result, loaded, unit, files)
+    environment = {**(unit["systemd.Environment"].value if "systemd.Environment" in unit else {}), **env}
+    gunicorn = _unit_config(result, unit, files, environment) or gunicorn_defaults(local)
     if result.extra[1] is not None:
         flask.update(result.attempt(read_flask_env, result.extra[1], Tree()) or {})
         files["flask"].append(result.extra[1])
@@ -501,6 +538,50 @@ def _audit_unit(result: Audit, unit_path: str, servers: list[ProxiedServer], rol
     app.locations, app.reaching, app.bind = linked.extra, linked.reaching, _bind(unit, gunicorn)
     result.apps.append(app)
     result.notes += _layer_notes(app, files, linked, "nginx" in tree.read)
+
+
+def _environment_files(result: Audit, unit: dict[str, ReadSetting], files: dict[str, list[str]]):
+    """(every name the unit's EnvironmentFile=s set, where each was set, their FLASK_* settings).
+
+    A missing one is left out, as systemd does for `-`: a copy of a server seldom has its
+    secrets file, and the notes say which ones were read."""
+    env: dict[str, str] = {}
+    env_at: dict[str, Location] = {}
+    flask: dict[str, ReadSetting] = {}
+    named = unit.get("systemd.EnvironmentFile")
+    for path in (named.value if named is not None and isinstance(named.value, list) else []):
+        env_local = _local(result, named, path, "/")
+        if env_local and os.path.lexists(env_local):
+            lines = result.attempt(lambda p: list(env_lines(p, result.tree)), env_local)
+            for number, key, value in lines or []:
+                env[key], env_at[key] = value, Location(env_local, number, 1)
+            flask.update(result.attempt(read_flask_env, env_local, result.tree) or {})
+            files["flask"].append(env_local)
+        elif env_local:
+            files["flask"].append(f"{env_local} (not there: skipped)")
+    return env, env_at, flask
+
+
+def _socket_activation(result: Audit, loaded, unit: dict[str, ReadSetting], files: dict[str, list[str]]) -> None:
+    """With its socket unit there, systemd passes gunicorn the socket's ListenStream= and
+    gunicorn binds nothing of its own: the bind is the socket's (`--bind` is ignored then)."""
+    tree = result.tree
+    for name in socket_units(loaded.name, unit):
+        path = f"/etc/systemd/system/{name}"
+        try:
+            if not tree.has_entry(path) or tree.is_dev_null(path):
+                continue
+            local = tree.local(path)
+        except OSError:
+            continue
+        socket = result.attempt(read_socket, local, tree, (), name)
+        listen = (socket or {}).get("systemd.ListenStream")
+        if listen is None or not listen.value:
+            continue
+        files["systemd"].append(local)
+        unit["gunicorn.bind"] = ReadSetting("gunicorn.bind", listen.value[0], listen.location)
+        unit["gunicorn.bind_all"] = ReadSetting("gunicorn.bind_all", list(listen.value), listen.location)
+        return
 
 
 def _local(result: Audit, named: ReadSetting | None, path: str, workdir: str) -> str | None:
@@ -514,20 +595,28 @@ def _local(result: Audit, named: ReadSetting | None, path: str, workdir: str) ->
         return None
 
 
-def _unit_config(result: Audit, unit: dict[str, ReadSetting], files: dict[str, list[str]]):
-    """gunicorn's settings from the config file ExecStart names (`-c`), None when it names none."""
+def _unit_config(result: Audit, unit: dict[str, ReadSetting], files: dict[str, list[str]],
+                 environment: dict[str, str] | None = None):
+    """gunicorn's settings from the config file ExecStart names (`-c`), else the
+    `gunicorn.conf.py` gunicorn (20+) reads from its working directory; None when there is none."""
     named = unit.get("gunicorn.config_file")
-    if named is None or not isinstance(named.value, str):
-        return None
     workdir = unit.get("systemd.WorkingDirectory")
-    local = _local(result, named, named.value, workdir.value if workdir else "/")
-    if local is None:
+    cwd = workdir.value if workdir is not None and isinstance(workdir.value, str) else "/"
+    if named is None:
+        local = _local(result, None, "gunicorn.conf.py", cwd)
+        if local is None or not os.path.lexists(local):
+            return None
+    elif not isinstance(named.value, str):
         return None
-    if not os.path.lexists(local):
-        result.problems.append(_missing(named, local))
-        return None
+    else:
+        local = _local(result, named, named.value, cwd)
+        if local is None:
+            return None
+        if not os.path.lexists(local):
+            result.problems.append(_missing(named, local))
+            return None
     files["gunicorn"].append(local)
-    return result.attempt(read_gunicorn, local, None, result.tree)
+    return result.attempt(read_gunicorn, local, environment or None, result.tree)
 
 
 def _unit_sql(result: Audit, name: str, role: str | None, database: str | None, files: dict[str, list[str]]):

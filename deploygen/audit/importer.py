@@ -61,7 +61,13 @@ def site_dict(app: AuditedApp, snippet_name: str | None = None) -> tuple[dict, l
         notes.append("domains: no nginx server_name was read: example.invalid is a placeholder")
     data["domains"] = found or ["example.invalid"]
     if server and server.tls.get("certificate") and server.tls.get("certificate_key"):
-        data["tls"] = {"certificate": server.tls["certificate"], "certificate_key": server.tls["certificate_key"]}
+        pair = {"certificate": server.tls["certificate"], "certificate_key": server.tls["certificate_key"]}
+        unsafe = [key for key, path in pair.items() if _path(path) != path or not _safe(path)]
+        if unsafe:
+            notes.append(f"tls: the server's {unsafe[0]} {shown(pair[unsafe[0]])} is no path a site file holds "
+                         "(a variable of a template?): imported without tls")
+        else:
+            data["tls"] = pair
     kind = app.kind
     venv = _venv(program, root)
     if venv is None:
@@ -124,6 +130,17 @@ def _path(path: object) -> str | None:
     if not isinstance(path, str) or not path.startswith("/"):
         return None
     return os.path.normpath(path).replace("//", "/")
+
+
+def _safe(path: str) -> bool:
+    """Whether the site file takes `path` as it is (fields._safe_path)."""
+    from deploygen.sitefile.fields import _safe_path
+
+    try:
+        _safe_path(path)
+    except ValueError:
+        return False
+    return True
 
 
 def _venv(program: str, root: str) -> str | None:

@@ -234,7 +234,6 @@ def test_invalid_utf8_is_located_at_its_byte(option, tmp_path):
 
 UNIT_LINES = {
     "TimeoutStopSec=1y": ("systemd.TimeoutStopSec", "could not be read"),
-    "TimeoutStopSec=infinity": ("systemd.TimeoutStopSec", "could not be read"),
     "TimeoutStopSec=" + "9" * 400: ("systemd.TimeoutStopSec", "could not be read"),
     "ExecStart=/v/bin/gunicorn --timeout=abc app:app": ("gunicorn.timeout", "could not be read: --timeout"),
     "ExecStart=/v/bin/gunicorn -w " + "9" * 5000 + " app:app": ("gunicorn.workers", "could not be read: -w"),
@@ -247,6 +246,17 @@ def test_unit_values_are_located_at_their_line(line, tmp_path):
     assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
     key, said = UNIT_LINES[line]
     assert any(x.startswith(f"{path}:2:1: {key}: {said}") for x in result.stderr.splitlines()), result.stderr
+
+
+def test_an_infinite_stop_timeout_is_no_limit(tmp_path):
+    """`TimeoutStopSec=infinity`: systemd waits for the graceful stop however long it takes (no DG301)."""
+    unit = "[Service]\nUser=app\nExecStart=/v/bin/gunicorn --graceful-timeout 600 app:app\nTimeoutStopSec=infinity\n"
+    path, result = _audit_file(tmp_path, "--unit", "u.service", unit)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "DG301" not in result.stdout and "TimeoutStopSec: could not be read" not in result.stderr
+    shorter = unit.replace("TimeoutStopSec=infinity", "TimeoutStopSec=5min")
+    _, result = _audit_file(tmp_path, "--unit", "v.service", shorter)
+    assert "DG301" in result.stdout
 
 
 def test_an_unclosed_quote_in_exec_start(tmp_path):
