@@ -42,12 +42,36 @@ def _parsed(value: str) -> object:
         return value
 
 
+# Flask settings a string reaches as text where the app means a flag: Flask and Werkzeug test
+# them for truth (`if app.config[...]`, `set_cookie(secure=...)`), so `False` is true to them.
+_FLAGS = {"SESSION_REFRESH_EACH_REQUEST", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_HTTPONLY",
+          "SESSION_COOKIE_PARTITIONED", "REMEMBER_COOKIE_SECURE", "REMEMBER_COOKIE_HTTPONLY",
+          "REMEMBER_COOKIE_REFRESH_EACH_REQUEST", "SESSION_PERMANENT", "SESSION_USE_SIGNER"}
+# Settings Flask converts with timedelta(seconds=value): text fails there, on the first request
+# that needs it.
+_SECONDS = {"PERMANENT_SESSION_LIFETIME", "SEND_FILE_MAX_AGE_DEFAULT", "REMEMBER_COOKIE_DURATION"}
+
+
 def read_flask_env(path: str, tree: Tree | None = None) -> dict[str, ReadSetting]:
-    """`flask.NAME` for each FLASK_NAME line; nested `__` keys as `flask.A.b`."""
+    """`flask.NAME` for each FLASK_NAME line; nested `__` keys as `flask.A.b`. A value JSON
+    cannot read stays text, as `from_prefixed_env()` keeps it, and is said where it matters:
+    a flag written `False` is true to Flask (a non-empty string), a lifetime written
+    `86400*30` is no number of seconds."""
+    tree = tree or Tree()
     found: dict[str, ReadSetting] = {}
     for number, key, value in env_lines(path, tree):
         if not key.startswith("FLASK_"):
             continue
         name = "flask." + key[len("FLASK_"):].replace("__", ".")
-        found[name] = ReadSetting(name, _parsed(value), Location(path, number, 1))
+        parsed, where = _parsed(value), Location(path, number, 1)
+        setting = key[len("FLASK_"):]
+        if isinstance(parsed, str) and setting in _FLAGS:
+            tree.not_read("flask", f"{where}: {key}={value} is text to Flask (not JSON), so it is "
+                          f"{'true' if parsed else 'false'}: write {'true' if parsed.lower() == 'true' else 'false'}")
+            parsed = bool(parsed)
+        elif isinstance(parsed, str) and setting in _SECONDS:
+            found[name] = ReadSetting(name, None, where, unknown=f"{key}={value} is text to Flask (not JSON): "
+                                      "timedelta(seconds=...) refuses it on the first request that needs it")
+            continue
+        found[name] = ReadSetting(name, parsed, where)
     return found
