@@ -349,8 +349,10 @@ def audit(fmt, **sources) -> None:
 @_sources
 @click.option("-o", "--output", "output", required=True, type=click.Path(),
               help="The site file to write (written beside it, then renamed over it).")
-@click.option("--name", help="The site's name; default: the unit's (a unit named gunicorn.service needs one).")
-def import_(output, name, **sources) -> None:
+@click.option("--name", help="The site's name; default: the unit's, else one from server_name or the folder "
+                              "(said at the top of the file).")
+@click.option("--app", "unit_name", help="With --root: the app to import, by its unit's name (shop for shop.service).")
+def import_(output, name, unit_name, **sources) -> None:
     """Write a site file that reproduces existing configuration (what `audit` reads)."""
     from dataclasses import replace
 
@@ -358,8 +360,16 @@ def import_(output, name, **sources) -> None:
     from deploygen.audit.importer import write_site
 
     apps = _read_existing("import", **sources).apps
+    if unit_name is not None:
+        chosen = [a for a in apps if a.name == unit_name.removesuffix(".service")]
+        if not chosen:
+            click.echo(printable(f"deploygen: no app here runs from {unit_name}.service; found: "
+                                 f"{', '.join(a.name for a in apps) or 'none'}"), err=True)
+            sys.exit(2)
+        apps = chosen
     if len(apps) != 1:
-        click.echo(f"deploygen: found {len(apps)} gunicorn apps; import one at a time with --unit", err=True)
+        click.echo(printable(f"deploygen: found {len(apps)} apps ({', '.join(a.name for a in apps)}); "
+                             "import one at a time with --app UNIT"), err=True)
         sys.exit(2)
     if "gunicorn" not in apps[0].layers:
         click.echo(printable(f"{apps[0].file}:1:1: no unit runs gunicorn as audit can see: import needs the app's "

@@ -1,4 +1,5 @@
-"""Readers of existing configuration: nginx (crossplane), gunicorn (ast), units, SQL, Flask env."""
+"""Readers of existing configuration: nginx (crossplane) and gunicorn (ast); units, SQL and Flask env files
+have their own (test_unit_reader, test_sql_reader, test_env_reader)."""
 
 from __future__ import annotations
 
@@ -55,72 +56,6 @@ def test_gunicorn_config_read_without_running_it():
     assert read_gunicorn(str(path), {"TIMEOUT": "300"})["gunicorn.timeout"].value.nginx() == "300s"
 
 
-def test_unit_without_stop_timeout_gets_systemds_90s():
-    from deploygen.audit.unit_reader import read_unit
-
-    path = CORPUS / "seed000-before/etc/systemd/system/dokon.service"
-    read = read_unit(str(path))
-    stop = read["systemd.TimeoutStopSec"]
-    assert (stop.value.nginx(), stop.default) == ("90s", True)
-    assert read["gunicorn.config_file"].value == "gunicorn_config.py"
-    assert read["systemd.WorkingDirectory"].value == "/var/www/dokon"
-
-
-def test_exec_start_flags_without_a_config_file():
-    from deploygen.audit.unit_reader import read_unit
-
-    read = read_unit(str(CORPUS / "droplet/etc/systemd/system/shop.service"))
-    assert read["systemd.TimeoutStopSec"].value.nginx() == "5s" and read["systemd.TimeoutStopSec"].location.line == 12
-    assert read["gunicorn.timeout"].value.nginx() == "60s" and read["gunicorn.timeout"].location.line == 11
-    assert (read["gunicorn.workers"].value, read["gunicorn.threads"].value) == (3, 4)
-    assert read["gunicorn.worker_class"].value == "gthread"
-    assert read["gunicorn.bind"].value == "unix:/home/shop/app/shop.sock"
-    assert read["systemd.EnvironmentFile"].value == ["/home/shop/app/.env", "/etc/shop/secrets.env"]
-    assert "gunicorn.config_file" not in read
-
-
-def test_systemd_time_spans():
-    from deploygen.audit.unit_reader import systemd_time
-
-    assert [systemd_time(t).ms for t in ("45", "45s", "1min 30s", "500ms", "2h")] == [
-        45000, 45000, 90000, 500, 7200000]
-
-
-def test_sql_precedence_role_in_database_over_role_over_database():
-    from deploygen.audit.sql_reader import read_sql
-
-    path = str(CORPUS / "seed000-before/var/www/dokon/set_pg_timeouts.sql")
-    read = read_sql(path, "dokon", "dokon_db")
-    statement = read["postgres.statement_timeout"]
-    assert statement.value.nginx() == "120s" and statement.location.line == 5  # role IN DATABASE wins
-    assert read["postgres.lock_timeout"].value.nginx() == "30s" and read["postgres.lock_timeout"].location.line == 3
-    assert read["postgres.idle_in_transaction_session_timeout"].default
-    assert read["postgres.idle_in_transaction_session_timeout"].value is None  # PostgreSQL's 0: off
-    other_db = read_sql(path, "dokon", "elsewhere")
-    assert other_db["postgres.statement_timeout"].default  # neither the database's nor the scoped one apply
-
-
-def test_sql_reader_agrees_with_postgresqls_own_parser():
-    """pglast (GPL, tests only) parses the same statements: same targets, names and values."""
-    import pglast
-
-    from deploygen.audit.sql_reader import _literal, _name, _statements
-
-    path = CORPUS / "seed000-before/var/www/dokon/set_pg_timeouts.sql"
-    text = path.read_text()
-    ours = [(st.words[1].upper(), _name(st.words[2])) for st in _statements(text) if st.words[0].upper() == "ALTER"]
-    theirs = []
-    for raw in pglast.parse_sql(text):
-        stmt = raw.stmt
-        kind = type(stmt).__name__
-        if kind == "AlterRoleSetStmt":
-            theirs.append(("ROLE", stmt.role.rolename))
-        elif kind == "AlterDatabaseSetStmt":
-            theirs.append(("DATABASE", stmt.dbname))
-    assert ours == theirs
-    assert _literal("'it''s'") == "it's"
-
-
 def test_flask_env_reader():
     from deploygen.audit.env_reader import read_flask_env
 
@@ -151,14 +86,6 @@ def test_nginx_directives_from_an_included_file_reach_the_servers_of_its_level(t
     assert (header.value, header.location.file) == ("$scheme", str(tmp_path / "proxy_params"))
 
 
-def test_unit_lines_join_continuations_as_systemd_does():
-    from deploygen.audit.unit_reader import unit_lines
-
-    text = "[Service]\nExecStart=/v/bin/gunicorn \\\n# skipped\n  --timeout 45 \\\n  app:app\nUser=x \\"
-    assert list(unit_lines(text)) == [(1, "[Service]"), (2, "ExecStart=/v/bin/gunicorn  --timeout 45  app:app"),
-                                      (6, "User=x")]
-
-
 def test_a_glob_inside_a_root_follows_links_inside_it(tmp_path):
     from deploygen.audit.source import Tree
 
@@ -172,26 +99,3 @@ def test_a_glob_inside_a_root_follows_links_inside_it(tmp_path):
     assert tree.glob("/etc/nginx/sites-enabled/*") == ["/etc/nginx/sites-enabled/a", "/etc/nginx/sites-enabled/b"]
     assert tree.local("/etc/nginx/sites-enabled/b") == str(tmp_path / "etc/nginx/sites-available/b")
     assert tree.glob("/etc/*/sites-enabled/b") == ["/etc/nginx/sites-enabled/b"]
-
-
-def test_a_units_dropins_are_read_over_it_each_setting_at_its_own_line(tmp_path):
-    from deploygen.audit.source import Tree
-    from deploygen.audit.unit_reader import read_unit, unit_dropins
-
-    unit = tmp_path / "shop.service"
-    unit.write_text("[Service]\nExecStart=/v/bin/gunicorn -w 3 --timeout 60 app:app\nTimeoutStopSec=90\nUser=shop\n")
-    (tmp_path / "shop.service.d").mkdir()
-    (tmp_path / "shop.service.d/20-b.conf").write_text("[Service]\nTimeoutSec=2\n")
-    (tmp_path / "shop.service.d/10-a.conf").write_text(
-        "User=ignored-outside-any-section\n[Service]\nExecStart=\nExecStart=/v/bin/gunicorn --timeout 45 app:app\n")
-    tree = Tree()
-    dropins = unit_dropins(tree, "shop.service", (str(tmp_path),))
-    assert dropins == [str(tmp_path / "shop.service.d/10-a.conf"), str(tmp_path / "shop.service.d/20-b.conf")]
-    read = read_unit(str(unit), tree, dropins)
-    assert (read["gunicorn.timeout"].value.nginx(), read["gunicorn.timeout"].location) == (
-        "45s", (dropins[0], 4, 1))
-    assert "gunicorn.workers" not in read  # the first command's `-w 3` went with it
-    assert (read["systemd.TimeoutStopSec"].value.nginx(), read["systemd.TimeoutStopSec"].location) == (
-        "2s", (dropins[1], 2, 1))
-    assert (read["systemd.User"].value, read["systemd.User"].location.line) == ("shop", 4)
-    assert tree.read["systemd"] == [str(unit), *dropins]

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
+import yaml
 from conftest import SITES
 
 
@@ -118,3 +118,26 @@ def test_a_unit_named_gunicorn_imports_under_the_name_given(cli, tmp_path):
     assert "name: shop\n" in text and "user: root\n" in text
     validated = cli("validate", site)
     assert {"DG301", "DG701"} <= {line.split()[1] for line in validated.stdout.splitlines()}
+
+
+def test_a_root_with_two_apps_imports_the_one_named(cli, tmp_path):
+    """Two units, two server blocks: import asks which, and --app picks it by its unit's name."""
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/nginx/conf.d").mkdir(parents=True)
+    for name, port in (("shop", 8001), ("blog", 8002)):
+        (root / f"etc/systemd/system/{name}.service").write_text(
+            f"[Service]\nUser={name}\nWorkingDirectory=/srv/{name}\n"
+            f"ExecStart=/srv/{name}/venv/bin/gunicorn -b 127.0.0.1:{port} app:app\n")
+        (root / f"etc/nginx/conf.d/{name}.conf").write_text(
+            f"server {{ server_name {name}.example.com; location / {{ proxy_pass http://localhost:{port}; }} }}\n")
+    site = tmp_path / "blog.yaml"
+    asked = cli("import", "--root", root, "-o", site)
+    assert asked.exit_code == 2 and "found 2 apps (blog, shop); import one at a time with --app UNIT" in asked.stderr
+    result = cli("import", "--root", root, "--app", "blog", "-o", site)
+    assert result.exit_code == 0, result.stderr
+    data = yaml.safe_load(site.read_text())
+    # localhost:8002 in nginx is the bind 127.0.0.1:8002: the blog's server block, not the shop's.
+    assert (data["name"], data["domains"], data["server"]["bind"]) == ("blog", ["blog.example.com"], "127.0.0.1:8002")
+    missing = cli("import", "--root", root, "--app", "wiki", "-o", site)
+    assert missing.exit_code == 2 and "no app here runs from wiki.service; found: blog, shop" in missing.stderr

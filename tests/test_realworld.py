@@ -10,7 +10,6 @@ the server served, as before.
 from __future__ import annotations
 
 import pytest
-
 from conftest import require_binary
 from realworld import audit, cases, deploygen, expected, linked_right, round_trip
 

@@ -15,17 +15,30 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from deploygen.audit.endpoint import from_bind
 from deploygen.audit.env_reader import env_lines, read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
-from deploygen.audit.endpoint import from_bind
-from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer, read_nginx, read_nginx_file, read_server_block
+from deploygen.audit.nginx_reader import (
+    ProxiedLocation,
+    ProxiedServer,
+    read_nginx,
+    read_nginx_file,
+    read_server_block,
+)
 from deploygen.audit.source import TooManyFiles, Tree, why
 from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
-from deploygen.audit.unit_reader import load_unit, read_socket, read_unit, socket_units, unit_dropins, unit_settings
-from deploygen.sitefile.duration import Duration
-from deploygen.errors import InputError, Location, Problem, printable, shown
+from deploygen.audit.unit_reader import (
+    load_unit,
+    read_socket,
+    read_unit,
+    socket_units,
+    unit_dropins,
+    unit_settings,
+)
 from deploygen.derive.settings import Effective, Provenance, Setting
+from deploygen.errors import InputError, Location, Problem, printable, shown
+from deploygen.sitefile.duration import Duration
 
 T = TypeVar("T")
 
@@ -215,7 +228,7 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     if nginx and not linked.server and not any((gunicorn, unit, sql, flask_env)) and not result.problems:
         result.problems.append(Problem(Location(printable(nginx), 1, 1), "nginx",
                                        "no server block here proxies to an app: nothing was audited"))
-    sql_read = result.attempt(read_sql, sql, role or "", database or "", None, tree) if sql else None
+    sql_read = _read_sql(result, sql, role, database, tree) if sql else None
     env_read = result.attempt(read_flask_env, flask_env, tree) if flask_env else None
     server = linked.server
     name = Path(unit).stem if unit else (server.server_names[0] if server and server.server_names else "app")
@@ -258,7 +271,12 @@ def _layer_notes(app: AuditedApp, files: dict[str, list[str]], linked: Link, ngi
                 "gunicorn": "no config file: gunicorn's defaults"
                 + (" and ExecStart's flags" if files["systemd"] else ""),
                 "flask": "no env file: Flask's defaults", "postgres": "no SQL file: PostgreSQL's defaults"}
-    notes = [f"{app.name}: {layer}: {', '.join(read) or defaults[layer]}" for layer, read in files.items()]
+    if app.kind != "flask":
+        # Its env files are no Flask settings: they are what the unit loads (its secrets).
+        defaults["flask"] = "no EnvironmentFile="
+    label = {"flask": "flask" if app.kind == "flask" else "env"}
+    notes = [f"{app.name}: {label.get(layer, layer)}: {', '.join(read) or defaults[layer]}"
+             for layer, read in files.items()]
     if app.nginx or nginx_read:
         where = linked.note
     else:
@@ -629,10 +647,30 @@ def _unit_sql(result: Audit, name: str, role: str | None, database: str | None, 
         local = _local(result, None, f"/etc/deploygen/{name}/postgres.sql", "/")
     if local is None or not os.path.lexists(local) and tree is result.tree:
         return None, role, database
-    statements = result.attempt(read_statements, local, tree)
+    statements = result.attempt(lambda: _statements(result, local, tree))
     if statements is None:
         return None, role, database
     files["postgres"].append(local)
     scope = sql_scope(local, statements)
     role, database = scope if scope else (role, database)
-    return result.attempt(read_sql, local, role or "", database or "", statements), role, database
+    return _read_sql(result, local, role, database, tree, statements), role, database
+
+
+def _statements(result: Audit, local: str, tree: Tree) -> list:
+    """The SQL file's statements; one PostgreSQL cannot read (a quote never closed) is a
+    `not read:` line at its own line, and the others are read on."""
+    problems: list[Problem] = []
+    statements = read_statements(local, tree, problems=problems)
+    for problem in problems:
+        result.tree.not_read("postgres", printable(f"{problem.location}: {problem.message}"))
+    return statements
+
+
+def _read_sql(result: Audit, local: str, role: str | None, database: str | None, tree: Tree,
+              statements: list | None = None):
+    """What `role` gets in `database` from the SQL file, its unreadable statements said, not fatal."""
+    def read():
+        found = statements if statements is not None else _statements(result, local, tree)
+        return read_sql(local, role or "", database or "", found, tree)
+
+    return result.attempt(read)

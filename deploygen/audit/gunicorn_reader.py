@@ -19,8 +19,8 @@ import warnings
 
 from deploygen.audit.found import ReadSetting, bounded_seconds
 from deploygen.audit.source import Tree, decode, unreadable
-from deploygen.sitefile.duration import UNBOUNDED
 from deploygen.errors import Location, shown
+from deploygen.sitefile.duration import UNBOUNDED
 
 DEFAULTS: dict[str, object] = {
     "bind": "127.0.0.1:8000", "workers": 1, "worker_class": "sync", "threads": 1, "timeout": 30,

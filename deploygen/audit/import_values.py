@@ -45,7 +45,7 @@ def site_name(unit: str, server_names: list[str], workdir: str | None) -> tuple[
             return name, f"name: {name}, from {source or f'the unit {shown(raw)}'}" + (
                 f" (the unit {shown(unit)} is {'generic' if _as_name(unit) in _GENERIC else 'not a site name'})"
                 if source else "")
-    return "app", f"name: app (no unit, server_name or folder gave a site name: rename it)"
+    return "app", "name: app (no unit, server_name or folder gave a site name: rename it)"
 
 
 def site_bind(bind: str, name: str) -> tuple[str, str | None]:

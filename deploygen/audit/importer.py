@@ -19,10 +19,10 @@ import yaml
 from deploygen.audit.assemble import AuditedApp
 from deploygen.audit.import_locations import locations
 from deploygen.audit.import_values import domains, site_bind, site_name, wsgi_target
+from deploygen.derive.settings import Setting
 from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.sitefile.duration import Duration, Unbounded
 from deploygen.sitefile.model import POSTGRES_SETTINGS
-from deploygen.derive.settings import Setting
 
 _TIMEOUTS = {
     "nginx": ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", "send_timeout",
@@ -245,8 +245,8 @@ def _written_paths(data: dict, prefix: tuple = ()) -> dict:
 def derived_differences(data: dict) -> list[str]:
     """Timeouts written today that deploygen would derive otherwise from the same budget."""
     from deploygen.derive import derive
-    from deploygen.sitefile.load import LoadedSite
     from deploygen.kinds import SITE_FILE
+    from deploygen.sitefile.load import LoadedSite
     from deploygen.sitefile.yamlsource import Document
 
     def effective(d: dict):

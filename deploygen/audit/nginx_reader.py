@@ -18,11 +18,16 @@ from dataclasses import dataclass, field, replace
 
 import crossplane
 
-from deploygen.audit.endpoint import Endpoint, from_proxy_pass, from_upstream_server, upstream_name
+from deploygen.audit.endpoint import (
+    Endpoint,
+    from_proxy_pass,
+    from_upstream_server,
+    upstream_name,
+)
 from deploygen.audit.found import ReadSetting, bounded_ms, bounded_seconds
 from deploygen.audit.source import TooManyFiles, Tree, unreadable, why
-from deploygen.sitefile.duration import Duration
 from deploygen.errors import InputError, Location, printable, shown
+from deploygen.sitefile.duration import Duration
 
 # nginx's defaults for what deploygen reads (ngx_http_proxy_module, ngx_http_core_module).
 DEFAULTS = {

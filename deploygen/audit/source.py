@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 
 from deploygen.errors import InputError, Location, Problem, printable
 from deploygen.fs.regular_file import line_and_column, read_regular_file
-from deploygen.fs.rootpath import list_in_root, read_in_root, resolve_in_root, server_path
+from deploygen.fs.rootpath import (
+    list_in_root,
+    read_in_root,
+    resolve_in_root,
+    server_path,
+)
 
 # A server's configuration is a few hundred files (a host with a thousand sites, a few
 # thousand), and 5,000 small site files take audit 2.5 s of CPU. Past that a tree is not a

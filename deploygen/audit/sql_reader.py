@@ -1,141 +1,1258 @@
-"""PostgreSQL: timeouts set by `ALTER ROLE/USER/DATABASE ... SET` in an SQL file.
+"""PostgreSQL: the timeouts `ALTER ROLE/USER/DATABASE ... SET` give a role in a database, read from
+an SQL file as psql runs it.
 
-A small reader of exactly these statements (comments, quoted identifiers and
-literals, `=` or `TO`, `RESET`); everything else in the file is skipped. pglast,
-PostgreSQL's own parser, is GPL and stays out of the runtime (the tests check
-this reader against it). Precedence follows PostgreSQL's: a setting for the
-role in the database beats one for the role, which beats one for the database.
+What a statement is follows psql and PostgreSQL's lexer: `--` and nested `/* */` comments, `''` in
+literals, `E'\\''` escapes, `U&''` escapes, dollar quotes (`$$`, `$tag$`: DO blocks and function
+bodies), a `;` inside parentheses or inside a function's BEGIN ... END (psql sends neither), psql's
+meta-commands (a backslash outside quotes starts one, which runs to the end of its line: `\\connect`,
+`\\set`, `\\if` ...), its variables (`:name`, `:'name'`, `:"name"`) and the data after
+`COPY ... FROM STDIN`. Everything else in the file is skipped. pglast, PostgreSQL's own parser, is GPL
+and stays out of the runtime: the tests check this reader against it.
+
+The statements are then run in file order on the settings of one (role, database): `SET`, `RESET`
+and `SET ... TO DEFAULT` (the same thing), `RESET ALL`, `DROP ROLE/DATABASE`, `RENAME`, and
+transactions (`ROLLBACK`, a statement PostgreSQL refuses, which turns the `COMMIT` into a rollback, a
+`BEGIN` never committed). Precedence is PostgreSQL's, highest first: the role in the database
+(`ALTER ROLE r IN DATABASE d`), the role (`ALTER ROLE r`), the database (`ALTER DATABASE d`, or
+`ALTER ROLE ALL IN DATABASE d`: the same entry of pg_db_role_setting), every role (`ALTER ROLE ALL`).
+A scope's RESET hands the setting to the next scope.
+
+What audit cannot know it says at the statement, as an unknown: a value `FROM CURRENT` (the value of
+the session that ran the file), a role that is CURRENT_USER, CURRENT_ROLE or SESSION_USER (whoever
+runs the file), a psql variable the file does not set, an ALTER inside a DO block or a function body
+(whether it runs), a `\\if` it cannot evaluate, a `\\i` file it does not read. A statement PostgreSQL
+refuses to read (a syntax error in one of these statements, a quote never closed) is a located
+problem, and the other statements are still read.
+
+Everything here is one forward pass over the text (each quote, comment and dollar quote is found by
+one search from where it opens, and one left open ends the file), so a hostile file stays linear.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import NamedTuple
 
-from deploygen.audit.found import ReadSetting, bounded_ms
-from deploygen.audit.source import Tree, unreadable
+from deploygen.audit.found import ReadSetting
+from deploygen.audit.source import Tree
+from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.sitefile.duration import Duration
-from deploygen.errors import Location, shown
 from deploygen.sitefile.model import POSTGRES_SETTINGS
 
-# A comment or quote left open runs to the end of the file (PostgreSQL refuses it): matching it
-# so, rather than failing and retrying at the next character, keeps a hostile file linear.
-_TOKEN = re.compile(r"""\s+|--[^\n]*|/\*.*?(?:\*/|\Z)|'(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|;|=|[^\s;=]+""",
-                    re.DOTALL)
-_UNITS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+KEY = "postgres"
+
+# --- values -------------------------------------------------------------------------------------
+
+_INT_MAX = 2**31 - 1
+# guc.c's units for a setting kept in ms, largest first; a fraction is rounded to the next smaller.
+_UNITS = {"d": 86_400_000, "h": 3_600_000, "min": 60_000, "s": 1000, "ms": 1, "us": 0.001}
+_SMALLER = dict(zip(_UNITS, list(_UNITS)[1:]))
+_C_SPACE = " \t\n\v\f\r"  # isspace() in the C locale
+# guc.c's parse_int: strtol(value, &end, 0) (0x hex, a leading 0 octal), and strtod where strtol
+# stops at `.`, `e` or `E` (strtod reads hexadecimal fractions too: 0x1.8p1).
+_STRTOL = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX]([0-9a-fA-F]+)|([1-9][0-9]*|0[0-7]*))")
+_STRTOD = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX]((?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?)"
+                     r"|((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))")
 
 
 def postgres_time(text: str) -> Duration | None:
-    """PostgreSQL's time value: `'290s'`, `'5min'`, `30000` (ms); 0 is off (None)."""
-    match = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([a-z]*)\s*", text)
-    if not match or (match.group(2) and match.group(2) not in _UNITS):
-        raise ValueError(f"{shown(text)} is not a PostgreSQL time (units: us ms s min h d)")
-    ms = bounded_ms(float(match.group(1)) * _UNITS.get(match.group(2) or "ms"), text)
+    """A timeout as PostgreSQL reads its text: `'290s'`, `'5 min'`, `'30000'` (ms), `'1.5s'`;
+    `'010'` is octal, as strtol reads it; 0 is off (None). ValueError for what PostgreSQL refuses."""
+    ms = _milliseconds(text)
     return Duration(ms) if ms else None
 
 
-@dataclass(frozen=True)
-class _Statement:
-    words: list[str]
+class _NotATime(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{shown(text)} is not a PostgreSQL time (units: us ms s min h d)")
+
+
+class _OutOfRange(ValueError):
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{shown(text)} is outside what PostgreSQL takes for a timeout (0 to {_INT_MAX} ms)")
+
+
+def _milliseconds(text: str) -> int:
+    whole = _STRTOL.match(text)
+    end = whole.end() if whole else 0  # where strtol reads nothing, its end is the value's start
+    if end < len(text) and text[end] in ".eE":
+        frac = _STRTOD.match(text)
+        if frac is None:
+            raise _NotATime(text)
+        end, hexadecimal = frac.end(), frac.group(2)
+        value = float.fromhex("0x" + hexadecimal) if hexadecimal else float(frac.group(3))
+        significant = re.split("[pP]" if hexadecimal else "[eE]", hexadecimal or frac.group(3))[0].strip("0.")
+        if math.isinf(value) or 0 < value < sys.float_info.min or (value == 0 and significant):
+            raise _NotATime(text)  # strtod's ERANGE: an overflow or an underflow
+        value = -value if frac.group(1) == "-" else value
+    elif whole is None:
+        raise _NotATime(text)
+    else:
+        digits = whole.group(2) or whole.group(3)
+        number = int(digits, 16 if whole.group(2) else 8 if digits.startswith("0") else 10)
+        if number > _INT_MAX * 1000:  # past any timeout in any unit (and past what a float holds)
+            raise _OutOfRange(text)
+        value = float(-number if whole.group(1) == "-" else number)
+    rest = text[end:].lstrip(_C_SPACE)
+    if rest:
+        size = 0  # a unit is at most 3 characters, then only spaces
+        while size < len(rest) and size < 3 and rest[size] not in _C_SPACE:
+            size += 1
+        unit = rest[:size]
+        if rest[size:].lstrip(_C_SPACE) or unit not in _UNITS:
+            raise _NotATime(text)
+        value *= _UNITS[unit]
+        if math.isinf(value):
+            raise _OutOfRange(text)
+        if unit in _SMALLER:
+            value = round(value / _UNITS[_SMALLER[unit]]) * _UNITS[_SMALLER[unit]]
+    ms = round(value)  # rint(): halves to even, as round() does
+    if not 0 <= ms <= _INT_MAX:
+        raise _OutOfRange(text)
+    return ms
+
+
+# --- tokens and statements -----------------------------------------------------------------------
+
+_ID = "A-Za-z_\x80-\U0010ffff"  # a letter of an identifier (any character past ASCII); then digits and $
+_TOKEN = re.compile(
+    r"(?P<space>(?:[ \t\n\r\f\v]++|--[^\n\r]*+)++)"
+    rf"|(?P<word>(?![eEbBxXnN]'|[uU]&['\"])[{_ID}][{_ID}0-9$]*)|(?P<string>')|(?P<semi>;(?:[ \t\n\r\f\v]*+;)*+)|(?P<op>[(),=+*<>!~^&|%#@?\[\]{{}}])"
+    rf"|(?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?(?:[{_ID}][{_ID}0-9$]*)?)"
+    r"|(?P<slash>/\*)|(?P<estring>[eE]')|(?P<ustring>[uU]&')|(?P<uname>[uU]&\")"
+    r"|(?P<other>[bBxXnN]')|(?P<name>\")"
+    rf"|(?P<dollar>\$(?:[{_ID}][{_ID}0-9]*)?\$)|(?P<param>\$[0-9]+)|(?P<cast>::)"
+    rf"|(?P<var>:(?:[{_ID}0-9]+|'[{_ID}0-9]+'|\"[{_ID}0-9]+\"))|(?P<backslash>\\)|(?P<char>.)",
+    re.DOTALL)
+# Inside a statement the reader does not need (SELECT ..., CREATE TABLE ...), psql only looks for its
+# end: a run of text holding no `;`, quote, dollar quote, comment or backslash is skipped at once,
+# counting its parentheses (a word just before a quote may be E'', U&'' ...: the run stops before it).
+_INERT = re.compile(rf"""(?:[ \t\n\r\f\v]++|--[^\n\r]*+|(?>[{_ID}][{_ID}0-9$]*+)(?!['&"])|[0-9]++"""
+                    rf"""|[^;'"$\\/\-{_ID}0-9 \t\n\r\f\v]++|/(?!\*)|-(?!-))++""")
+_PARENS = re.compile(r"[()]")
+_BACKSLASHES = re.compile(r"(?:\\\\)+")
+_MAX_TOKENS = 10_000  # kept of one statement: ALTER ROLE, DROP ROLE ... are a few dozen
+# The inside of a quoted string or name, possessive: it never backtracks, and one left open runs to the end.
+_STRING_BODY = re.compile(r"(?:[^']|'')*+")
+_E_BODY = re.compile(r"(?:[^'\\]|\\.|'')*+", re.DOTALL)
+_NAME_BODY = re.compile(r'(?:[^"]|"")*+')
+# Whitespace holding a newline, then a quote: PostgreSQL goes on with the same string ('a'\n'b' is 'ab').
+_CONTINUE = re.compile(r"[ \t\f]*[\n\r](?>[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*+'")
+_COMMENT_EDGE = re.compile(r"/\*|\*/")
+_COPY_END = re.compile(r"^\\\.\r?$", re.MULTILINE)
+_E_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|(.))|''", re.DOTALL)
+_E_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+# psql: a meta-command's name runs to a space or a backslash, its arguments to the end of the line
+# or to an unquoted backslash (`\\` ends them and SQL goes on; another backslash starts a command).
+_META_NAME = re.compile(r"\\([^ \t\n\r\f\v\\]*)")
+_META_ARGS = re.compile(r"""(?:[^\n\\'"`]++|'(?:[^'\\\n]|\\[^\n]|'')*+'?|"[^"\n]*+"?|`[^`\n]*+`?)*+""")
+_META_LINE = re.compile(r"[^\n]*")
+_META_WORD = re.compile(r"""(?:[^\s'"`]++|'(?:[^'\\]|\\.|'')*+'?|"[^"]*+"?|`[^`]*+`?)++""")
+_META_PIECE = re.compile(rf"""'(?:[^'\\]|\\.|'')*+'?|"[^"]*+"?|`[^`]*+`?|:(?:[{_ID}0-9]+|'[^']*'|"[^"]*")|[^'"`:]+|:""")
+_META_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*+'", re.DOTALL)
+_PSQL_ESCAPE = re.compile(r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|(.))|''", re.DOTALL)
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# The statements whose every token the reader needs; of the others it keeps the first few words.
+_KEEP = frozenset({"alter", "drop", "do", "begin", "start", "commit", "end", "rollback", "abort", "savepoint",
+                   "release", "prepare", "copy"})
+_VAR_LIMIT = 256  # a psql variable longer than this is not read (a role name is at most 63 bytes)
+_VAR_TOKENS = 4  # nor one that stands for more tokens than `IN DATABASE name`
+
+
+class _Token(NamedTuple):
+    kind: str  # word, name (a quoted identifier), string, number, op, param, var (a psql variable), other (B'' X'' N'')
+    value: str  # a word in lower case (ASCII, as PostgreSQL folds it), a name or string unescaped
     line: int
+    text: str  # as written
+    bad: str = ""  # why PostgreSQL refuses it (an invalid escape), or why audit cannot know it (a psql variable)
 
 
-def _statements(text: str) -> list[_Statement]:
-    out, words, line, first = [], [], 1, None
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        start_line = line
-        line += token.count("\n")
-        if token.isspace() or token.startswith(("--", "/*")):
+@dataclass
+class _Statement:
+    """One statement as psql sends it, or (`meta`) one psql meta-command that matters here."""
+
+    tokens: list[_Token]
+    line: int
+    broken: str = ""  # why PostgreSQL refuses it as it stands (a quote never closed): reported by read_statements
+    maybe: str = ""  # why it may not run at all (a psql \if audit cannot evaluate)
+    meta: str = ""  # "connect" (\c: a new session) or "include" (\i: another file runs)
+    meta_text: str = ""
+    mentions: tuple[str, ...] = ()  # run by \gexec: the settings its text names, which the rows it returns may set
+
+    @property
+    def words(self) -> list[str]:
+        return [t.text for t in self.tokens]
+
+
+def _truncated(name: str) -> str:
+    """`name` as PostgreSQL keeps it: at most NAMEDATALEN - 1 = 63 bytes, cut at a character."""
+    data = name.encode("utf-8", "surrogatepass")
+    return name if len(data) <= 63 else data[:63].decode("utf-8", "ignore")
+
+
+def _e_string(body: str) -> tuple[str, str]:
+    """The value of E'body', and why PostgreSQL refuses it ('' when it does not)."""
+    out, last = bytearray(), 0
+    for m in _E_ESCAPE.finditer(body):
+        out += body[last:m.start()].encode("utf-8")
+        last = m.end()
+        octal, byte, u4, u8, other = m.groups()
+        if m.group() == "''":
+            out += b"'"
+        elif octal or byte:
+            out.append(int(octal, 8) & 0xFF if octal else int(byte, 16))
+        elif u4 or u8:
+            code = int(u4 or u8, 16)
+            if not 0 < code <= 0x10FFFF:
+                return body, "an invalid Unicode escape in E'', which PostgreSQL refuses"
+            out += chr(code).encode("utf-8", "surrogatepass")
+        else:
+            out += _E_SIMPLE.get(other, other).encode("utf-8")
+    out += body[last:].encode("utf-8")
+    try:  # bytes escaped one by one must make UTF-8; \uD83D\uDE00, a surrogate pair, one character
+        text = out.decode("utf-8", "surrogatepass").encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeError:
+        return body, "an escape in E'' that is not UTF-8 text, which PostgreSQL refuses"
+    if "\0" in text:
+        return body, "a zero byte escaped in E'', which PostgreSQL refuses"
+    return text, ""
+
+
+def _unicode(body: str, escape: str = "\\") -> tuple[str, str]:
+    """The value of U&'body' (or U&"body") with its escape character, and why PostgreSQL refuses it."""
+    out, i, end = [], 0, len(body)
+    refused = "an invalid Unicode escape in U&'', which PostgreSQL refuses"
+    while i < end:
+        j = body.find(escape, i)
+        if j < 0:
+            out.append(body[i:])
+            break
+        out.append(body[i:j])
+        if body.startswith(escape, j + 1):
+            out.append(escape)
+            i = j + 2
             continue
-        if token == ";":
-            if words:
-                out.append(_Statement(words, first))
-            words, first = [], None
-            continue
-        if first is None:
-            first = start_line
-        words.append(token)
-    if words:
-        out.append(_Statement(words, first))
-    return out
+        size = 6 if body.startswith("+", j + 1) else 4
+        start = j + 1 + (size == 6)
+        digits = body[start:start + size]
+        if len(digits) != size or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            return body, refused
+        code, i = int(digits, 16), start + size
+        if 0xD800 <= code < 0xDC00:  # a high surrogate: the low one must follow
+            low = body[i + 1:i + 5] if body.startswith(escape, i) else ""
+            if len(low) != 4 or not all(c in "0123456789abcdefABCDEF" for c in low) or not 0xDC00 <= int(low, 16) < 0xE000:
+                return body, refused
+            code, i = 0x10000 + ((code - 0xD800) << 10) + (int(low, 16) - 0xDC00), i + 5
+        if code == 0 or code > 0x10FFFF or 0xD800 <= code < 0xE000:
+            return body, refused
+        out.append(chr(code))
+    return "".join(out), ""
 
 
-def _name(token: str) -> str:
-    return token[1:-1].replace('""', '"') if token.startswith('"') else token.lower()
+def _psql_unquoted(body: str) -> str:
+    """The text of a single-quoted argument of a psql meta-command (its escapes, '' for ')."""
+    def one(m: re.Match) -> str:
+        octal, byte, other = m.groups()
+        if m.group() == "''":
+            return "'"
+        if octal or byte:
+            return chr(int(octal, 8) & 0xFF if octal else int(byte, 16))
+        return _E_SIMPLE.get(other, other)
+    return _PSQL_ESCAPE.sub(one, body)
 
 
-def _literal(token: str) -> str:
-    return token[1:-1].replace("''", "'") if token.startswith("'") else token
+def _psql_bool(value: str) -> bool:
+    """psql's ParseVariableBool (a value it cannot read is false, as for \\if)."""
+    low, size = value.lower(), len(value)
+    if size and ("true".startswith(low) or "yes".startswith(low)):
+        return True
+    if size and ("false".startswith(low) or "no".startswith(low)):
+        return False
+    if size >= 2 and "on".startswith(low):
+        return True
+    if size >= 2 and "off".startswith(low):
+        return False
+    return low == "1"
 
 
-def read_statements(path: str, tree: Tree | None = None) -> list[_Statement]:
-    """The statements of the SQL file at `path`."""
-    return _statements((tree or Tree()).read_text(path, "postgres"))
+def _and(a: bool | None, b: bool | None) -> bool | None:
+    return False if a is False or b is False else None if a is None or b is None else True
+
+
+def _or(a: bool | None, b: bool | None) -> bool | None:
+    return True if a is True or b is True else None if a is None or b is None else False
+
+
+def _not(a: bool | None) -> bool | None:
+    return None if a is None else not a
+
+
+class _Lexer:
+    """The statements of `text`, as psql splits it (psql=False: as PostgreSQL splits a function body)."""
+
+    def __init__(self, text: str, path: str = "", problems: list[Problem] | None = None, *, psql: bool = True,
+                 keep_all: bool = False, first_line: int = 1) -> None:
+        self.text, self.path, self.problems = text, path, problems
+        self.psql, self.keep_all, self.line = psql, keep_all, first_line
+        self.out: list[_Statement] = []
+        self.vars: dict[str, str] = {}  # psql variables the file sets (\set) to a value audit can read
+        self.var_tokens: dict[str, list[_Token] | None] = {}  # their tokens, once read (None: not plain SQL)
+        self.cond: list[list] = []  # psql's \if stack: [branch runs, a branch ran] (True, False, None: unknown)
+        self.off = self.unsure = self.unsure_line = 0  # branches not running / unknown, in the stack
+        self._new()
+
+    def _new(self) -> None:
+        self.tokens: list[_Token] = []
+        self.count = self.start = self.first = 0
+        self.keep = self.function = self.unicode = self.create = self.skim = self.overflow = False
+        self.paren = self.paren_line = self.begin = self.begin_line = 0
+        self.idents: list[str] = []  # psql's guess at CREATE [OR REPLACE] FUNCTION|PROCEDURE: their first letters
+        self.broken, self.broken_line = "", 0
+
+    def _problem(self, line: int, reason: str) -> None:
+        if self.problems is not None:
+            self.problems.append(Problem(Location(printable(self.path), line, 1), KEY, f"could not be read: {reason}"))
+
+    def _active(self) -> bool | None:
+        return False if self.off else None if self.unsure else True
+
+    def run(self) -> list[_Statement]:
+        text, size, pos, match, inert = self.text, len(self.text), 0, _TOKEN.match, _INERT.match
+        while pos < size:
+            if self.skim:
+                run = inert(text, pos)
+                if run is not None:
+                    chunk = run.group()
+                    if "(" in chunk or ")" in chunk:
+                        self._parens(chunk)
+                    self.line += chunk.count("\n")
+                    pos = run.end()
+                    continue
+            m = match(text, pos)
+            kind, end = m.lastgroup, m.end()
+            if kind == "space":
+                self.line += text.count("\n", pos, end)
+            elif kind == "word":
+                self._word(m.group(), pos)
+            elif kind == "op":
+                char = m.group()
+                if char == "(":
+                    self.paren += 1
+                    self.paren_line = self.paren_line if self.paren > 1 else self.line
+                elif char == ")" and self.paren:
+                    self.paren -= 1
+                self._add(_Token("op", char, self.line, char), pos)
+            elif kind == "semi" and not self.paren and not self.begin:  # `;`, and empty statements after it
+                if self._end(pos + 1):
+                    end = self._copy_data(pos + 1)
+                else:
+                    self.line += text.count("\n", pos, end)
+            elif kind in ("string", "estring", "ustring", "uname", "other", "name"):
+                end = self._quoted(kind, pos, end)
+            elif kind in ("number", "param"):
+                self._add(_Token(kind, m.group(), self.line, m.group()), pos)
+            elif kind == "slash":
+                end = self._comment(pos)
+            elif kind == "dollar":
+                end = self._dollar(pos, m.group())
+            elif kind == "backslash" and self.psql:
+                end = self._backslash(pos)
+            elif kind == "var" and self.psql:
+                for token in self._variable(m.group()):
+                    self._add(token, pos)
+            elif kind == "cast":
+                self._add(_Token("op", "::", self.line, "::"), pos)
+            else:  # one character: `;` in parentheses, `.`, `-`, `/`, `:`, `$` (a backslash in a function body)
+                end = pos + 1
+                self._add(_Token("op", text[pos], self.line, text[pos]), pos)
+            pos = end
+        if self.count and not self.broken and (self.paren or self.begin):
+            self.broken, self.broken_line = (
+                ("a ( that is never closed: psql sends the rest of the file as one statement", self.paren_line)
+                if self.paren else
+                ("the BEGIN of this function has no END: psql sends the rest of the file as one statement",
+                 self.begin_line))
+        if self.broken:
+            self._problem(self.broken_line, self.broken)
+        self._end(size)
+        return self.out
+
+    def _parens(self, chunk: str) -> None:
+        for m in _PARENS.finditer(chunk):
+            if m.group() == "(":
+                self.paren += 1
+                if self.paren == 1:
+                    self.paren_line = self.line + chunk.count("\n", 0, m.start())
+            elif self.paren:
+                self.paren -= 1
+
+    def _add(self, token: _Token, pos: int) -> None:
+        if not self.count:
+            self.first, self.start = token.line, pos
+            self.keep = self.keep_all or (token.kind == "word" and token.value in _KEEP)
+            self.create = token.kind == "word" and token.value == "create"
+        self.count += 1
+        if (self.keep or self.function) and len(self.tokens) < _MAX_TOKENS or self.count <= 6:
+            self.tokens.append(token)
+        elif self.keep and not self.function and not self.keep_all:
+            # Not an ALTER ROLE anyone writes: read what was kept, and say the rest was not.
+            self.keep, self.overflow = False, True
+            self._skim()
+        if self.count == 7:
+            self._skim()
+
+    def _skim(self) -> None:
+        """From here psql only looks for the statement's end (a function is read to its end: BEGIN ... END)."""
+        self.skim = self.psql and not self.keep and not self.function and self.count > 6 and (
+            not self.create or len(self.idents) >= 4)
+
+    def _word(self, text: str, pos: int) -> None:
+        value = text.lower() if text.isascii() else text.translate(_LOWER)
+        self._add(_Token("word", value, self.line, text), pos)
+        if not self.psql or (len(self.idents) >= 4 and not self.function):
+            return
+        # psqlscan.l: inside CREATE [OR REPLACE] FUNCTION|PROCEDURE, a `;` between BEGIN and END (a
+        # SQL-standard body) does not end the statement; CASE ... END nests inside.
+        if len(self.idents) < 4:
+            self.idents.append(value[0] if value in ("create", "function", "procedure", "or", "replace") else "")
+            i = self.idents
+            self.function = len(i) >= 2 and i[0] == "c" and (i[1] in ("f", "p") or (
+                len(i) >= 4 and i[1] == "o" and i[2] == "r" and i[3] in ("f", "p")))
+            if len(i) == 4:
+                self._skim()
+        if self.function and not self.paren:
+            if value == "begin":
+                self.begin += 1
+                self.begin_line = self.begin_line if self.begin > 1 else self.line
+            elif value == "case" and self.begin:
+                self.begin += 1
+            elif value == "end" and self.begin:
+                self.begin -= 1
+
+    def _comment(self, pos: int) -> int:
+        """The end of the /* comment at `pos`; comments nest, as in PostgreSQL."""
+        depth, line = 0, self.line
+        for m in _COMMENT_EDGE.finditer(self.text, pos):
+            depth += 1 if m.group() == "/*" else -1
+            if not depth:
+                self.line += self.text.count("\n", pos, m.end())
+                return m.end()
+        reason = "a /* comment that is never closed: the rest of the file is inside it"
+        if self.count:
+            self.broken, self.broken_line = reason, line
+        elif self.text.find(";", pos) >= 0:  # it holds statements, which never run
+            self._problem(line, reason)
+        self.line += self.text.count("\n", pos)
+        return len(self.text)
+
+    def _quoted(self, kind: str, pos: int, body: int) -> int:
+        text, size, line = self.text, len(self.text), self.line
+        quote = '"' if kind in ("name", "uname") else "'"
+        rx = _NAME_BODY if quote == '"' else _E_BODY if kind == "estring" else _STRING_BODY
+        parts, closed = [], False
+        while True:
+            m = rx.match(text, body)
+            parts.append(m.group())
+            body = m.end()
+            if body >= size or text[body] != quote:  # the end of the file (after a lone backslash in E'')
+                body = size
+                break
+            body += 1
+            closed = True
+            if quote == '"':
+                break
+            going_on = _CONTINUE.match(text, body)
+            if going_on is None:
+                break
+            body, closed = going_on.end(), False
+        if not closed:
+            what = "name" if quote == '"' else "string"
+            self.broken, self.broken_line = f"a {quote} that is never closed: the rest of the file is inside the {what}", line
+        self.line += text.count("\n", pos, body)
+        if self.skim:
+            return body
+        raw, bad = "".join(parts), ""
+        if not (self.keep or self.function or self.keep_all) and kind != "name":
+            self._add(_Token("string", raw, line, ""), pos)  # a statement the reader skips: its value is not read
+            return body
+        if kind == "estring":
+            value, bad = _e_string(raw)
+            kind = "string"
+        elif quote == '"':
+            value = raw.replace('""', '"')
+            bad = "" if value else 'a zero-length quoted name (""), which PostgreSQL refuses'
+        else:
+            value = raw.replace("''", "'")
+        if kind in ("ustring", "uname"):
+            self.unicode = True
+        self._add(_Token(kind, value, line, text[pos:body], bad), pos)
+        return body
+
+    def _dollar(self, pos: int, delim: str) -> int:
+        text, line = self.text, self.line
+        start = pos + len(delim)
+        close = text.find(delim, start)
+        end = len(text) if close < 0 else close + len(delim)
+        if not self.skim:
+            self._add(_Token("string", text[start:len(text) if close < 0 else close], line, text[pos:end]), pos)
+        if close < 0:
+            self.broken = f"{delim} is never closed: the rest of the file is inside the dollar-quoted string"
+            self.broken_line = line
+        self.line += text.count("\n", pos, end)
+        return end
+
+    def _end(self, end: int, gexec: bool = False) -> bool:
+        """The statement so far is sent (at `;`, `\\g` ...); whether it is a COPY ... FROM STDIN."""
+        copies = False
+        active = self._active()
+        if self.overflow:
+            self._problem(self.first, f"a statement of more than {_MAX_TOKENS:,} tokens, which audit reads no further")
+        if self.count and active is not False:
+            tokens = self._unicode_tokens() if self.unicode else self.tokens
+            st = _Statement(tokens, self.first, self.broken)
+            if active is None:
+                st.maybe = f"inside a psql \\if whose condition audit cannot evaluate (line {self.unsure_line})"
+            if gexec:
+                said = self.text[self.start:end].lower()
+                st.mentions = tuple(name for name in POSTGRES_SETTINGS if name in said)
+            self.out.append(st)
+            words = [t.value for t in tokens if t.kind == "word"]
+            copies = self.psql and not self.broken and words[:1] == ["copy"] and any(
+                a == "from" and b == "stdin" for a, b in pairwise(words))
+        self._new()
+        return copies
+
+    def _copy_data(self, pos: int) -> int:
+        """Past the data psql sends to COPY ... FROM STDIN: the lines after this one, up to `\\.`."""
+        newline = self.text.find("\n", pos)
+        if newline < 0:
+            return len(self.text)
+        m = _COPY_END.search(self.text, newline + 1)
+        end = m.end() if m else len(self.text)
+        self.line += self.text.count("\n", pos, end)
+        return end
+
+    def _unicode_tokens(self) -> list[_Token]:
+        """U&'...' and U&"..." decoded, with the character a following UESCAPE 'c' names."""
+        out, tokens, i = [], self.tokens, 0
+        while i < len(tokens):
+            t = tokens[i]
+            i += 1
+            if t.kind not in ("ustring", "uname"):
+                out.append(t)
+                continue
+            escape = "\\"
+            if i + 1 < len(tokens) and tokens[i].kind == "word" and tokens[i].value == "uescape":
+                char = tokens[i + 1].value if tokens[i + 1].kind == "string" else ""
+                if len(char) != 1 or char in "0123456789abcdefABCDEF+'\" \t\n\r\f":
+                    out.append(t._replace(kind="string" if t.kind == "ustring" else "name",
+                                          bad="an invalid UESCAPE, which PostgreSQL refuses"))
+                    i += 2
+                    continue
+                escape, i = char, i + 2
+            value, bad = _unicode(t.value, escape)
+            out.append(t._replace(kind="string" if t.kind == "ustring" else "name", value=value, bad=t.bad or bad))
+        return out
+
+    # psql's meta-commands and variables
+
+    def _backslash(self, pos: int) -> int:
+        text = self.text
+        after = text[pos + 1:pos + 2]
+        if after == ";":  # `\;` puts a `;` in the query: PostgreSQL ends the statement there
+            self._end(pos + 2)
+            return pos + 2
+        if after == ":":  # `\:` a colon that starts no variable
+            self._add(_Token("op", ":", self.line, ":"), pos)
+            return pos + 2
+        if after == "\\":  # `\\`, outside a command's arguments: nothing
+            return _BACKSLASHES.match(text, pos).end()
+        name = _META_NAME.match(text, pos)
+        command = name.group(1)
+        whole_line = command.startswith("!") or command == "copy"  # psql reads their line whole
+        args = (_META_LINE if whole_line else _META_ARGS).match(text, name.end())
+        end = args.end()
+        if not whole_line and text.startswith("\\\\", end):
+            end += 2
+        return self._meta(command, args.group(), pos, end)
+
+    def _meta(self, command: str, args: str, pos: int, end: int) -> int:
+        """Do what psql's `\\command args` does to what is read; the position after it."""
+        if command in ("if", "elif", "else", "endif"):
+            self._conditional(command, args)
+            return end
+        active = self._active()
+        if active is False:
+            return end
+        words = [m.group() for m in _META_WORD.finditer(args)] if command in ("set", "unset", "getenv", "prompt") else []
+        maybe = "" if active else f"inside a psql \\if whose condition audit cannot evaluate (line {self.unsure_line})"
+        if command in ("c", "connect"):
+            if not (self.out and self.out[-1].meta == "connect" and not maybe):  # the last of a row is the session
+                self.out.append(_Statement([], self.line, maybe=maybe, meta="connect"))
+        elif command in ("i", "include", "ir", "include_relative"):
+            self.out.append(_Statement([], self.line, maybe=maybe, meta="include", meta_text=f"\\{command} {args.strip()}"))
+        elif command == "set" and words:
+            value = None if active is None else self._meta_text(words[1:])
+            self._forget(words[0])
+            if value is not None:
+                self.vars[words[0]] = value
+        elif command in ("unset", "getenv", "prompt") and words:
+            self._forget(words[0] if command != "prompt" else words[-1])
+        elif command in ("g", "gx", "gset", "gexec", "watch", "crosstabview"):
+            copies = self._end(pos, gexec=command == "gexec")
+            if command == "gset":  # it sets variables from the query's columns
+                self.vars.clear()
+                self.var_tokens.clear()
+            if copies:
+                return self._copy_data(end)
+        elif command in ("gdesc", "r", "reset"):  # the query is described, or dropped, not run
+            self._new()
+        elif command == "copy":
+            lower = args.lower().split()
+            if any(a == "from" and b == "stdin" for a, b in pairwise(lower)):
+                return self._copy_data(end)
+        return end
+
+    def _forget(self, name: str) -> None:
+        self.vars.pop(name, None)
+        self.var_tokens.pop(name, None)
+
+    def _meta_text(self, words: list[str]) -> str | None:
+        """The value psql makes of a meta-command's argument words, or None where audit cannot know it."""
+        value = ""
+        for word in words:
+            for piece in _META_PIECE.finditer(word):
+                p = piece.group()
+                if p[0] == "'":
+                    if not _META_QUOTED.fullmatch(p):
+                        return None  # never closed: psql refuses the command
+                    value += _psql_unquoted(p[1:-1])
+                elif p[0] == "`":
+                    return None  # a shell command's output
+                elif p[0] == ":" and len(p) > 1:
+                    if p[1] in "'\"" or p[1:] not in self.vars:
+                        return None
+                    value += self.vars[p[1:]]
+                else:
+                    value += p
+                if len(value) > _VAR_LIMIT:
+                    return None
+        return value
+
+    def _conditional(self, command: str, args: str) -> None:
+        if command == "if":
+            if self._active() is False:
+                self._push([False, True])  # psql does not even evaluate it
+            else:
+                value = self._condition(args)
+                self._push([value, value])
+        elif self.cond and command == "endif":
+            self._count(self.cond.pop(), -1)
+        elif self.cond:
+            entry = self.cond[-1]
+            self._count(entry, -1)
+            if command == "elif":
+                run = False if entry[1] is True else _and(_not(entry[1]), self._condition(args))
+            else:
+                run = _not(entry[1])
+            entry[:] = [run, _or(entry[1], run)]
+            self._count(entry, 1)
+
+    def _push(self, entry: list) -> None:
+        self.cond.append(entry)
+        self._count(entry, 1)
+
+    def _count(self, entry: list, step: int) -> None:
+        if entry[0] is False:
+            self.off += step
+        elif entry[0] is None:
+            self.unsure += step
+            self.unsure_line = self.line if step > 0 else self.unsure_line
+
+    def _condition(self, args: str) -> bool | None:
+        words = [m.group() for m in _META_WORD.finditer(args)]
+        value = self._meta_text(words[:1]) if words else ""
+        return None if value is None else _psql_bool(value)
+
+    def _variable(self, text: str) -> list[_Token]:
+        """The tokens psql puts where `:name`, `:'name'` or `:"name"` stands."""
+        style, name = (text[1], text[2:-1]) if text[1] in "'\"" else ("", text[1:])
+        value = self.vars.get(name)
+        if value is None:
+            why = (f"psql's variable {text} is not set in the file: psql -v, the environment or ~/.psqlrc sets it, "
+                   "which audit does not see")
+            return [_Token("var", name, self.line, text, why)]
+        if style:  # psql quotes the value: a literal, or an identifier
+            return [_Token("string" if style == "'" else "name", value, self.line, text)]
+        if name not in self.var_tokens:  # `:name` is its text, read as SQL where it stands: a few plain tokens
+            inner = [] if any(c in value for c in ";()\\:$") else _Lexer(value, psql=False, keep_all=True).run()
+            tokens = [t for st in inner for t in st.tokens]
+            plain = len(inner) == 1 and not inner[0].broken and len(tokens) <= _VAR_TOKENS and all(
+                t.kind in ("word", "name", "string", "number", "op") and not t.bad for t in tokens)
+            self.var_tokens[name] = tokens if plain or not value.strip() else None
+        tokens = self.var_tokens[name]
+        if tokens is None:
+            why = f"psql's variable {text} holds {shown(value)}, which audit does not read as part of a statement"
+            return [_Token("var", name, self.line, text, why)]
+        return [t._replace(line=self.line) for t in tokens]
+
+
+def _statements(text: str, path: str = "", problems: list[Problem] | None = None) -> list[_Statement]:
+    return _Lexer(text, path, problems).run()
+
+
+def read_statements(path: str, tree: Tree | None = None, *, problems: list[Problem] | None = None) -> list[_Statement]:
+    """The statements of the SQL file at `path`, as psql sends them. A statement PostgreSQL cannot read
+    as it stands (a quote never closed) is a problem appended to `problems`, or, without it, raised."""
+    sink: list[Problem] = [] if problems is None else problems
+    statements = _statements((tree or Tree()).read_text(path, KEY), path, sink)
+    if problems is None and sink:
+        raise InputError(sink)
+    return statements
+
+
+# --- the statements that set the timeouts ---------------------------------------------------------
+
+_NAMES = ("word", "name", "var")
+_CURRENT = {"current_user": "CURRENT_USER", "current_role": "CURRENT_ROLE", "session_user": "SESSION_USER"}
+_SCOPES = ("role_db", "role", "db", "all")  # PostgreSQL's precedence, highest first
+# Statements PostgreSQL refuses inside a transaction block: there, they abort it.
+_NO_TRANSACTION = {("create", "database"), ("drop", "database"), ("create", "tablespace"), ("drop", "tablespace"),
+                   ("alter", "system"), ("reindex", "database"), ("reindex", "system")}
+
+
+def _is(token: _Token, *words: str) -> bool:
+    return token.kind == "word" and token.value in words
+
+
+def _named(token: _Token) -> tuple[str, str]:
+    """(the name, '') of an identifier, or ('', why) for a psql variable audit cannot read."""
+    return ("", token.bad) if token.kind == "var" else (_truncated(token.value), "")
+
+
+@dataclass
+class _Alter:
+    """`ALTER ROLE|USER ... [IN DATABASE d] SET|RESET ...` or `ALTER DATABASE d SET|RESET ...`."""
+
+    kind: str  # "role" or "database"
+    role_kind: str = ""  # "name", "all", "current" (CURRENT_USER ...), "var" (a psql variable)
+    role: str = ""
+    role_why: str = ""  # why the role cannot be known (current, var)
+    in_database: bool = False
+    database: str = ""
+    database_why: str = ""
+    action: str = ""  # "set", "default" (SET ... TO DEFAULT), "current" (FROM CURRENT), "reset", "reset_all", "other"
+    setting: str = ""  # lower case, as PostgreSQL matches a setting's name
+    setting_why: str = ""  # a psql variable: any setting
+    values: list[list[_Token]] = field(default_factory=list)
+    bad: str = ""  # the syntax error PostgreSQL refuses the statement for
+
+
+@dataclass(frozen=True)
+class _Rename:
+    kind: str  # "role" or "database"
+    old: _Token
+    new: _Token
+
+
+def _parse_alter(st: _Statement) -> _Alter | _Rename | None:
+    t = st.tokens
+    if len(t) < 3 or not _is(t[0], "alter") or not _is(t[1], "role", "user", "group", "database"):
+        return None
+    kind = "database" if t[1].value == "database" else "role"
+    target, rest = t[2], t[3:]
+    if rest and _is(rest[0], "rename"):
+        if len(rest) == 3 and _is(rest[1], "to") and target.kind in _NAMES and rest[2].kind in _NAMES:
+            return _Rename(kind, target, rest[2])
+        return None
+    if t[1].value == "group":
+        return None  # ALTER GROUP sets no settings
+    a = _Alter(kind)
+    if kind == "database":
+        if target.kind not in _NAMES:
+            return None
+        a.in_database = True
+        a.database, a.database_why = _named(target)
+    elif _is(target, "all"):
+        a.role_kind = "all"
+    elif target.kind == "word" and target.value in _CURRENT:
+        a.role_kind = "current"
+        a.role_why = f"the role is {_CURRENT[target.value]}, whichever role runs the file, which audit does not know"
+    elif target.kind in _NAMES:
+        a.role, a.role_why = _named(target)
+        a.role_kind = "var" if a.role_why else "name"
+    else:
+        return None
+    if kind == "role" and rest and _is(rest[0], "in"):
+        a.in_database, a.database_why = True, "?"  # until the name is read: it could be any database
+        if len(rest) < 2 or not _is(rest[1], "database"):
+            a.bad = "`ALTER ROLE ... IN` is not followed by DATABASE and a name"
+            return a
+        if len(rest) < 3 or rest[2].kind not in _NAMES:
+            a.bad = "`ALTER ROLE ... IN DATABASE` names no database"
+            return a
+        a.database, a.database_why = _named(rest[2])
+        rest = rest[3:]
+        if not rest or not _is(rest[0], "set", "reset"):
+            a.bad = "`ALTER ROLE ... IN DATABASE ...` is followed by neither SET nor RESET"
+            return a
+    if not rest or not _is(rest[0], "set", "reset"):
+        return None  # another ALTER ROLE (WITH LOGIN, PASSWORD ...) or ALTER DATABASE (OWNER TO ...)
+    _clause(a, rest)
+    return a
+
+
+def _setting_name(tokens: list[_Token], i: int) -> tuple[str | None, int, str]:
+    """(name, index after it, why it cannot be known) of the setting named at tokens[i]: `a` or `a.b`."""
+    if i >= len(tokens) or tokens[i].kind not in _NAMES:
+        return None, i, ""
+    if tokens[i].kind == "var":
+        return "", i + 1, tokens[i].bad
+    parts = [tokens[i].value]
+    i += 1
+    while i + 1 < len(tokens) and tokens[i].kind == "op" and tokens[i].value == "." and tokens[i + 1].kind in _NAMES[:2]:
+        parts.append(tokens[i + 1].value)
+        i += 2
+    return ".".join(parts).translate(_LOWER), i, ""
+
+
+def _clause(a: _Alter, rest: list[_Token]) -> None:
+    """The SET or RESET clause, checked as PostgreSQL's grammar does for the four timeouts (another
+    setting may have a form of its own, SET TIME ZONE ..., which is not read)."""
+    resets = rest[0].value == "reset"
+    if resets and len(rest) == 2 and _is(rest[1], "all"):
+        a.action = "reset_all"
+        return
+    name, i, why = _setting_name(rest, 1)
+    if name is None:
+        a.bad = f"`{rest[0].value.upper()}` names no setting"
+        return
+    a.setting, a.setting_why, a.action = name, why, "reset" if resets else "set"
+    if not why and name not in POSTGRES_SETTINGS:
+        a.action = "other"
+        return
+    tail = rest[i:]
+    if resets:
+        if tail:
+            a.bad = f"unexpected `{tail[0].text}` after `RESET {name}`"
+    elif tail and (_is(tail[0], "to") or (tail[0].kind == "op" and tail[0].value == "=")):
+        if len(tail) == 2 and _is(tail[1], "default"):
+            a.action = "default"
+            return
+        values = _values(tail[1:], name)
+        if isinstance(values, str):
+            a.bad = values
+        else:
+            a.values = values
+    elif len(tail) == 2 and _is(tail[0], "from") and _is(tail[1], "current"):
+        a.action = "current"
+    else:
+        a.bad = f"`SET {name}` is followed by neither TO, = nor FROM CURRENT"
+
+
+_PLAIN_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NEW_NUMBER = re.compile(r"0[xXoObB][0-9A-Fa-f_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?")
+
+
+def _values(tokens: list[_Token], name: str) -> list[list[_Token]] | str:
+    """The values of `SET name = v [, v ...]`, or the syntax error PostgreSQL refuses them for."""
+    out, i = [], 0
+    while True:
+        if i >= len(tokens):
+            return f"`SET {name} =` gives no value"
+        t = tokens[i]
+        sign = t.kind == "op" and t.value in "+-" and i + 1 < len(tokens) and tokens[i + 1].kind == "number"
+        value = tokens[i + 1] if sign else t
+        if value.kind == "number" and not _PLAIN_NUMBER.fullmatch(value.value) and not _NEW_NUMBER.fullmatch(value.value):
+            return f"PostgreSQL refuses {value.text} without quotes: write '{value.text}'"
+        if value.kind == "other":
+            return "PostgreSQL takes no B'', X'' or N'' string as a setting's value"
+        if value.kind not in ("string", "name", "word", "number", "var"):
+            return f"`{value.text}` is not a value PostgreSQL takes for {name}"
+        if value.bad and value.kind != "var":
+            return value.bad
+        out.append([t, value] if sign else [value])
+        i += 2 if sign else 1
+        if i == len(tokens):
+            return out
+        if not (tokens[i].kind == "op" and tokens[i].value == ","):
+            return f"unexpected `{tokens[i].text}` after the value of {name}"
+        i += 1
+
+
+def _value(name: str, values: list[list[_Token]]) -> tuple[Duration | None, str, str]:
+    """(the timeout, why audit cannot know it, why PostgreSQL refuses it) of SET's values."""
+    if len(values) != 1:
+        return None, "", f"SET {name} takes one value, not {len(values)}: PostgreSQL refuses the statement"
+    *sign, token = values[0]
+    if token.kind == "var":
+        return None, token.bad, ""
+    text = token.value
+    if token.kind == "number":
+        if not _PLAIN_NUMBER.fullmatch(text):
+            return None, f"{text}: PostgreSQL 16 and later read this number, earlier versions refuse it", ""
+        # A whole number is an integer to the parser (017 is 17); one with a point or an exponent is kept as written.
+        text = str(int(text)) if text.isdigit() else text
+    text = (sign[0].value if sign else "") + text
+    try:
+        return postgres_time(text), "", ""
+    except ValueError as exc:
+        return None, "", str(exc)
+
+
+def _joined(*reasons: str) -> str:
+    return "; ".join(r for r in reasons if r) if any(reasons) else ""
+
+
+def _defines_function(words: list[str]) -> bool:
+    if words[1:3] == ["or", "replace"]:
+        words = words[2:]
+    return words[1:2] in (["function"], ["procedure"])
+
+
+def _alter_start(tokens: list[_Token]) -> int | None:
+    """Where an ALTER ROLE/USER/DATABASE or DROP ROLE/USER/DATABASE starts in a statement of a
+    function body (after its DECLARE, BEGIN, IF ... THEN)."""
+    for i, (t, after) in enumerate(pairwise(tokens)):
+        if (_is(t, "alter") and _is(after, "role", "user", "group", "database")) or (
+                _is(t, "drop") and _is(after, "role", "user", "group", "database")):
+            return i
+    return None
+
+
+@dataclass
+class _Transaction:
+    line: int
+    saved: dict  # the settings at BEGIN
+    savepoints: list = field(default_factory=list)  # (name, the settings at it)
+    named: dict = field(default_factory=dict)  # name -> its places in savepoints
+    touched: dict = field(default_factory=dict)  # (scope, setting) -> the line that changed it
+    aborted: str = ""  # why PostgreSQL refuses the rest of it: the statement that failed
+
+
+class _Run:
+    """The statements of a file run, in order, on the settings of `role` in `database`."""
+
+    def __init__(self, path: str, role: str, database: str, problems: list[Problem]) -> None:
+        self.path, self.role, self.database, self.problems = path, _truncated(role), _truncated(database), problems
+        self.state: dict[tuple[str, str], ReadSetting] = {}  # (scope, setting) -> what pg_db_role_setting holds
+        self.txn: _Transaction | None = None
+        self.version, self.snapshot = 0, ({}, -1)
+
+    # the settings
+
+    def _location(self, line: int) -> Location:
+        return Location(self.path, line, 1)
+
+    def _put(self, key: tuple[str, str], setting: ReadSetting) -> None:
+        self.state[key] = setting
+        self._touched(key, setting.location.line)
+
+    def _pop(self, key: tuple[str, str], line: int) -> None:
+        if self.state.pop(key, None) is not None:
+            self._touched(key, line)
+
+    def _touched(self, key: tuple[str, str], line: int) -> None:
+        self.version += 1
+        if self.txn is not None:
+            self.txn.touched[key] = line
+
+    def _unknown(self, key: tuple[str, str], line: int, why: str) -> ReadSetting:
+        return ReadSetting(f"postgres.{key[1]}", None, self._location(line), unknown=why)
+
+    def _maybe_set(self, key: tuple[str, str], line: int, why: str) -> None:
+        self._put(key, self._unknown(key, line, why))
+
+    def _maybe_reset(self, key: tuple[str, str], line: int, why: str) -> None:
+        if key in self.state:  # nothing there: nothing to take away, whether it runs or not
+            self._put(key, self._unknown(key, line, why))
+
+    def _maybe_all(self, names: tuple[str, ...], line: int, why: str) -> None:
+        for scope in _SCOPES:
+            for name in names:
+                self._maybe_set((scope, name), line, why)
+
+    def _current(self) -> dict:
+        """A copy of the settings, shared by the savepoints taken while they do not change."""
+        if self.snapshot[1] != self.version:
+            self.snapshot = (dict(self.state), self.version)
+        return self.snapshot[0]
+
+    def _refused(self, line: int, reason: str, maybe: str) -> None:
+        """PostgreSQL refuses the statement at `line`: inside a transaction, the transaction fails."""
+        if self.txn is not None and not maybe and not self.txn.aborted:
+            self.txn.aborted = f"line {line} fails ({reason})"
+
+    def found(self) -> dict[str, ReadSetting]:
+        found: dict[str, ReadSetting] = {}
+        for name in POSTGRES_SETTINGS:
+            key = f"postgres.{name}"
+            for scope in _SCOPES:
+                if (scope, name) in self.state:
+                    found[key] = self.state[(scope, name)]
+                    break
+            else:
+                found[key] = ReadSetting(key, None, self._location(1), default=True)
+        return found
+
+    # the statements
+
+    def statement(self, st: _Statement, maybe: str = "") -> None:
+        maybe = _joined(maybe, st.maybe)
+        if st.meta == "connect":
+            if self.txn is not None and not maybe:  # the session ends: its open transaction is rolled back
+                self.state, self.txn = dict(self.txn.saved), None
+                self.version += 1
+            return
+        if st.meta == "include":
+            self._maybe_all(POSTGRES_SETTINGS, st.line,
+                            _joined(maybe, f"`{st.meta_text}` runs another file, which audit does not read"))
+            return
+        if st.broken:
+            self._refused(st.line, st.broken, maybe)
+            return
+        if not st.tokens:
+            return
+        words = [t.value if t.kind == "word" else "" for t in st.tokens[:4]]
+        if words[0] in ("begin", "start", "commit", "end", "rollback", "abort", "savepoint", "release", "prepare"):
+            if not maybe:
+                self._transaction(st)
+            return
+        if self.txn is not None and not maybe:
+            if self.txn.aborted:
+                return  # "current transaction is aborted, commands ignored until end of transaction block"
+            if tuple(words[:2]) in _NO_TRANSACTION or words[0] == "vacuum":
+                self._refused(st.line, f"{' '.join(words[:2]).upper()} cannot run inside a transaction block", maybe)
+                return
+        if words[0] == "alter":
+            self._alter(st, maybe)
+        elif words[0] == "drop":
+            self._drop(st, maybe)
+        elif words[0] == "do":
+            self._body(st, maybe, st.tokens[1:], f"the DO block at line {st.line}")
+        elif words[0] == "create" and _defines_function(words):
+            after_as = next((i for i, t in enumerate(st.tokens) if _is(t, "as")), len(st.tokens))
+            self._body(st, maybe, st.tokens[after_as + 1:], f"the function created at line {st.line} (it runs when "
+                                                             "called)")
+        if st.mentions:
+            self._maybe_all(st.mentions, st.line, _joined(maybe, "\\gexec runs the statements this query returns, "
+                                                                 "which audit does not run"))
+
+    def _applies(self, a: _Alter) -> tuple[str, str] | None:
+        """(scope, why it may not be ours) where `a` lands for our role and database, or None."""
+        if a.kind == "database":
+            scope, why = "db", ""
+        elif a.role_kind == "all":
+            scope, why = ("db" if a.in_database else "all"), ""
+        elif a.role_kind == "name" and a.role != self.role:
+            return None
+        else:
+            scope, why = ("role_db" if a.in_database else "role"), a.role_why
+        if a.in_database and not a.database_why and a.database != self.database:
+            return None
+        if a.database_why == "?":
+            return scope, why
+        return scope, _joined(why, a.database_why)
+
+    def _alter(self, st: _Statement, maybe: str) -> None:
+        a = _parse_alter(st)
+        if isinstance(a, _Rename):
+            self._rename(a, st.line, maybe)
+            return
+        if a is None or a.action == "other":
+            return
+        applies = self._applies(a)
+        if a.bad:
+            if applies is not None and not maybe:
+                self.problems.append(Problem(Location(printable(self.path), st.line, 1), KEY, f"could not be read: {a.bad}"))
+            self._refused(st.line, a.bad, maybe)
+            return
+        value, unknown, refused = None, "", ""
+        if a.action == "set" and not a.setting_why:
+            value, unknown, refused = _value(a.setting, a.values)  # PostgreSQL checks it whoever it is for
+            if refused:
+                self._refused(st.line, refused, maybe)
+        if applies is None:
+            return
+        scope, why = applies
+        why = _joined(maybe, why)
+        names = POSTGRES_SETTINGS if a.action == "reset_all" or a.setting_why else (a.setting,)
+        for name in names:
+            key = (scope, name)
+            if a.action in ("reset", "default", "reset_all"):
+                if why or a.setting_why:
+                    self._maybe_reset(key, st.line, _joined(why, a.setting_why))
+                else:
+                    self._pop(key, st.line)
+            elif why or a.setting_why:
+                self._maybe_set(key, st.line, _joined(why, a.setting_why))
+            elif a.action == "current":
+                self._maybe_set(key, st.line, "SET ... FROM CURRENT saves the value of the session that ran the file, "
+                                              "which audit does not know")
+            elif unknown or refused:
+                self._maybe_set(key, st.line, unknown or refused)
+            else:
+                self._put(key, ReadSetting(f"postgres.{name}", value, self._location(st.line)))
+
+    def _scopes(self, kind: str) -> tuple[str, str]:
+        return ("role", "role_db") if kind == "role" else ("db", "role_db")
+
+    def _rename(self, r: _Rename, line: int, maybe: str) -> None:
+        ours = self.role if r.kind == "role" else self.database
+        (old, old_why), (new, new_why) = _named(r.old), _named(r.new)
+        for scope in self._scopes(r.kind):
+            for name in POSTGRES_SETTINGS:
+                key = (scope, name)
+                if old == ours or old_why:  # its settings go with it
+                    if maybe or old_why:
+                        self._maybe_reset(key, line, _joined(maybe, old_why))
+                    else:
+                        self._pop(key, line)
+                if new == ours or new_why:
+                    self._maybe_set(key, line, _joined(maybe, new_why, f"{r.old.text} is renamed {r.new.text} here, with "
+                                                                       "the settings it had, which audit does not follow"))
+
+    def _drop(self, st: _Statement, maybe: str) -> None:
+        t = st.tokens
+        if len(t) < 3 or not _is(t[1], "role", "user", "group", "database"):
+            return
+        kind = "database" if t[1].value == "database" else "role"
+        i = 4 if len(t) > 3 and _is(t[2], "if") and _is(t[3], "exists") else 2
+        dropped = []
+        while i < len(t) and t[i].kind in _NAMES:
+            dropped.append(_named(t[i]))
+            if kind == "database" or i + 1 >= len(t) or not (t[i + 1].kind == "op" and t[i + 1].value == ","):
+                break
+            i += 2
+        ours = self.role if kind == "role" else self.database
+        for name, why in dropped:
+            if name != ours and not why:
+                continue
+            for scope in self._scopes(kind):
+                for setting in POSTGRES_SETTINGS:
+                    if maybe or why:
+                        self._maybe_reset((scope, setting), st.line, _joined(maybe, why))
+                    else:
+                        self._pop((scope, setting), st.line)
+
+    def _body(self, st: _Statement, maybe: str, tokens: list[_Token], where: str) -> None:
+        """A DO block or a function: its ALTER ROLE/DATABASE statements may run (audit does not run
+        PL/pgSQL: whether a branch, a loop or an exception handler reaches one is not known), and so
+        may statements it builds from strings (EXECUTE) that name a timeout."""
+        language = next((b.value.lower() for a, b in pairwise(st.tokens) if _is(a, "language")), "plpgsql")
+        why = _joined(maybe, f"inside {where}, which audit does not run: whether it reaches this is not known")
+        for body in (t for t in tokens if t.kind == "string" and not t.bad):
+            loose: list[str] = []
+            if language in ("plpgsql", "sql"):
+                for inner in _Lexer(body.value, psql=False, keep_all=True, first_line=body.line).run():
+                    start = None if inner.broken else _alter_start(inner.tokens)
+                    loose += [t.value.lower() for t in inner.tokens[:start] if t.kind == "string"]
+                    if start is not None:
+                        self.statement(_Statement(inner.tokens[start:], inner.tokens[start].line), why)
+            else:
+                loose.append(body.value.lower())
+            said = body.value.lower()
+            if "alter" in said and ("exec" in said or "dblink" in said):  # EXECUTE, plpy.execute, spi_exec_query
+                named = tuple(n for n in POSTGRES_SETTINGS if any(n in s for s in loose))
+                self._maybe_all(named, st.line, _joined(maybe, f"{where} may set it with a statement it builds "
+                                                               "(EXECUTE), which audit does not run"))
+
+    # transactions
+
+    def _transaction(self, st: _Statement) -> None:
+        words = [t.value if t.kind == "word" else t.text for t in st.tokens]
+        first, rest = words[0], [w for w in words[1:] if w not in ("work", "transaction")]
+        chain = rest[-2:] == ["and", "chain"]
+        t = self.txn
+        if first in ("begin", "start"):
+            if (first == "begin" or words[1:2] == ["transaction"]) and t is None:
+                self.txn = _Transaction(st.line, dict(self.state))
+        elif first in ("commit", "end") and rest[:1] != ["prepared"]:
+            self._commit(st.line)
+            self.txn = _Transaction(st.line, dict(self.state)) if chain and t is not None else self.txn
+        elif first in ("rollback", "abort") and rest[:1] == ["to"] and t is not None:
+            name = st.tokens[-1]
+            places = t.named.get(_named(name)[0]) if name.kind in _NAMES else None
+            if not places:
+                self._refused(st.line, f"no savepoint {name.text}", "")
+                return
+            self.state, t.aborted = dict(t.savepoints[places[-1]][1]), ""
+            self.version += 1
+            self._drop_savepoints(t, places[-1] + 1)
+        elif first in ("rollback", "abort") and rest[:1] != ["prepared"] and t is not None:
+            self.state, self.txn = dict(t.saved), None
+            self.version += 1
+            self.txn = _Transaction(st.line, dict(self.state)) if chain else None
+        elif first in ("savepoint", "release") and t is not None and len(st.tokens) >= 2 and st.tokens[-1].kind in _NAMES:
+            name = _named(st.tokens[-1])[0]
+            if t.aborted:
+                return
+            if first == "savepoint":
+                t.named.setdefault(name, []).append(len(t.savepoints))
+                t.savepoints.append((name, self._current()))
+            elif t.named.get(name):
+                self._drop_savepoints(t, t.named[name][-1])
+            else:
+                self._refused(st.line, f"no savepoint {st.tokens[-1].text}", "")
+        elif first == "prepare" and words[1:2] == ["transaction"] and t is not None:
+            self._close(t, f"set in the transaction begun at line {t.line} and prepared at line {st.line} for a "
+                           "two-phase commit, which stands only after its COMMIT PREPARED")
+
+    def _drop_savepoints(self, t: _Transaction, keep: int) -> None:
+        while len(t.savepoints) > keep:
+            name, _ = t.savepoints.pop()
+            t.named[name].pop()
+
+    def _commit(self, line: int) -> None:
+        t = self.txn
+        if t is not None and t.aborted:
+            self._close(t, f"set in the transaction begun at line {t.line}, which its COMMIT (line {line}) rolls "
+                           f"back: {t.aborted}")
+        self.txn = None
+
+    def _close(self, t: _Transaction, why: str) -> None:
+        """`t` ends without its changes standing for sure: each setting it touched is unknown."""
+        self.state, self.txn = dict(t.saved), None
+        for key, line in t.touched.items():
+            self.state[key] = self._unknown(key, line, why)
+        self.version += 1
+
+    def end(self) -> None:
+        if self.txn is not None:
+            t = self.txn
+            self._close(t, f"set in the transaction begun at line {t.line}, which the file never commits: psql "
+                           "rolls it back as it exits (unless it runs the file with --single-transaction)")
 
 
 def read_sql(path: str, role: str, database: str, statements: list[_Statement] | None = None,
-             tree: Tree | None = None) -> dict[str, ReadSetting]:
-    """The timeouts `role` gets in `database` from the statements in `path` (already read: `statements`)."""
+             tree: Tree | None = None, *, problems: list[Problem] | None = None) -> dict[str, ReadSetting]:
+    """The timeouts `role` gets in `database` from the statements in `path` (already read: `statements`).
+
+    A statement PostgreSQL refuses to read is a located problem appended to `problems` (the others are
+    still read), or, without `problems`, raised with the others as one InputError."""
+    sink: list[Problem] = [] if problems is None else problems
     if statements is None:
-        statements = read_statements(path, tree)
-    by_scope: dict[str, dict[str, ReadSetting | None]] = {"role_db": {}, "role": {}, "db": {}}
+        statements = read_statements(path, tree, problems=sink)
+    run = _Run(path, role, database, sink)
     for st in statements:
-        w = [x.upper() if not x.startswith(("'", '"')) else x for x in st.words]
-        if len(w) < 4 or w[0] != "ALTER" or w[1] not in ("ROLE", "USER", "DATABASE"):
-            continue
-        scoped = _scope(w, st, path, role, database)
-        if scoped is not None:
-            scope, rest, raw_rest = scoped
-            _apply(by_scope[scope], rest, raw_rest, Location(path, st.line, 1))
-    found: dict[str, ReadSetting] = {}
-    for name in POSTGRES_SETTINGS:
-        for scope in ("role_db", "role", "db"):
-            if name in by_scope[scope]:
-                setting = by_scope[scope][name]
-                if setting is not None:
-                    found[f"postgres.{name}"] = setting
-                break
-        else:
-            found[f"postgres.{name}"] = ReadSetting(f"postgres.{name}", None, Location(path, 1, 1), default=True)
-    return found
+        run.statement(st)
+    run.end()
+    if problems is None and sink:
+        raise InputError(sink)
+    return run.found()
 
 
-def _scope(w: list[str], st: _Statement, path: str, role: str, database: str):
-    """(scope, rest, raw rest) of an ALTER statement that applies to `role` in `database`, else None."""
-    target, rest, raw_rest = _name(st.words[2]), w[3:], st.words[3:]
-    if w[1] == "DATABASE":
-        return ("db", rest, raw_rest) if target == database else None
-    if target != role:
-        return None
-    if rest[:2] != ["IN", "DATABASE"]:
-        return "role", rest, raw_rest
-    if len(raw_rest) < 3:
-        # PostgreSQL refuses it (a syntax error), so psql never ran it: the file is not what runs.
-        raise unreadable(path, "postgres", "`ALTER ROLE ... IN DATABASE` names no database", st.line)
-    if _name(raw_rest[2]) != database:
-        return None
-    return "role_db", rest[3:], raw_rest[3:]
-
-
-def _apply(scope: dict[str, ReadSetting | None], rest: list[str], raw_rest: list[str], location: Location) -> None:
-    """One `SET name = value` or `RESET name`; a value that is no time is reported, not raised."""
-    if rest and rest[0] == "RESET" and len(raw_rest) > 1:
-        scope[_name(raw_rest[1])] = None
-    elif rest and rest[0] == "SET" and len(raw_rest) >= 4 and rest[2] in ("=", "TO"):
-        name = _name(raw_rest[1])
-        if name in POSTGRES_SETTINGS:
-            try:
-                scope[name] = ReadSetting(f"postgres.{name}", postgres_time(_literal(raw_rest[3])), location)
-            except ValueError as exc:
-                scope[name] = ReadSetting(f"postgres.{name}", None, location, unknown=str(exc))
-
-
-def sql_scope(path: str, statements: list[_Statement] | None = None,
-              tree: Tree | None = None) -> tuple[str, str] | None:
+def sql_scope(path: str, statements: list[_Statement] | None = None, tree: Tree | None = None, *,
+              problems: list[Problem] | None = None) -> tuple[str, str] | None:
     """The first (role, database) an `ALTER ROLE r IN DATABASE d` statement in `path` names."""
-    for st in read_statements(path, tree) if statements is None else statements:
-        w = [x.upper() for x in st.words[:6]]
-        if len(w) >= 6 and w[0] == "ALTER" and w[1] in ("ROLE", "USER") and w[3:5] == ["IN", "DATABASE"]:
-            return _name(st.words[2]), _name(st.words[5])
+    for st in read_statements(path, tree, problems=problems) if statements is None else statements:
+        if st.meta or st.broken or not st.tokens or not _is(st.tokens[0], "alter"):
+            continue
+        a = _parse_alter(st)
+        if isinstance(a, _Alter) and a.role_kind == "name" and a.in_database and a.database:
+            return a.role, a.database
     return None

@@ -133,7 +133,7 @@ def test_an_empty_environment_file_in_a_dropin_drops_the_units(tmp_path):
                                   "etc/shop/flask.env": (outside / "flask.env").read_text()})
     result = run_deploygen("audit", "--root", root)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "read: shop: flask: no env file" in result.stderr
+    assert "read: shop: env: no EnvironmentFile=" in result.stderr  # a wsgi app: its env files are no Flask settings
 
 
 def test_a_dropin_that_is_a_fifo_is_bad_input(tmp_path):
