@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.duration import Duration, Unbounded
 from deploygen.errors import Location
 
 Kind = Literal["written", "derived", "default"]
@@ -89,6 +89,8 @@ class Setting(NamedTuple):
 
 
 def display(value: Value) -> str:
+    if isinstance(value, Unbounded):
+        return str(value)  # a server's `timeout = 0`, `infinity`: read by audit, never rendered
     if isinstance(value, Duration):
         return value.nginx()
     if isinstance(value, bool):

@@ -235,5 +235,9 @@ class Unbounded(Duration):
     def __repr__(self) -> str:
         return "UNBOUNDED"
 
+    def nginx(self) -> str:
+        # No layer deploygen renders takes "no limit" in its own syntax: never written into a file.
+        raise ValueError("no limit has no syntax deploygen renders")
+
 
 UNBOUNDED = Unbounded()

@@ -118,7 +118,7 @@ _SYSTEM_TREES = ("/etc", "/root", "/boot", "/dev", "/proc", "/sys", "/run", "/va
 
 def _servable(value: str) -> str:
     if value == "/" or any(value == tree or value.startswith(tree + "/") for tree in _SYSTEM_TREES):
-        raise _fail(f"{shown(value)}: nginx would serve a system folder at /static/ to anyone; "
+        raise _fail(f"{shown(value)}: nginx would serve a system folder to anyone; "
                     "use the app's own static folder (e.g. under app.root, /srv or /var/www)")
     return value
 
