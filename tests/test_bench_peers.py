@@ -27,4 +27,4 @@ def test_plain_peer_renders_byte_identical_files_from_the_exported_data(cli, tmp
             assert filecmp.cmp(theirs / relative, ours / relative, shallow=False), relative
         # Of the site model, the peer gets only what templates read: no timeouts, no session.
         exported = yaml.safe_load((data / f"site0.{fmt}").read_text())  # JSON is YAML too
-        assert set(exported["site"]) == {"app", "database", "domains", "name", "server", "tls"}
+        assert set(exported["site"]) == {"app", "database", "domains", "name", "nginx", "server", "tls"}  # nginx: its locations
