@@ -17,12 +17,11 @@ import pytest
 from deploygen.audit.sql_reader import (
     _Alter,
     _parse_alter,
-    _statements,
     postgres_time,
     read_sql,
-    read_statements,
     sql_scope,
 )
+from deploygen.audit.sql_statements import _statements, read_statements
 from deploygen.errors import InputError
 from deploygen.sitefile.model import POSTGRES_SETTINGS
 

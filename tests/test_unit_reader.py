@@ -10,24 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from deploygen.audit.gunicorn_command import (
+from deploygen.audit.gunicorn_args import (
     FLAGS,
     cmd_args_settings,
-    find_gunicorn,
     parse_gunicorn_args,
 )
+from deploygen.audit.gunicorn_command import find_gunicorn
 from deploygen.audit.source import Tree
-from deploygen.audit.unit_reader import (
+from deploygen.audit.systemd_syntax import (
     extract_word,
+    signal_name,
+    stop_time,
+    systemd_time,
+    unit_lines,
+)
+from deploygen.audit.unit_reader import (
     load_unit,
     read_socket,
     read_unit,
-    signal_name,
     socket_units,
-    stop_time,
-    systemd_time,
     unit_dropins,
-    unit_lines,
     unit_settings,
 )
 from deploygen.errors import InputError, Location
@@ -284,7 +286,7 @@ def test_an_unclosed_quote_is_one_located_problem(tmp_path):
 
 
 def test_a_backslash_with_nothing_after_it():
-    from deploygen.audit.unit_reader import CommandError
+    from deploygen.audit.systemd_syntax import CommandError
 
     with pytest.raises(CommandError, match="a backslash at the end"):
         extract_word("a\\")

@@ -27,7 +27,8 @@ from deploygen.audit.nginx_reader import (
     read_server_block,
 )
 from deploygen.audit.source import TooManyFiles, Tree, why
-from deploygen.audit.sql_reader import read_sql, read_statements, sql_scope
+from deploygen.audit.sql_reader import read_sql, sql_scope
+from deploygen.audit.sql_statements import read_statements
 from deploygen.audit.unit_reader import (
     load_unit,
     read_socket,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploygen.audit.env_reader import env_lines
-from deploygen.audit.unit_reader import unit_lines
+from deploygen.audit.systemd_syntax import unit_lines
 from deploygen.errors import DeploygenError
 from deploygen.kinds import kind_of
 
