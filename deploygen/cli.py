@@ -322,7 +322,7 @@ def audit(fmt, **sources) -> None:
     """Run the rules on configuration that already exists: findings point at its files and lines.
 
     A rule whose settings the files do not say is skipped: `--format json` lists each, with why."""
-    from deploygen.audit.assemble import audit_rules
+    from deploygen.audit.checking import audit_rules
     from deploygen.report.formats import format_findings, skipped_summary, summary
 
     result = _read_existing("audit", **sources, fmt=fmt)
@@ -356,7 +356,7 @@ def import_(output, name, unit_name, **sources) -> None:
     """Write a site file that reproduces existing configuration (what `audit` reads)."""
     from dataclasses import replace
 
-    from deploygen.audit.assemble import check_audited
+    from deploygen.audit.checking import check_audited
     from deploygen.audit.importer import write_site
 
     apps = _read_existing("import", **sources).apps

@@ -2,9 +2,8 @@
 
 What a reader found becomes a `written` setting located in the real file;
 what the layer defaults becomes a `default` setting located where it would
-go. Every rule then runs unchanged through the same runner as `validate`
-(`check_audited`): one whose keys a server's files do not say (the request
-budget, the database server's limits) is skipped, and `--format json` says why.
+go. Which server block is an app's is audit.linking's; the rules then run
+unchanged through the same runner as `validate` (audit.checking).
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
-from deploygen.audit.endpoint import from_bind
 from deploygen.audit.env_reader import env_lines, read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
+from deploygen.audit.linking import Link, ServerIndex, bind_of, link_app
 from deploygen.audit.nginx_reader import (
     ProxiedLocation,
     ProxiedServer,
@@ -76,7 +75,7 @@ class AuditedApp:
     named: bool = False  # its name given on the command line (`import --name`): used as it is
 
 
-def _setting(read: ReadSetting) -> Setting:
+def as_setting(read: ReadSetting) -> Setting:
     kind = "default" if read.default else "written"
     how = "the layer's default" if read.default else read.key
     return Setting(read.key, read.value, Provenance(kind, how, "", read.location))
@@ -106,7 +105,7 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
         reads["systemd.EnvironmentFile"] = ReadSetting("systemd.EnvironmentFile", [], Location(file, 1, 1),
                                                        default=True)
     if nginx is not None:
-        reads.update(_server_facts(nginx))
+        reads.update(server_facts(nginx))
     if nginx is not None and "nginx.upstream.keepalive" not in reads:
         # proxy_pass straight to an address: nginx keeps no idle connections to it.
         where = reads["nginx.proxy_read_timeout"].location
@@ -126,7 +125,7 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
             reads[key] = _duration(reads[key], reads[key].value * 1000)
     unknown = [r for r in reads.values() if r.unknown]
     # None stays: it is a layer's "unset" (no statement_timeout, no Connection header), which rules read.
-    settings = {k: _setting(r) for k, r in sorted(reads.items()) if not r.unknown}
+    settings = {k: as_setting(r) for k, r in sorted(reads.items()) if not r.unknown}
     scope = (role, database) if sql is not None and role and database else None
     layers = frozenset(layer for layer, read in (("nginx", nginx), ("systemd", unit), ("postgres", sql),
                                                  ("flask", flask if flask_env_read or flask else None))
@@ -135,7 +134,7 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
                       layers=layers)
 
 
-def _server_facts(nginx: ProxiedServer) -> dict[str, ReadSetting]:
+def server_facts(nginx: ProxiedServer) -> dict[str, ReadSetting]:
     """What the server block says beyond its directives: its names and whether it serves TLS,
     both located at the block (audit reads no line of its own for them)."""
     at = Location(nginx.file, nginx.line, 1)
@@ -225,7 +224,7 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     gunicorn_read = (result.attempt(read_gunicorn, config, None, tree) if config else None) \
         or gunicorn_defaults(unit or "gunicorn")
     servers = (result.attempt(read_nginx_file, nginx, tree) or []) if nginx else []
-    linked = _link(servers, unit_read, gunicorn_read)
+    linked = link_app(servers, unit_read, gunicorn_read)
     if nginx and not linked.server and not any((gunicorn, unit, sql, flask_env)) and not result.problems:
         result.problems.append(Problem(Location(printable(nginx), 1, 1), "nginx",
                                        "no server block here proxies to an app: nothing was audited"))
@@ -236,29 +235,12 @@ def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: s
     first = next((f for f in (unit, config, nginx, sql, flask_env) if f), name)
     app = assemble(name, gunicorn_read, linked.server, unit_read if unit else None, sql_read, env_read, role,
                    database, flask_env_read=env_read is not None, file=first)
-    app.locations, app.reaching, app.bind = linked.extra, linked.reaching, _bind(unit_read, gunicorn_read)
+    app.locations, app.reaching, app.bind = linked.extra, linked.reaching, bind_of(unit_read, gunicorn_read)
     result.apps.append(app)
     files = {"systemd": [unit, *dropins] if unit else [], "gunicorn": [config] if config else [],
              "flask": [flask_env] if flask_env else [], "postgres": [sql] if sql else []}
     result.notes += _nginx_note(tree) + _layer_notes(app, files, linked, bool(nginx))
     return result
-
-
-def _link(servers: list[ProxiedServer] | ServerIndex, unit: dict[str, ReadSetting],
-          gunicorn: dict[str, ReadSetting]) -> Link:
-    """The app's server block by gunicorn's bind; when no file gave the bind (nginx named
-    alone), the one server block that proxies, said so."""
-    servers = servers if isinstance(servers, ServerIndex) else ServerIndex(servers)
-    bind = unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]
-    proxying = servers.proxying
-    # Only with no unit: a unit that names no bind runs gunicorn's default, which is known.
-    if not unit and bind.default and len(proxying) == 1 and not link(servers, _bind(unit, gunicorn)).server:
-        server = proxying[0]
-        views = [server.to(loc) for loc in server.locations]
-        return Link(views[0], views[1:], f"{server.file}:{server.line} server block (gunicorn's bind not read: "
-                    "the one server block that proxies)", server.locations)
-    every = unit.get("gunicorn.bind_all") or gunicorn.get("gunicorn.bind_all")
-    return link(servers, _bind(unit, gunicorn), every.value if every and isinstance(every.value, list) else [])
 
 
 def _missing(named: ReadSetting, local: str) -> Problem:
@@ -307,150 +289,6 @@ def _read_nginx_root(result: Audit) -> list[ProxiedServer]:
     for path in files:
         servers += result.attempt(read_server_block, path, tree) or []
     return servers
-
-
-def _bind(unit: dict[str, ReadSetting], gunicorn: dict[str, ReadSetting]) -> str:
-    """gunicorn's bind: a flag on ExecStart beats the config file. A relative socket path is
-    relative to where gunicorn runs: its `chdir`, else the unit's WorkingDirectory= (else /)."""
-    value = (unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]).value
-    if not isinstance(value, str):
-        return ""
-    if value.startswith("unix:") and not value.startswith("unix:/"):
-        where = [r.value for r in (unit.get("gunicorn.chdir"), gunicorn.get("gunicorn.chdir"),
-                                   unit.get("systemd.WorkingDirectory")) if r is not None and isinstance(r.value, str)]
-        return "unix:" + os.path.normpath(os.path.join(where[0] if where else "/", value[len("unix:"):]))
-    return value
-
-
-@dataclass
-class Link:
-    """The server block that reaches an app, its locations that do, and how audit chose it."""
-
-    server: ProxiedServer | None  # seen from the app's first location (`location /` when it is one)
-    extra: list[ProxiedServer]  # each other location that reaches the app, seen from it
-    note: str
-    reaching: list[ProxiedLocation] = field(default_factory=list)  # the first server block's, to the app
-
-
-class ServerIndex:
-    """One nginx's server blocks, found by what their locations reach: a socket path, or a TCP
-    port (whose hosts `Endpoint.reaches` then compares). Built once per audit, so that linking
-    500 units to 500 server blocks looks each bind up instead of scanning every location."""
-
-    def __init__(self, servers: list[ProxiedServer]) -> None:
-        self.servers = servers
-        self.proxying = [s for s in servers if s.locations]
-        self._by: dict[tuple, list[tuple[int, int, ProxiedServer, ProxiedLocation]]] = {}
-        for order, server in enumerate(servers):
-            for place, location in enumerate(server.locations):
-                for target in location.targets:
-                    key = ("unix", target.path) if target.path else ("tcp", target.port)
-                    self._by.setdefault(key, []).append((order, place, server, location))
-        self._seen: list[str] | None = None
-
-    def reaching(self, binds: list) -> list[tuple[ProxiedServer, list[ProxiedLocation]]]:
-        """Each server block with a location that reaches one of `binds`, in file order."""
-        found: dict[int, tuple[ProxiedServer, dict[int, ProxiedLocation]]] = {}
-        for bind in binds:
-            key = ("unix", bind.path) if bind.path else ("tcp", bind.port)
-            for order, place, server, location in self._by.get(key, []):
-                if any(t.reaches(bind) for t in location.targets):
-                    found.setdefault(order, (server, {}))[1][place] = location
-        return [(server, [locs[p] for p in sorted(locs)]) for _, (server, locs) in sorted(found.items())]
-
-    def seen(self) -> list[str]:
-        """Every address a location proxies to, for the note of an app no block reaches."""
-        if self._seen is None:
-            self._seen = sorted({str(t) for s in self.servers for loc in s.locations for t in loc.targets})
-        return self._seen
-
-
-def link(servers: list[ProxiedServer] | ServerIndex, bind: str, also: list[str] = ()) -> Link:
-    """The server block whose locations reach gunicorn's bind (by address: `localhost:8000` is
-    `127.0.0.1:8000`, a bind on `0.0.0.0` takes both); a location that proxies elsewhere (a
-    Node frontend on `/`) is never the app's. `location /` first when it is one of them."""
-    index = servers if isinstance(servers, ServerIndex) else ServerIndex(servers)
-    target = from_bind(bind) if bind else None
-    if target is None:
-        return Link(None, [], f"gunicorn's bind {shown(bind)} is no address audit can match: nginx not linked")
-    # gunicorn listens on every bind it is given (`-b` twice, a socket unit's ListenStream=s).
-    targets = [target, *(t for t in map(from_bind, also) if t is not None and t != target)]
-    matches = index.reaching(targets)
-    if not matches:
-        seen = index.seen()
-        elsewhere = f" (they proxy to {', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''})" if seen else ""
-        return Link(None, [], f"no server block reaches {target}{elsewhere}: its rules were skipped")
-    notes = [f"{server.file}:{server.line} server block, "
-             + ", ".join(f"location {loc.path} -> {loc.proxy_pass}" for loc in reaching) for server, reaching in matches]
-    views = [server.to(loc) for server, reaching in matches for loc in reaching]
-    return Link(views[0], views[1:], "; ".join(notes), matches[0][1])
-
-
-@dataclass(frozen=True)
-class _Named:
-    name: str
-
-
-@dataclass(frozen=True)
-class _Source:
-    """What the runner and rules ask of a site's source beyond its settings, when there is no
-    site file: where it was found, its kind and its name (`SiteContext.name`)."""
-
-    file: str
-    kind: str
-    site: _Named
-    layers: frozenset[str]  # whose files were read (SiteContext.has_read)
-
-
-def _context(app: AuditedApp):
-    """The app as rules see it; its name is a setting too (`deploygen.name`, DG901), named by its file."""
-    from deploygen.rules.base import SiteContext
-
-    file = app.file or app.name
-    settings = {s.key: s for s in app.effective}
-    settings["deploygen.name"] = Setting("deploygen.name", app.name,
-                                         Provenance("written", "the unit's name", "", Location(file, 1, 1)))
-    return SiteContext(_Source(file, app.kind, _Named(app.name), app.layers), Effective(settings))
-
-
-def audit_rules(apps: list[AuditedApp]):
-    """(findings, skipped) of every rule on the apps, as `validate` runs them on site files:
-    a rule whose keys an app's files do not say is skipped for it, with the reason.
-
-    An app reached from several locations is audited from each: the rules that read nginx
-    run again with that location's settings (a `/api/` with its own proxy_read_timeout)."""
-    from deploygen.rules import RULES
-    from deploygen.rules.base import Rule
-    from deploygen.rules.runner import run
-
-    findings, skipped = run([_context(app) for app in apps])
-    # Rules of one site (not those that compare sites, which override check_all) that read nginx.
-    per_location = tuple(rule for rule in RULES if rule.check_all is Rule.check_all and any(
-        k.startswith("nginx.") or k == "deploygen.tls" for k in (*rule.keys, *rule.optional)))
-    views = [_context(replace(app, effective=_seen_from(app, server), nginx=server))
-             for app in apps for server in app.locations]
-    if views:
-        more, _ = run(views, per_location)
-        findings = sorted(set(findings) | set(more))
-    return findings, skipped
-
-
-def _seen_from(app: AuditedApp, server: ProxiedServer) -> Effective:
-    """The app's settings with one other location's nginx settings in place of its first's."""
-    settings = {s.key: s for s in app.effective if not s.key.startswith("nginx.")}
-    located = {**server.settings, **_server_facts(server)}
-    for key, read in located.items():
-        if not read.unknown:
-            settings[key] = _setting(read)
-    if "nginx.upstream.keepalive" not in located:
-        where = server.settings["nginx.proxy_read_timeout"].location
-        settings["nginx.upstream.keepalive"] = _setting(ReadSetting("nginx.upstream.keepalive", 0, where, default=True))
-    return Effective(dict(sorted(settings.items())))
-
-
-def check_audited(apps: list[AuditedApp]) -> list:
-    """The findings of every rule on the apps (the rules skipped for lack of settings: `audit_rules`)."""
-    return audit_rules(apps)[0]
 
 
 def audit_root(root: str, role: str | None = None, database: str | None = None, sql: str | None = None,
@@ -552,9 +390,9 @@ def _audit_unit(result: Audit, unit_path: str, servers: ServerIndex, role: str |
         files["flask"].append(result.extra[1])
     name = Path(unit_path).stem
     sql, role, database = _unit_sql(result, name, role, database, files)
-    linked = _link(servers, unit, gunicorn)
+    linked = link_app(servers, unit, gunicorn)
     app = assemble(name, gunicorn, linked.server, unit, sql, flask, role, database, file=local)
-    app.locations, app.reaching, app.bind = linked.extra, linked.reaching, _bind(unit, gunicorn)
+    app.locations, app.reaching, app.bind = linked.extra, linked.reaching, bind_of(unit, gunicorn)
     result.apps.append(app)
     result.notes += _layer_notes(app, files, linked, "nginx" in tree.read)
 

@@ -90,7 +90,8 @@ TREE = {
 def test_a_whole_tree_through_audit_and_import(data, tmp_path_factory):
     """Mangled files in a whole tree reach assemble, the rules and import's site file: the
     values they yield (an nginx size `1y`, a bind of `3`) must not break what reads them."""
-    from deploygen.audit.assemble import audit_root, check_audited
+    from deploygen.audit.assemble import audit_root
+    from deploygen.audit.checking import check_audited
     from deploygen.audit.importer import site_yaml
 
     root = tmp_path_factory.mktemp("root")
