@@ -141,3 +141,46 @@ def test_a_root_with_two_apps_imports_the_one_named(cli, tmp_path):
     assert (data["name"], data["domains"], data["server"]["bind"]) == ("blog", ["blog.example.com"], "127.0.0.1:8002")
     missing = cli("import", "--root", root, "--app", "wiki", "-o", site)
     assert missing.exit_code == 2 and "no app here runs from wiki.service; found: blog, shop" in missing.stderr
+
+
+def _one_site_tree(tmp_path, locations: str):
+    root = tmp_path / "root"
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/nginx/sites-enabled").mkdir(parents=True)
+    (root / "etc/systemd/system/shop.service").write_text(
+        "[Service]\nUser=shop\nWorkingDirectory=/srv/shop\nExecStart=/srv/shop/venv/bin/gunicorn -b 127.0.0.1:8000 app:app\n")
+    (root / "etc/nginx/sites-enabled/shop").write_text(
+        f"server {{\n    server_name shop.example.com;\n{locations}}}\n")
+    return root
+
+
+def test_a_location_with_access_rules_is_carried_whole_never_opened(cli, tmp_path):
+    """`allow`/`deny`/`auth_basic` on /admin/: app_paths would proxy it to everyone; the snippet keeps them."""
+    root = _one_site_tree(tmp_path, "    location / { proxy_pass http://127.0.0.1:8000; }\n"
+                                    "    location /admin/ {\n        allow 10.0.0.0/8;\n        deny all;\n"
+                                    "        proxy_pass http://127.0.0.1:8000;\n    }\n"
+                                    "    location /m { alias /srv/shop/m; }\n")
+    site = tmp_path / "out/shop.yaml"
+    site.parent.mkdir()
+    assert cli("import", "--root", root, "-o", site).exit_code == 0
+    data = yaml.safe_load(site.read_text())
+    assert "app_paths" not in data.get("nginx", {}) and "aliases" not in data.get("nginx", {})
+    snippet = (tmp_path / "out/shop.locations.conf").read_text()
+    assert "location /admin/ {\n    allow 10.0.0.0/8;\n    deny all;\n    proxy_pass http://shop_gunicorn;\n}" in snippet
+    # `location /m` without its slash serves /m../ from the folder above: carried as it is, not made an alias.
+    assert "location /m {\n    alias /srv/shop/m;\n}" in snippet
+
+
+def test_a_value_that_would_close_its_quotes_is_left_out_of_the_snippet(cli, tmp_path):
+    """nginx accepts this `add_header`; written back by crossplane it would carry `location /leak/` out of it."""
+    root = _one_site_tree(tmp_path, "    location / { proxy_pass http://127.0.0.1:8000; }\n"
+                                    "    location /x {\n        add_header X-Note \"\\\"\\'; } location /leak/ { alias /etc/; }"
+                                    " location = /z { add_header Y '\";\n        return 204;\n    }\n")
+    site = tmp_path / "out/shop.yaml"
+    site.parent.mkdir()
+    result = cli("import", "--root", root, "-o", site)
+    assert result.exit_code == 0, result.stderr
+    snippet = (tmp_path / "out/shop.locations.conf").read_text()
+    assert "/leak/" not in snippet and "location /x {\n    return 204;\n}" in snippet
+    assert "# nginx: location /x: `add_header` has a quote or an escaping backslash in an argument: left out" \
+        in site.read_text()

@@ -78,13 +78,32 @@ def test_without_the_keys_the_server_block_is_as_before(make_site, cli, tmp_path
     assert not (tmp_path / "out/shop/root/etc/deploygen/shop/nginx-locations.conf").exists()
 
 
+NOT_A_SNIPPETS = "is no directive a snippet may hold"
+
+
 @pytest.mark.parametrize(("snippet", "said"), [
-    ("location /x { include /etc/passwd; }\n", "`include`: it would not be carried with the snippet"),
+    ("location /x { include /etc/passwd; }\n", f"`include` {NOT_A_SNIPPETS}"),
     ("server { listen 80; }\n", "`server`: a snippet holds `location` blocks only"),
     ("}\nlocation /x { return 200; }\n", "unexpected \"}\""),
     ("location /x { return 200;\n", "unexpected end of file"),
     ("location /api/ { return 200; }\n", "location /api/ is in the snippet and rendered by deploygen too"),
-    ("location /x { add_header X \"a\u0007b\"; }\n", "a control character in a directive"),
+    ("location ^~ /api/ { return 200; }\n", "is in the snippet and rendered by deploygen too"),  # one prefix to nginx
+    ("location /x { return 200; }\nlocation /x { return 201; }\n", "is here twice (line 1)"),
+    ("location { return 200; }\n", "`location` without a path"),
+    ("location /x { add_header X \"a\u0007b\"; }\n", "a control character or an escaping backslash"),
+    # nginx reads these as root at `nginx -t`: a folder chowned to its worker, files created anywhere,
+    # another site's key loaded, code run.
+    ("location /x { client_body_temp_path /etc; }\n", f"`client_body_temp_path` {NOT_A_SNIPPETS}"),
+    ("location /x { access_log /etc/cron.d/x; }\n", "`access_log` other than `off`"),
+    ("location /x { error_log /etc/cron.d/x; }\n", f"`error_log` {NOT_A_SNIPPETS}"),
+    ("location /x { proxy_ssl_certificate_key /etc/ssl/private/other.key; }\n", NOT_A_SNIPPETS),
+    ("location /x { content_by_lua_block { os.execute('id') } }\n", NOT_A_SNIPPETS),
+    ("location /x { alias /etc/; }\n", "`alias` '/etc': nginx would serve a system folder"),
+    ("location /x { root /; }\n", "`root` '/': nginx would serve a system folder"),
+    # A value that would close its own quotes and carry syntax into the server block.
+    ("location /a { add_header X \"\\\"\\'; } include /tmp/x.conf; listen 18082; location /z { add_header Y '\"; }\n",
+     "a quote, a control character or an escaping backslash in an argument"),
+    ("location /a { \"#\" x; }\n", NOT_A_SNIPPETS),
 ])
 def test_a_snippet_deploygen_cannot_carry_is_bad_input(snippet, said, make_site, cli, tmp_path):
     site = make_site({"nginx": {"app_paths": ["/api/"], "snippet": "shop.locations.conf"}})
@@ -102,8 +121,37 @@ def test_a_snippet_deploygen_cannot_carry_is_bad_input(snippet, said, make_site,
     ({"nginx": {"aliases": {"/media/": "/etc"}}}, "system folder"),
     ({"nginx": {"app_paths": ["/api/"], "aliases": {"/api/": "/srv/x"}}}, "nginx refuses a duplicate location"),
     ({"nginx": {"websockets": {"/ws/": {"proxy_read_timeout": "0s"}}}}, "nginx.websockets"),
+    ({"nginx": {"websockets": {"/": {}}}}, "location / is in both app_paths and websockets"),  # default app_paths
+    ({"nginx": {"aliases": {"/m": "/srv/shop/m"}}}, "without it, /m../ reaches the folder above"),
+    ({"app": {"static": "/srv/shop/static"}, "nginx": {"aliases": {"/static/": "/srv/x"}}},
+     "location /static/ is app.static's"),
 ])
 def test_location_keys_that_would_leave_their_place_are_refused(keys, said, make_site, cli):
     result = cli("validate", make_site(keys))
     assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
     assert said in result.stderr
+
+
+def test_a_snippet_is_never_read_through_a_link(make_site, cli, tmp_path):
+    """A link could hand a root-only file to a render anyone may read."""
+    secret = tmp_path / "secret.conf"
+    secret.write_text('location /x { proxy_set_header Authorization "Bearer ROOT-ONLY"; }\n')
+    site = make_site({"nginx": {"snippet": "shop.locations.conf"}})
+    (site.parent / "shop.locations.conf").symlink_to(secret)
+    result = cli("validate", site)
+    assert result.exit_code == 2 and "a symbolic link where a file was expected" in result.stderr
+    assert "ROOT-ONLY" not in result.stderr
+
+
+def test_arguments_are_written_by_deploygen_and_read_back_alike(make_site, cli, tmp_path):
+    """Bare words stay bare; a space, `;`, braces or a leading `#` go in double quotes, as nginx needs."""
+    snippet = ('location ~ "^/a{2}/(.*)$" {\n    add_header X-Tag "#1";\n    add_header X-Note "a; b { c }";\n'
+               '    if ($request_method = POST) {\n        return 405;\n    }\n    rewrite ^/aa/(.*)$ /b/$1 break;\n}\n')
+    site = make_site({"nginx": {"snippet": "shop.locations.conf"}})
+    (site.parent / "shop.locations.conf").write_text(snippet)
+    assert cli("render", site, "-o", tmp_path / "out").exit_code == 0
+    written = (tmp_path / "out/shop/root/etc/deploygen/shop/nginx-locations.conf").read_text()
+    assert 'location ~ "^/a{2}/(.*)$" {' in written and 'add_header X-Tag "#1";' in written
+    assert "if ($request_method = POST) {" in written and "rewrite ^/aa/(.*)$ /b/$1 break;" in written
+    assert _locations(tmp_path / "out/shop/root/etc/deploygen/shop/nginx-locations.conf") == \
+        _locations(site.parent / "shop.locations.conf")

@@ -375,3 +375,15 @@ def test_shared_secrets_file_in_another_sites_folder_is_reported_once_per_site(m
     mine = sorted((f["site"], f["detail"]) for f in findings if f["code"] == "DG907")
     assert mine == [("other", "systemd.EnvironmentFile=/var/lib/shop/secrets.env"),
                     ("shop", "systemd.EnvironmentFile=/var/lib/shop/secrets.env")]
+
+
+def test_a_value_many_sites_claim_names_a_few_of_them_per_finding(make_site, cli, tmp_path):
+    """Eight sites on one domain: eight DG903 findings, each naming five others and the count left."""
+    for index in range(8):
+        make_site({**OTHER, "name": f"s{index}", "server": {"bind": f"127.0.0.1:{8100 + index}"},
+                   "database": {"name": f"db{index}", "role": f"r{index}"},
+                   "app": {"secrets_file": f"/etc/s{index}/secrets.env"}}, folder=tmp_path / "many")
+    findings, _ = _codes(cli, tmp_path / "many")
+    mine = [f for f in findings if f["code"] == "DG903"]
+    assert len(mine) == 8
+    assert all(f["message"].count(" (") == 5 and " and 2 more: " in f["message"] for f in mine), mine[0]["message"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer
 from deploygen.sitefile.fields import _safe_path, _servable
+from deploygen.sitefile.snippet import ALLOWED, REFUSED_CHARS
 
 _PREFIX = re.compile(r"/[A-Za-z0-9._~@+%/-]*")
 
@@ -57,7 +58,9 @@ def _named_target(location: ProxiedLocation) -> str | None:
 
 
 def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: str) -> Locations:
-    """The server block's locations sorted into the site file's keys and the snippet."""
+    """The server block's locations sorted into the site file's keys and the snippet. A location
+    becomes a key only when the key says all it does (a proxy with no access rule, no URI part,
+    no rewrite; a folder with the slashes nginx pairs); any other is carried whole."""
     out = Locations()
     to_app = {id(loc) for loc in reaching}
     named_to_app = {loc.path for loc in reaching if loc.path.startswith("@")}
@@ -66,33 +69,95 @@ def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: 
         if id(location) in to_app:
             if location.path.startswith("@"):
                 continue  # reached through `try_files` of a location that becomes the app's
-            if path and location.websocket:
+            if path and _only_proxy(location) and location.websocket:
                 read = location.settings.get("nginx.proxy_read_timeout")
                 out.websockets[path] = {"proxy_read_timeout": str(read.value) if read and read.value else "60s"}
-            elif path:
+            elif path and _only_proxy(location):
                 out.app_paths.append(path)
             else:
-                out.snippet.append(_pointed(location, upstream, to_app=True))
-        elif path and location.folder and not location.proxy_pass and _servable_folder(location.folder) \
-                and _only_files(location):
+                _carry(out, _pointed(location, upstream, to_app=True))
+        elif path and path.endswith("/") and location.folder and not location.proxy_pass \
+                and _servable_folder(location.folder) and _only_files(location):
             folder = os.path.normpath(location.folder)
             if path == "/static/" and out.static is None:
                 out.static = folder
             else:
                 out.aliases[path] = folder
-        elif path and _named_target(location) in named_to_app:
+        elif path and _named_target(location) in named_to_app and _only_try_files(location):
             out.app_paths.append(path)
             out.notes.append(f"nginx: location {path} tried files first (try_files); deploygen's proxies to the app")
         else:
-            out.snippet.append(_pointed(location, upstream, to_app=False) if location.proxy_pass
-                               else location.directive)
+            _carry(out, _pointed(location, upstream, to_app=False) if location.proxy_pass else location.directive)
     return out
 
 
+# What a location that becomes `app_paths` may hold: the proxy deploygen renders says all of it.
+_PROXY_ONLY = {"proxy_pass", "proxy_set_header", "proxy_http_version", "proxy_read_timeout", "proxy_send_timeout",
+               "proxy_connect_timeout", "proxy_redirect", "proxy_buffering", "proxy_request_buffering"}
+
+
+def _only_proxy(location: ProxiedLocation) -> bool:
+    block = location.directive.get("block", [])
+    uri = location.proxy_pass.partition("://")[2]
+    # `http://app/v2/` replaces the location's prefix: deploygen's proxy_pass has no URI part.
+    if uri.startswith("unix:"):
+        # `unix:/x.sock` or `unix:/x.sock:/uri`: the URI part follows the colon after the path.
+        no_uri = not uri[len("unix:"):].partition(":")[2]
+    else:
+        no_uri = "/" not in uri
+    return no_uri and all(d["directive"] in _PROXY_ONLY for d in block)
+
+
+def _only_try_files(location: ProxiedLocation) -> bool:
+    return all(d["directive"] == "try_files" for d in location.directive.get("block", []))
+
+
 def _only_files(location: ProxiedLocation) -> bool:
-    """Whether the location only serves files (alias/root, caching headers): an alias says all of it."""
-    kept = {"alias", "root", "expires", "access_log", "add_header", "autoindex", "log_not_found", "etag"}
-    return all(d["directive"] in kept for d in location.directive.get("block", []))
+    """Whether the location only serves files, with the slashes an alias pairs (`/x/` with `/srv/x/`):
+    `aliases` renders `alias FOLDER/;` and nothing else."""
+    block = location.directive.get("block", [])
+    if not all(d["directive"] in ("alias", "root") for d in block):
+        return False
+    alias = [d["args"][0] for d in block if d["directive"] == "alias" and d["args"]]
+    return not alias or alias[-1].endswith("/")
+
+
+def _carry(out: Locations, location: dict) -> None:
+    """The location into the snippet, less what a snippet may not hold (sitefile.snippet), said."""
+    kept, dropped = _allowed(location)
+    if kept is None:
+        out.notes.append(f"nginx: location {' '.join(location['args'])} left out: {dropped[0]}")
+        return
+    out.notes += [f"nginx: location {' '.join(location['args'])}: {why}" for why in dropped]
+    out.snippet.append(kept)
+
+
+def _allowed(d: dict) -> tuple[dict | None, list[str]]:
+    """`d` without the directives a snippet refuses (and why each went), or None when `d` itself
+    cannot be carried (a folder nginx may not serve, a location without a path)."""
+    name = d["directive"]
+    if name not in ALLOWED:
+        return None, [f"`{name}` is no directive a snippet holds: left out"]
+    if name == "access_log" and d["args"] != ["off"]:
+        return None, ["`access_log` to a file: left out (the server's log, not the site's)"]
+    if any(REFUSED_CHARS.search(word) for word in d["args"]):
+        return None, [f"`{name}` has a quote or an escaping backslash in an argument: left out"]
+    if name in ("alias", "root") and d["args"] and not _servable_folder(d["args"][0].rstrip("/") or "/"):
+        return None, [f"`{name} {d['args'][0]}` is no folder a site may serve (a system folder, a hidden one, "
+                      "or not an absolute path)"]
+    if name == "location" and not d["args"]:
+        return None, ["a location without a path"]
+    if "block" not in d:
+        return d, []
+    block, dropped = [], []
+    for inner in d["block"]:
+        kept, why = _allowed(inner)
+        dropped += why
+        if kept is None and inner["directive"] in ("alias", "root", "location"):
+            return None, why
+        if kept is not None:
+            block.append(kept)
+    return {**d, "block": block}, dropped
 
 
 def _pointed(location: ProxiedLocation, upstream: str, to_app: bool) -> dict:

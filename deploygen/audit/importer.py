@@ -13,7 +13,6 @@ import re
 import shutil
 import tempfile
 
-import crossplane
 import yaml
 
 from deploygen.audit.assemble import AuditedApp
@@ -23,6 +22,7 @@ from deploygen.derive.settings import Setting
 from deploygen.errors import InputError, Location, Problem, printable, shown
 from deploygen.sitefile.duration import Duration, Unbounded
 from deploygen.sitefile.model import POSTGRES_SETTINGS
+from deploygen.sitefile.snippet import bare, build
 
 _TIMEOUTS = {
     "nginx": ("proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", "send_timeout",
@@ -289,7 +289,7 @@ def site_yaml(app: AuditedApp, findings: list[str], built: tuple[dict, list[str]
 def snippet_text(app: AuditedApp, snippet: list[dict]) -> str:
     """The snippet file: the locations import carries, as crossplane builds them."""
     head = f"# Imported by deploygen from {printable(app.nginx.file)}:{app.nginx.line}: the locations it does not model.\n"
-    return head + crossplane.build(snippet, indent=4) + "\n"
+    return head + build(snippet) + "\n"
 
 
 # Where each part of the site file comes from: the setting audit read it from, for a message
@@ -341,6 +341,8 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
     so a failure leaves no half file."""
     from deploygen.sitefile.load import load_site
 
+    if os.path.isdir(output):
+        raise InputError([Problem(Location(printable(output), 1, 1), "", "a folder, not a site file: nothing written")])
     stem = os.path.basename(output).rsplit(".", 1)[0]
     snippet_name = f"{stem}.locations.conf" if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", stem) else None
     built = site_dict(app, snippet_name)
@@ -356,8 +358,9 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
             with open(os.path.join(staged_dir, data["nginx"]["snippet"]), "w", encoding="utf-8") as f:
                 f.write(snippet_text(app, snippet))
         loaded, problems = load_site(staged)
-        # Loaded back, the file must hold exactly the values read: no more keys, no other values.
-        if loaded is None or loaded.document.data != data:
+        # Loaded back, the files must hold exactly the values read: no more keys, no other values,
+        # the snippet's locations as carried.
+        if loaded is None or loaded.document.data != data or snippet and bare(loaded.snippet) != bare(snippet):
             raise InputError([_refused(app, p, staged, output) for p in problems] or [
                 Problem(Location(printable(output), 1, 1), "", "the imported site file does not load back as written; "
                         "nothing written")])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from deploygen.audit.endpoint import from_bind
+from deploygen.audit.endpoint import Endpoint, from_bind
 from deploygen.audit.found import ReadSetting
 from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer
 from deploygen.errors import shown
@@ -48,12 +48,14 @@ class ServerIndex:
     def __init__(self, servers: list[ProxiedServer]) -> None:
         self.servers = servers
         self.proxying = [s for s in servers if s.locations]
-        self._by: dict[tuple, list[tuple[int, int, ProxiedServer, ProxiedLocation]]] = {}
+        # One entry per target, holding that target: an upstream of 10,000 servers is 10,000
+        # entries, each compared once, never each against all of its location's targets.
+        self._by: dict[tuple, list[tuple[int, int, ProxiedServer, ProxiedLocation, Endpoint]]] = {}
         for order, server in enumerate(servers):
             for place, location in enumerate(server.locations):
                 for target in location.targets:
                     key = ("unix", target.path) if target.path else ("tcp", target.port)
-                    self._by.setdefault(key, []).append((order, place, server, location))
+                    self._by.setdefault(key, []).append((order, place, server, location, target))
         self._seen: list[str] | None = None
 
     def reaching(self, binds: list) -> list[tuple[ProxiedServer, list[ProxiedLocation]]]:
@@ -61,8 +63,8 @@ class ServerIndex:
         found: dict[int, tuple[ProxiedServer, dict[int, ProxiedLocation]]] = {}
         for bind in binds:
             key = ("unix", bind.path) if bind.path else ("tcp", bind.port)
-            for order, place, server, location in self._by.get(key, []):
-                if any(t.reaches(bind) for t in location.targets):
+            for order, place, server, location, target in self._by.get(key, []):
+                if target.reaches(bind):
                     found.setdefault(order, (server, {}))[1][place] = location
         return [(server, [locs[p] for p in sorted(locs)]) for _, (server, locs) in sorted(found.items())]
 

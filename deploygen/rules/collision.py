@@ -10,6 +10,10 @@ from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
 
+# How many other owners a finding names.
+_NAMED = 5
+
+
 class CollisionRule(Rule):
     """Sites named in one call must not share `what`; indexed, never compared pairwise."""
 
@@ -29,10 +33,13 @@ class CollisionRule(Rule):
             if len(owners) < 2:
                 continue
             for site, key, location in owners:
-                others = [o for o in owners if o[2] != location]
+                others = [o for o in owners[:_NAMED + 1] if o[2] != location][:_NAMED]
                 if not others:
                     continue
-                named = ", ".join(f"{o[0].name} ({o[2]})" for o in others)
+                # A value a thousand sites claim lists a few of them: each finding stays one short
+                # line, and a thousand findings stay linear in size, not quadratic.
+                more = len(owners) - 1 - len(others)
+                named = ", ".join(f"{o[0].name} ({o[2]})" for o in others) + (f" and {more} more" if more > 0 else "")
                 yield Finding(location.file, location.line, location.column, self.code, self.severity,
                               site.name, f"{self.what} {value} is also used by {named}: {self.consequence}",
                               f"{key}={value}", {key: value})

@@ -116,14 +116,27 @@ _SYSTEM_TREES = ("/etc", "/root", "/boot", "/dev", "/proc", "/sys", "/run", "/va
                  "/var/cache", "/var/spool", "/var/backups", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/home")
 
 
+# Inside those trees, where apps do keep their files: a package's web root (/usr/share/NAME/...),
+# an app in its user's home (/home/USER/APP/..., as the usual tutorials lay it out). Never a
+# home itself, nor a hidden folder (.ssh, .config) anywhere.
+_APP_FOLDERS = (re.compile(r"/usr/share/[^/]+(/.+)?"), re.compile(r"/home/[^/]+/[^/]+(/.+)?"))
+
+
 def _servable(value: str) -> str:
-    if value == "/" or any(value == tree or value.startswith(tree + "/") for tree in _SYSTEM_TREES):
+    hidden = any(part.startswith(".") for part in value.split("/"))
+    system = value == "/" or any(value == tree or value.startswith(tree + "/") for tree in _SYSTEM_TREES)
+    if hidden or system and not any(folder.fullmatch(value) for folder in _APP_FOLDERS):
         raise _fail(f"{shown(value)}: nginx would serve a system folder to anyone; "
                     "use the app's own static folder (e.g. under app.root, /srv or /var/www)")
     return value
 
 
 StaticDir = Annotated[AbsPath, AfterValidator(_servable)]
+
+
+def servable_folder(value: str) -> str:
+    """A folder nginx may serve (`app.static`'s check, for the snippet's `alias` and `root`)."""
+    return _servable(_safe_path(value))
 
 # A location's URI prefix, as nginx matches it (`location /media/`): only characters that end no
 # nginx token and need no quoting, so the value cannot leave its `location` line.

@@ -130,6 +130,9 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
         site = model.model_validate(document.data)
     except ValidationError as exc:
         return None, [_problem(document, error, model) for error in exc.errors()]
+    if getattr(site.app, "static", None) and "/static/" in rendered_locations(site)[1:]:
+        return None, [Problem(document.locate(("nginx",)), "nginx", "location /static/ is app.static's and "
+                              "in nginx's keys too: nginx refuses a duplicate location")]
     snippet = None
     if site.nginx.snippet is not None:
         snippet, problems = _snippet(file, site, document)
@@ -140,25 +143,18 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
 
 def _snippet(file: str, site: SiteBase, document: Document) -> tuple[list | None, list[Problem]]:
     """The site's snippet, refused when one of its locations is one the server block renders."""
-    from deploygen.sitefile.snippet import load_snippet, location_paths
+    from deploygen.sitefile.fields import servable_folder
+    from deploygen.sitefile.snippet import load_snippet
 
     where = document.locate(("nginx", "snippet"))
-    parsed, problems = load_snippet(file, site.nginx.snippet, where)
-    if parsed is None:
-        return None, problems
-    rendered = set(rendered_locations(site))
-    clashes = [p for p in location_paths(parsed) if p in rendered]
-    if clashes:
-        return None, [Problem(where, "nginx.snippet", f"location {clashes[0]} is in the snippet and rendered by "
-                              "deploygen too: nginx refuses a duplicate location")]
-    return parsed, []
+    return load_snippet(file, site.nginx.snippet, where, frozenset(rendered_locations(site)), servable_folder)
 
 
 def rendered_locations(site: SiteBase) -> list[str]:
     """The locations deploygen's server block holds: the app's, /static/, aliases, websockets."""
     nginx = site.nginx
-    paths = list(nginx.app_paths if nginx.app_paths is not None else ["/"])
-    paths += ["/static/"] if getattr(site.app, "static", None) else []
+    paths = ["/static/"] if getattr(site.app, "static", None) else []
+    paths += list(nginx.app_paths if nginx.app_paths is not None else ["/"])
     return paths + list(nginx.aliases or {}) + list(nginx.websockets or {})
 
 

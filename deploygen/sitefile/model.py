@@ -170,9 +170,14 @@ class Nginx(Strict):
 
     @model_validator(mode="after")
     def _paths_once(self) -> "Nginx":
+        for path in self.aliases or {}:
+            if not path.endswith("/"):
+                # `location /m { alias /srv/m/; }` serves /m../x from /srv/m/../x: the parent folder.
+                raise PydanticCustomError("value", f"aliases: write {path}/, with its slash: without it, "
+                                          f"{path}../ reaches the folder above the alias")
         seen: dict[str, str] = {}
-        for what, paths in (("app_paths", self.app_paths or []), ("aliases", self.aliases or {}),
-                            ("websockets", self.websockets or {})):
+        for what, paths in (("app_paths", self.app_paths if self.app_paths is not None else ["/"]),
+                            ("aliases", self.aliases or {}), ("websockets", self.websockets or {})):
             for path in paths:
                 if path in seen:
                     raise PydanticCustomError("value", f"location {path} is in both {seen[path]} and {what}: "
