@@ -6,7 +6,6 @@ import subprocess
 
 import crossplane
 import pytest
-
 from conftest import require_binary
 
 SNIPPET = """\

@@ -143,8 +143,8 @@ def _allowed(d: dict) -> tuple[dict | None, list[str]]:
     if any(REFUSED_CHARS.search(word) for word in d["args"]):
         return None, [f"`{name}` has a quote or an escaping backslash in an argument: left out"]
     if name in ("alias", "root") and d["args"] and not _servable_folder(d["args"][0].rstrip("/") or "/"):
-        return None, [f"`{name} {d['args'][0]}` is no folder a site may serve (a system folder, a hidden one, "
-                      "or not an absolute path)"]
+        why = "a system folder, a hidden one, or not an absolute path"
+        return None, [f"`{name} {d['args'][0]}` is no folder a site may serve ({why})"]
     if name == "location" and not d["args"]:
         return None, ["a location without a path"]
     if "block" not in d:
