@@ -154,3 +154,14 @@ def test_arguments_are_written_by_deploygen_and_read_back_alike(make_site, cli, 
     assert "if ($request_method = POST) {" in written and "rewrite ^/aa/(.*)$ /b/$1 break;" in written
     assert _locations(tmp_path / "out/shop/root/etc/deploygen/shop/nginx-locations.conf") == \
         _locations(site.parent / "shop.locations.conf")
+
+
+def test_the_drill_includes_the_rendered_snippet_not_this_machines(tmp_path):
+    from deploygen.drill.stack import _loopback_listen
+
+    conf = tmp_path / "site.conf"
+    conf.write_text("server {\n    listen 80;\n    include /etc/deploygen/shop/nginx-locations.conf;\n}\n")
+    _loopback_listen(conf, tmp_path / "local.conf", 18080, tmp_path / "render/root")
+    written = (tmp_path / "local.conf").read_text()
+    assert f"include {tmp_path}/render/root/etc/deploygen/shop/nginx-locations.conf;" in written
+    assert "listen 127.0.0.1:18080;" in written

@@ -71,7 +71,7 @@ def run_drill(loaded: LoadedSite, scale: Fraction | None = None) -> DrillReport:
         probe.before_start(stack, env, probe_dir, prepared)
         stack.start_gunicorn(config, probe_dir, env, prepared.app_port)
         probe.ready(stack, prepared.app_port, host)
-        stack.start_nginx(files["nginx-site"])
+        stack.start_nginx(files["nginx-site"], folder / "render" / "root")
         outcomes = _Scenarios(prepared, stack, state, stack.superuser_url(db.name), host).run()
     finally:
         # Servers first: they write into the folder until they are gone.

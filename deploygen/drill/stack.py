@@ -302,14 +302,14 @@ class Stack:
                                         cwd=probe_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(port, 30, self.gunicorn)  # generous: a loaded 2-core box imports Flask slowly
 
-    def start_nginx(self, site_conf: Path) -> None:
+    def start_nginx(self, site_conf: Path, rendered_root: Path | None = None) -> None:
         prefix = self.folder / "nginx"
         prefix.mkdir()
         for temp in _NGINX_TEMP_PATHS:
             (prefix / temp).mkdir()
             os.chmod(prefix / temp, 0o777)
         local = prefix / "site.conf"
-        _loopback_listen(site_conf, local, self.nginx_port)
+        _loopback_listen(site_conf, local, self.nginx_port, rendered_root)
         main = prefix / "nginx.conf"
         main.write_text(
             f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
@@ -341,8 +341,10 @@ def _reachable(folder: Path) -> bool:
     return all(p.stat().st_mode & 0o001 for p in [folder, *folder.parents])
 
 
-def _loopback_listen(source: Path, target: Path, port: int) -> None:
-    """The rendered server block with every `listen` on 127.0.0.1:port (IPv6 ones dropped)."""
+def _loopback_listen(source: Path, target: Path, port: int, rendered_root: Path | None = None) -> None:
+    """The rendered server block with every `listen` on 127.0.0.1:port (IPv6 ones dropped), and
+    its includes of deploygen's own files (the site's nginx snippet) taken from the render in
+    `rendered_root`, never from this machine's /etc/deploygen."""
     payload = crossplane.parse(str(source), single=True, check_ctx=False, comments=False)
     parsed = payload["config"][0]["parsed"]
 
@@ -353,6 +355,9 @@ def _loopback_listen(source: Path, target: Path, port: int) -> None:
                 if directive["args"][0].startswith("["):
                     continue
                 directive = {**directive, "args": [f"127.0.0.1:{port}"]}
+            if directive["directive"] == "include" and rendered_root is not None \
+                    and directive["args"][0].startswith("/etc/deploygen/"):
+                directive = {**directive, "args": [f"{rendered_root}{directive['args'][0]}"]}
             if "block" in directive:
                 directive = {**directive, "block": rewrite(directive["block"])}
             out.append(directive)
