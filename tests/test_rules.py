@@ -214,7 +214,7 @@ def test_every_rule_has_cases_a_page_and_a_unique_code():
     codes = [rule.code for rule in RULES]
     assert codes == sorted(codes) and len(set(codes)) == len(codes)
     assert set(codes) == set(CASES) | set(CROSS) | set(AUDIT_CASES) | set(DJANGO_CASES) | set(DJANGO_CROSS) \
-        | set(FLASK_CASES)
+        | set(FLASK_CASES) | set(AUDIT_GUNICORN_CASES)
     for rule in RULES:
         page = rule.page()
         for section in PAGE_SECTIONS:
@@ -335,6 +335,26 @@ def test_connection_budget_counts_every_site_on_one_server(make_site, cli, tmp_p
                           filename="other.yaml", folder=tmp_path / "b")
     findings, _ = _codes(cli, first, elsewhere)
     assert [f for f in findings if f["code"] == "DG402"] == []
+
+
+# Rules only a server's gunicorn can break (a site file refuses the value): gunicorn configs that
+# fire them and that must not, run through `deploygen audit --gunicorn`.
+AUDIT_GUNICORN_CASES = {
+    "DG702": (['bind = "unix:/tmp/shop.sock"\n', 'bind = "unix:/var/tmp/shop/gunicorn.sock"\n'],
+              ['bind = "unix:/run/shop/gunicorn.sock"\n', 'bind = "127.0.0.1:8000"\n',
+               'bind = "unix:/srv/tmp/shop.sock"\n']),
+}
+
+
+@pytest.mark.parametrize("code", sorted(AUDIT_GUNICORN_CASES))
+def test_audit_only_gunicorn_rule(code, cli, tmp_path):
+    fire, quiet = AUDIT_GUNICORN_CASES[code]
+    for index, text in enumerate(fire + quiet):
+        conf = tmp_path / f"gunicorn{index}.conf.py"
+        conf.write_text(text)
+        result = cli("audit", "--gunicorn", conf, "--format", "json")
+        codes = [f.get("code") for f in json.loads(result.stdout) if f["severity"] in ("error", "warning")]
+        assert (code in codes) == (index < len(fire)), (code, text, codes)
 
 
 @pytest.mark.parametrize("code", sorted(AUDIT_CASES))
