@@ -79,7 +79,7 @@ def site_dict(app: AuditedApp, snippet_name: str | None = None) -> tuple[dict, l
     if user is not None and isinstance(user.value, str):
         data["app"]["user"] = user.value  # root too: what runs today, which DG701 reports
     group = _value(_read(app, "systemd.Group"))
-    if group not in (None, "root"):
+    if isinstance(group, str):
         data["app"]["group"] = group
     env_files = _value(_read(app, "systemd.EnvironmentFile")) or []
     secrets = [f for f in env_files if not f.startswith("/etc/deploygen/")]
