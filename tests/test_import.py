@@ -184,3 +184,18 @@ def test_a_value_that_would_close_its_quotes_is_left_out_of_the_snippet(cli, tmp
     assert "/leak/" not in snippet and "location /x {\n    return 204;\n}" in snippet
     assert "# nginx: location /x: `add_header` has a quote or an escaping backslash in an argument: left out" \
         in site.read_text()
+
+
+def test_the_server_blocks_own_directives_it_does_not_carry_are_said(cli, tmp_path):
+    root = _one_site_tree(tmp_path, "    add_header X-Frame-Options DENY;\n    root /srv/shop/public;\n"
+                                    "    client_max_body_size 10m;\n"
+                                    "    location / { proxy_pass http://127.0.0.1:8000; }\n")
+    site = tmp_path / "out/shop.yaml"
+    site.parent.mkdir()
+    assert cli("import", "--root", root, "-o", site).exit_code == 0
+    head = site.read_text()
+    conf = f"{root}/etc/nginx/sites-enabled/shop"
+    assert f"# nginx: `add_header X-Frame-Options DENY` ({conf}:3) is the server block's own: not carried" in head
+    assert f"# nginx: `root /srv/shop/public` ({conf}:4)" in head
+    assert "client_max_body_size 10m` (" not in head  # read: nginx.client_max_body_size carries it
+    assert yaml.safe_load(head)["nginx"]["client_max_body_size"] == "10m"

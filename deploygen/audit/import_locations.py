@@ -57,11 +57,27 @@ def _named_target(location: ProxiedLocation) -> str | None:
     return None
 
 
+# The server block's own directives a site file says in its own way: its names, listeners and
+# certificates, the timeouts and sizes audit reads, the proxy headers deploygen renders, logs.
+_SERVER_CARRIED = {"listen", "server_name", "ssl_certificate", "ssl_certificate_key", "client_max_body_size",
+                   "client_header_timeout", "client_body_timeout", "keepalive_timeout", "send_timeout",
+                   "proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", "proxy_buffering",
+                   "proxy_http_version", "proxy_set_header", "proxy_redirect", "access_log", "error_log"}
+
+
+def server_notes(server: ProxiedServer) -> list[str]:
+    """One note per directive of the server block itself that the imported site does not carry
+    (a server-wide `add_header`, `root`, `error_page`, `ssl_protocols`, ...)."""
+    return [f"nginx: `{name} {' '.join(args)}` ({file}:{line}) is the server block's own: not carried (put it "
+            "in the locations of the snippet that need it)"
+            for name, args, file, line in server.directives if name not in _SERVER_CARRIED]
+
+
 def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: str) -> Locations:
     """The server block's locations sorted into the site file's keys and the snippet. A location
     becomes a key only when the key says all it does (a proxy with no access rule, no URI part,
     no rewrite; a folder with the slashes nginx pairs); any other is carried whole."""
-    out = Locations()
+    out = Locations(notes=server_notes(server))
     to_app = {id(loc) for loc in reaching}
     named_to_app = {loc.path for loc in reaching if loc.path.startswith("@")}
     for location in sorted((*server.locations, *server.files, *server.others), key=lambda x: (x.file, x.line)):

@@ -112,6 +112,9 @@ class ProxiedServer:
     files: list[ProxiedLocation] = field(default_factory=list)
     # Locations that neither proxy nor serve files (`return`, fastcgi_pass, ...): kept for import.
     others: list[ProxiedLocation] = field(default_factory=list)
+    # The block's own directives other than its locations, includes expanded: (name, args, file,
+    # line); import says which of them a site file does not carry.
+    directives: list[tuple[str, list[str], str, int]] = field(default_factory=list)
 
     def to(self, location: ProxiedLocation) -> ProxiedServer:
         """This server block as seen from one of its locations (`settings` and `upstream` its)."""
@@ -251,6 +254,8 @@ class _Configuration:
         server.tls_listener = any(x["directive"] == "listen" and "ssl" in x["args"][1:]
                                   or x["directive"] == "ssl" and x["args"][:1] == ["on"] for x, _ in block)
         _tls_and_static(server, block, chain, self)
+        server.directives = [(x["directive"], list(x["args"]), f, x["line"]) for x, f in block
+                             if x["directive"] != "location"]
         self.locations(server, block, here, headers, chain)
         if not server.locations:
             return
