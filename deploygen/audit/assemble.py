@@ -410,9 +410,11 @@ def _environment_files(result: Audit, unit: dict[str, ReadSetting], files: dict[
         env_local = _local(result, named, path, "/")
         if env_local and os.path.lexists(env_local):
             lines = result.attempt(lambda p: list(env_lines(p, result.tree)), env_local)
-            for number, key, value in lines or []:
+            if lines is None:
+                continue  # its problem is kept; a file read once, for the unit's variables and Flask's
+            for number, key, value in lines:
                 env[key], env_at[key] = value, Location(env_local, number, 1)
-            flask.update(result.attempt(read_flask_env, env_local, result.tree) or {})
+            flask.update(read_flask_env(env_local, result.tree, lines))
             files["flask"].append(env_local)
         elif env_local:
             files["flask"].append(f"{env_local} (not there: skipped)")

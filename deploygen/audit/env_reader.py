@@ -52,14 +52,15 @@ _FLAGS = {"SESSION_REFRESH_EACH_REQUEST", "SESSION_COOKIE_SECURE", "SESSION_COOK
 _SECONDS = {"PERMANENT_SESSION_LIFETIME", "SEND_FILE_MAX_AGE_DEFAULT", "REMEMBER_COOKIE_DURATION"}
 
 
-def read_flask_env(path: str, tree: Tree | None = None) -> dict[str, ReadSetting]:
+def read_flask_env(path: str, tree: Tree | None = None,
+                   lines: list[tuple[int, str, str]] | None = None) -> dict[str, ReadSetting]:
     """`flask.NAME` for each FLASK_NAME line; nested `__` keys as `flask.A.b`. A value JSON
     cannot read stays text, as `from_prefixed_env()` keeps it, and is said where it matters:
     a flag written `False` is true to Flask (a non-empty string), a lifetime written
-    `86400*30` is no number of seconds."""
+    `86400*30` is no number of seconds. `lines`: the file's `env_lines`, when the caller read them."""
     tree = tree or Tree()
     found: dict[str, ReadSetting] = {}
-    for number, key, value in env_lines(path, tree):
+    for number, key, value in env_lines(path, tree) if lines is None else lines:
         if not key.startswith("FLASK_"):
             continue
         name = "flask." + key[len("FLASK_"):].replace("__", ".")

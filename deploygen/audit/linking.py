@@ -103,11 +103,12 @@ def link_app(servers: list[ProxiedServer] | ServerIndex, unit: dict[str, ReadSet
     servers = servers if isinstance(servers, ServerIndex) else ServerIndex(servers)
     bind = unit.get("gunicorn.bind") or gunicorn["gunicorn.bind"]
     proxying = servers.proxying
+    every = unit.get("gunicorn.bind_all") or gunicorn.get("gunicorn.bind_all")
+    linked = link(servers, bind_of(unit, gunicorn), every.value if every and isinstance(every.value, list) else [])
     # Only with no unit: a unit that names no bind runs gunicorn's default, which is known.
-    if not unit and bind.default and len(proxying) == 1 and not link(servers, bind_of(unit, gunicorn)).server:
+    if not unit and bind.default and len(proxying) == 1 and not linked.server:
         server = proxying[0]
         views = [server.to(loc) for loc in server.locations]
         return Link(views[0], views[1:], f"{server.file}:{server.line} server block (gunicorn's bind not read: "
                     "the one server block that proxies)", server.locations)
-    every = unit.get("gunicorn.bind_all") or gunicorn.get("gunicorn.bind_all")
-    return link(servers, bind_of(unit, gunicorn), every.value if every and isinstance(every.value, list) else [])
+    return linked

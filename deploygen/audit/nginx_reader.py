@@ -104,7 +104,6 @@ class ProxiedServer:
     upstream: str
     settings: dict[str, ReadSetting] = field(default_factory=dict)
     tls: dict[str, str] = field(default_factory=dict)  # certificate, certificate_key
-    static: str | None = None
     locations: list[ProxiedLocation] = field(default_factory=list)
     # `listen ... ssl` (or `ssl on`): browsers reach it over HTTPS.
     tls_listener: bool = False
@@ -253,7 +252,7 @@ class _Configuration:
         server = ProxiedServer(file, d["line"], names, "")
         server.tls_listener = any(x["directive"] == "listen" and "ssl" in x["args"][1:]
                                   or x["directive"] == "ssl" and x["args"][:1] == ["on"] for x, _ in block)
-        _tls_and_static(server, block, chain, self)
+        _tls(server, block)
         server.directives = [(x["directive"], list(x["args"]), f, x["line"]) for x, f in block
                              if x["directive"] != "location"]
         self.locations(server, block, here, headers, chain)
@@ -327,14 +326,10 @@ def _read(key: str, value: str, location: Location, default: bool) -> ReadSettin
         return ReadSetting(key, None, location, default, unknown=str(exc))
 
 
-def _tls_and_static(server: ProxiedServer, block: list, chain: tuple[str, ...], config: _Configuration) -> None:
-    for x, file in block:
+def _tls(server: ProxiedServer, block: list) -> None:
+    for x, _ in block:
         if x["directive"] in ("ssl_certificate", "ssl_certificate_key") and x["args"]:
             server.tls[x["directive"].replace("ssl_", "")] = x["args"][0]
-        if x["directive"] == "location" and x["args"] == ["/static/"]:
-            inner = config.inline(x.get("block", []), file, chain)
-            alias = [y["args"][0] for y, _ in inner if y["directive"] == "alias" and y["args"]]
-            server.static = alias[0].rstrip("/") if alias else None
 
 
 def read_nginx(path: str, tree: Tree | None = None) -> list[ProxiedServer]:
