@@ -6,6 +6,7 @@ import copy
 import re
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,20 @@ def cli():
         return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+def nginx_test(nginx: str, server_conf: str, prefix: Path) -> subprocess.CompletedProcess:
+    """`nginx -t` on a server block (its text): wrapped in `events {}` and `http {}`, with the
+    pid, the error log and the temp paths in `prefix`, as a whole main config must have them."""
+    prefix.mkdir(exist_ok=True)
+    site = prefix / "site-under-test.conf"
+    site.write_text(server_conf)
+    temp = "".join(f"    {t}_temp_path {prefix / t};\n" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    main_conf = prefix / "nginx.conf"
+    main_conf.write_text(f"pid {prefix / 'nginx.pid'};\nerror_log stderr;\nevents {{}}\nhttp {{\n"
+                         f"    access_log off;\n{temp}    include {site};\n}}\n")
+    return subprocess.run([nginx, "-t", "-c", str(main_conf), "-p", f"{prefix}/", "-e", "stderr"],
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def require_binary(name: str, *candidates: str) -> str:

@@ -222,14 +222,9 @@ def nginx_accepts(root: Path, name: str, work: Path, nginx: str, tls: tuple[Path
             relocate(d.get("block", []))
 
     relocate(parsed)
-    prefix = work / f"nginx-{name}"
-    prefix.mkdir(exist_ok=True)
-    (prefix / "site.conf").write_text(crossplane.build(parsed) + "\n")
-    temp = "".join(f"    {t}_temp_path {prefix / t};\n" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (prefix / "nginx.conf").write_text(f"pid {prefix / 'nginx.pid'};\nerror_log stderr;\nevents {{}}\nhttp {{\n"
-                                       f"    access_log off;\n{temp}    include {prefix / 'site.conf'};\n}}\n")
-    proc = subprocess.run([nginx, "-t", "-c", str(prefix / "nginx.conf"), "-p", f"{prefix}/", "-e", "stderr"], check=False,
-                          capture_output=True, text=True, timeout=60)
+    from conftest import nginx_test
+
+    proc = nginx_test(nginx, crossplane.build(parsed) + "\n", work / f"nginx-{name}")
     return proc.returncode == 0, "" if proc.returncode == 0 else f"nginx -t: {proc.stderr.strip()[-400:]}"
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import crossplane
 import pytest
-from conftest import require_binary
+from conftest import nginx_test, require_binary
 
 SNIPPET = """\
 location = /favicon.ico { access_log off; log_not_found off; }
@@ -58,14 +56,7 @@ def test_every_location_is_rendered_and_nginx_accepts_them(make_site, cli, tmp_p
     assert "    include /etc/deploygen/shop/nginx-locations.conf;\n" in conf
 
     nginx = require_binary("nginx", "/usr/sbin/nginx")
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    (prefix / "site.conf").write_text(conf.replace("/etc/deploygen/", f"{root}/etc/deploygen/"))
-    temp = "".join(f"    {t}_temp_path {prefix / t};\n" for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    (prefix / "nginx.conf").write_text(f"pid {prefix / 'nginx.pid'};\nerror_log stderr;\nevents {{}}\nhttp {{\n"
-                                       f"{temp}    include {prefix / 'site.conf'};\n}}\n")
-    proc = subprocess.run([nginx, "-t", "-c", prefix / "nginx.conf", "-p", f"{prefix}/", "-e", "stderr"],
-                          capture_output=True, text=True, check=False)
+    proc = nginx_test(nginx, conf.replace("/etc/deploygen/", f"{root}/etc/deploygen/"), tmp_path / "nginx")
     assert proc.returncode == 0, proc.stderr
 
 

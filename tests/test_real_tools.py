@@ -27,7 +27,7 @@ from pathlib import Path
 import crossplane
 import pytest
 
-from conftest import UNDER_CI, require_binary
+from conftest import UNDER_CI, nginx_test, require_binary
 from deploygen.derive import derive
 from deploygen.sitefile.duration import Duration
 from deploygen.sitefile.load import load_site
@@ -278,23 +278,7 @@ def test_nginx_accepts_rendered_site(variant_site, tmp_path, tls_pair):
         certs = {d["directive"]: d["args"] for d in _walk(parsed) if d["directive"].startswith("ssl_certificate")}
         assert certs == {"ssl_certificate": [str(tls_pair[0])], "ssl_certificate_key": [str(tls_pair[1])]}
 
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    site = prefix / "site-under-test.conf"
-    site.write_text(crossplane.build(parsed) + "\n")
-    main_conf = prefix / "nginx.conf"
-    temp = {name: prefix / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    main_conf.write_text(
-        f"pid {prefix / 'nginx.pid'};\n"
-        "error_log stderr;\n"
-        "events {}\n"
-        "http {\n"
-        "    access_log off;\n"
-        + "".join(f"    {name}_temp_path {path};\n" for name, path in temp.items())
-        + f"    include {site};\n"
-        "}\n"
-    )
-    proc = run([nginx, "-t", "-c", main_conf, "-p", f"{prefix}/", "-e", "stderr"])
+    proc = nginx_test(nginx, crossplane.build(parsed) + "\n", tmp_path / "nginx")
     assert proc.returncode == 0, explain(proc)
     assert "test is successful" in proc.stderr, explain(proc)
     warnings = [line for line in proc.stderr.splitlines() if "[warn]" in line]
