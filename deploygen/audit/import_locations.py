@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer
-from deploygen.sitefile.fields import _safe_path, _servable
+from deploygen.sitefile.fields import servable_folder
 from deploygen.sitefile.snippet import ALLOWED, REFUSED_CHARS
 
 _PREFIX = re.compile(r"/[A-Za-z0-9._~@+%/-]*")
@@ -43,7 +43,7 @@ def _plain(location: ProxiedLocation) -> str | None:
 
 def _servable_folder(folder: str) -> bool:
     try:
-        _servable(_safe_path(folder))
+        servable_folder(folder)
     except ValueError:
         return False
     return True
