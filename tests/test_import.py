@@ -199,3 +199,17 @@ def test_the_server_blocks_own_directives_it_does_not_carry_are_said(cli, tmp_pa
     assert f"# nginx: `root /srv/shop/public` ({conf}:4)" in head
     assert "client_max_body_size 10m` (" not in head  # read: nginx.client_max_body_size carries it
     assert yaml.safe_load(head)["nginx"]["client_max_body_size"] == "10m"
+
+
+@pytest.mark.parametrize("name", ["-other.yaml", ".yaml", "..yaml"])
+def test_a_site_file_name_its_snippet_cannot_be_named_after_is_refused(name, cli, tmp_path):
+    """A fallback snippet name would be another site's (`shop.locations.conf` beside `shop.yaml`)."""
+    root = _one_site_tree(tmp_path, "    location / { proxy_pass http://127.0.0.1:8000; }\n"
+                                    "    location = /x { return 204; }\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shop.locations.conf").write_text("location = /y { return 205; }\n")
+    result = cli("import", "--root", root, "-o", out / name)
+    assert result.exit_code == 2 and "its nginx snippet is named after it; nothing written" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["shop.locations.conf"]
+    assert "205" in (out / "shop.locations.conf").read_text()

@@ -344,7 +344,11 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
     if os.path.isdir(output):
         raise InputError([Problem(Location(printable(output), 1, 1), "", "a folder, not a site file: nothing written")])
     stem = os.path.basename(output).rsplit(".", 1)[0]
-    snippet_name = f"{stem}.locations.conf" if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", stem) else None
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", stem):
+        # The snippet is named after the site file: a fallback name would be another site's.
+        raise InputError([Problem(Location(printable(output), 1, 1), "", "name the site file with letters, digits "
+                                  "and . _ - (not first . or -): its nginx snippet is named after it; nothing written")])
+    snippet_name = f"{stem}.locations.conf"
     built = site_dict(app, snippet_name)
     data, _, snippet = built
     text = site_yaml(app, findings, built)
@@ -378,7 +382,8 @@ def write_site(app: AuditedApp, findings: list[str], output: str) -> None:
 def _refused(app: AuditedApp, problem: Problem, staged: str, output: str) -> Problem:
     """A problem of the staged file, told at the server file the value came from."""
     where = origin(app, problem.key) or Location(printable(output), 1, 1)
-    message = problem.message.replace(staged, output)
+    # Told at the files' own paths, not the staging folder's, which is gone by then.
+    message = problem.message.replace(staged, output).replace(os.path.dirname(staged), os.path.dirname(output) or ".")
     return Problem(where, problem.key, f"{message} (the site file refuses this value read here; nothing written)")
 
 
