@@ -10,8 +10,9 @@ from typing import NoReturn
 import click
 
 from deploygen import __version__
-from deploygen.errors import DeploygenError, InputError, printable
+from deploygen.errors import DeploygenError, InputError, Location, Problem, printable
 
+# Site files, folders of them (searched below too), or one fleet file (`hosts:`).
 SITES = click.argument("sites", nargs=-1, required=True, type=click.Path())
 
 
@@ -25,15 +26,29 @@ class _Exit(click.ClickException):
 
 
 def _load(sites: tuple[str, ...], fmt: str = "text"):
-    from deploygen.rules.runner import check, contexts
+    from deploygen.rules.runner import check
+
+    ctx = _contexts(sites, fmt)
+    return ctx, check(ctx)
+
+
+def _contexts(sites: tuple[str, ...], fmt: str):
+    """The sites named, or a fleet file's sites, one context per host that runs each."""
+    from deploygen.fleet.contexts import fleet_contexts
+    from deploygen.fleet.load import is_fleet, load_fleet
+    from deploygen.rules.runner import contexts
     from deploygen.sitefile.load import load_sites
 
     try:
-        loaded = load_sites(list(sites))
+        fleets = [s for s in sites if is_fleet(s)]
+        if fleets and len(sites) > 1:
+            raise InputError([Problem(Location(printable(fleets[0]), 1, 1), "",
+                                      "a fleet file is named alone: it names the sites of each host itself")])
+        if fleets:
+            return fleet_contexts(load_fleet(fleets[0]))
+        return contexts(load_sites(list(sites)))
     except InputError as exc:
         _bad_input(exc, fmt)
-    ctx = contexts(loaded)
-    return ctx, check(ctx)
 
 
 def _bad_input(error: InputError, fmt: str = "text") -> NoReturn:
@@ -98,8 +113,9 @@ def main() -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes that render and write; default: one per core, each with at least 128 sites.")
 def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: int | None) -> None:
-    """Render every file of each SITE (a site file or a folder of them)."""
+    """Render every file of each SITE (a site file or a folder of them), or of every host of a fleet file."""
     from deploygen.render.output import default_jobs, write_sites
+    from deploygen.fleet.render import render_hosts
     from deploygen.render.site import render_site
     from deploygen.report.formats import format_findings, summary
     from deploygen.render.templating import compile_all
@@ -111,12 +127,17 @@ def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: in
     if failed and not force:
         click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
         sys.exit(1)
-    jobs = jobs or default_jobs(len(ctx))
+    fleet = any(c.host is not None for c in ctx)
+    jobs = 1 if fleet else jobs or default_jobs(len(ctx))
     if jobs > 1:
         compile_all()
     try:
-        written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs,
-                              names=[c.name for c in ctx])
+        if fleet:  # OUT/HOST/NAME: each host's sites, rendered with its facts
+            hosts = render_hosts(ctx)
+            written = write_sites(hosts, out, names=[h.name for h in hosts])
+        else:
+            written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs,
+                                  names=[c.name for c in ctx])
     except InputError as exc:
         _bad_input(exc)
     except OSError as exc:
@@ -128,7 +149,7 @@ def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: in
         click.echo(printable(f"deploygen: interrupted; {out} holds the render it held before"), err=True)
         sys.exit(130)
     for folder, files in written:
-        click.echo(printable(f"{folder}: {files} files and manifest.json"))
+        click.echo(printable(f"{folder}: {files} files and " + ("a manifest.json per site" if fleet else "manifest.json")))
     if failed:
         click.echo(f"deploygen: {summary(findings)}; written anyway (--force)", err=True)
         sys.exit(1)
@@ -139,7 +160,7 @@ def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: in
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
-    """Check each SITE against the rule catalogue."""
+    """Check each SITE (or every host of a fleet file) against the rule catalogue."""
     from deploygen.report.formats import format_findings, summary
 
     _, findings = _load(sites, fmt)
@@ -248,7 +269,6 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     from pathlib import Path
 
     from deploygen.render.drift import compare, format_drift
-    from deploygen.errors import InputError, Location, Problem
     from deploygen.render.site import render_site
 
     # A mistyped ROOT would otherwise report every file `missing`, which looks like drift.

@@ -56,6 +56,11 @@ class Kind:
         """Rendered `EnvironmentFile=`s of the app's unit, before the secrets file."""
         return []
 
+    def secret_keys(self, site: SiteBase) -> list[str]:
+        """The keys the app reads from its secrets file (`app.secrets_file`): the first install
+        checks that each is there, by name, never by value."""
+        return []
+
     def cleaner(self, site: SiteBase) -> str | None:
         """The command that removes this kind's expired sessions, or None when its store needs none
         (render.layout.cleanup_command puts the site's own command and `enabled` first)."""

@@ -361,7 +361,9 @@ def _write_share(index: int) -> list[tuple[str, int]]:
     # (reference counts) to memory pages the other does not touch, and a page is copied once.
     for site in sites[index * len(sites) // jobs:(index + 1) * len(sites) // jobs]:
         rendered = render(site)
-        _write_site(rendered, os.path.join(staging, rendered.name), made)
+        # A site is OUT/NAME; a fleet host is OUT/HOST with a folder per site (fleet.render).
+        for folder, part in rendered.parts():
+            _write_site(part, os.path.join(staging, folder), made)
         share.append((rendered.name, len(rendered.files)))
     return share
 

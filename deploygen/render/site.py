@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from deploygen import __version__
 from deploygen.derive import derive
 from deploygen.sitefile.snippet import built
+from deploygen.render.install import InstallPlan, install_plan
 from deploygen.render.layout import (
     Target,
     cleanup_command,
@@ -22,7 +23,7 @@ from deploygen.render.layout import (
 from deploygen.sitefile.load import LoadedSite
 from deploygen.derive.catalogue import LAYERS
 from deploygen.kinds import kind_of
-from deploygen.sitefile.model import POSTGRES_SETTINGS
+from deploygen.sitefile.model import POSTGRES_SETTINGS, POSTGRES_SINCE
 from deploygen.derive.settings import Effective, Value
 from deploygen.render.templating import environment
 
@@ -49,14 +50,21 @@ class RenderedSite:
     files: list[RenderedFile]
     manifest: bytes
     manifest_target: str = ""
+    plan: InstallPlan | None = None
+
+    def parts(self) -> list[tuple[str, RenderedSite]]:
+        """(folder in the output, site) of what this writes: itself, in OUT/NAME."""
+        return [(self.name, self)]
 
 
-def render_site(loaded: LoadedSite, effective: Effective | None = None) -> RenderedSite:
-    """Render every file of one site and its manifest."""
+def render_site(loaded: LoadedSite, effective: Effective | None = None, *, nginx_user: str = "www-data",
+                postgres_version: int | None = None) -> RenderedSite:
+    """Render every file of one site and its manifest; a fleet host's facts (the user nginx runs
+    as, its PostgreSQL's major version) change the first install and the SQL."""
     site = loaded.site
     source = PurePosixPath(loaded.file).name
     site_targets = targets(site)
-    context = template_context(loaded, effective or derive(loaded), site_targets)
+    context = template_context(loaded, effective or derive(loaded), site_targets, postgres_version)
     env = environment()
     files = []
     for target in site_targets:
@@ -79,10 +87,12 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None) -> Rende
         "post_install": post_install(site, context["paths"]),
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return RenderedSite(site.name, files, data, installed_manifest(site))
+    plan = install_plan(site, context["paths"], nginx_user)
+    return RenderedSite(site.name, files, data, installed_manifest(site), plan)
 
 
-def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Target]) -> dict:
+def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Target],
+                     postgres_version: int | None = None) -> dict:
     """What every template of one site sees: the site, each layer's values and why they are so."""
     site = loaded.site
     kind = kind_of(site)
@@ -100,7 +110,8 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
         **{layer: values.get(layer, {}) for layer in LAYERS},
     }
     if site.database is not None:
-        context.update(_sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"]))
+        context.update(_sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"],
+                                    postgres_version))
     context.update(kind.context(loaded, eff, paths, values, notes))
     if has_cleanup(site):
         context["cleanup_command"] = cleanup_command(site)
@@ -116,13 +127,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict[str, str]) -> dict:
-    statements, resets = [], []
+def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict[str, str],
+                 version: int | None) -> dict:
+    statements, resets, unknown = [], [], []
     # A setting the site turns off is reset, so that the file stays the whole truth.
     for name in POSTGRES_SETTINGS:
-        if values[name] is None:
+        if version is not None and version < POSTGRES_SINCE.get(name, 0):
+            # Even a RESET of a setting the server does not know stops `psql -f` (DG204
+            # refuses a site that writes one).
+            unknown.append((name, POSTGRES_SINCE[name]))
+        elif values[name] is None:
             resets.append(name)
         else:
             statements.append((name, values[name].postgres(), notes[name]))
     return {"role": quote_ident(role), "database": quote_ident(database),
-            "statements": statements, "resets": resets}
+            "statements": statements, "resets": resets, "unknown_settings": unknown, "postgres_version": version}

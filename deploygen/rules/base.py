@@ -5,22 +5,47 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from deploygen.errors import Location
 from deploygen.report.findings import Finding, Severity
 from deploygen.sitefile.load import LoadedSite
 from deploygen.derive.settings import Effective, Setting
 
+if TYPE_CHECKING:
+    from deploygen.fleet.load import FleetHost
+    from deploygen.fleet.model import PostgresFacts
+
 PAGE_SECTIONS = ("What it checks", "Why it is bad", "Example", "Fix")
 
 
 @dataclass(frozen=True)
 class SiteContext:
-    """One site as rules see it: the loaded file and its effective settings."""
+    """One site as rules see it: the loaded file, its effective settings and, in a fleet, its host.
+
+    A site a fleet runs on two hosts is two contexts: what it claims (a port, a socket) it
+    claims once on each machine.
+    """
 
     loaded: LoadedSite
     effective: Effective
+    host: FleetHost | None = None
+    # The fleet's facts of the PostgreSQL server the site's database is on, when it has them.
+    postgres_facts: PostgresFacts | None = None
+
+    @property
+    def machine(self) -> str:
+        """The server the site runs on: its fleet host, else the one machine of a plain call."""
+        return self.host.name if self.host is not None else ""
+
+    @property
+    def postgres_server(self) -> str:
+        """The PostgreSQL server of the site's database, as the fleet tells servers apart: a
+        local one (localhost, a socket folder) is each host's own, an address everyone's."""
+        address = self.effective.value("postgres.host")
+        if self.host is not None and is_local_postgres(address):
+            return f"{address} on {self.host.name}"
+        return address
 
     @property
     def name(self) -> str:
@@ -42,6 +67,11 @@ class SiteContext:
 
         key = KINDS[self.kind].concepts.get(name)
         return self.effective[key] if key is not None and key in self.effective else None
+
+
+def is_local_postgres(address: str) -> bool:
+    """Whether `database.host` names the machine the site runs on: a loopback name or a socket folder."""
+    return address.startswith("/") or address in ("localhost", "127.0.0.1", "::1", "")
 
 
 class Rule:

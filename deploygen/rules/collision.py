@@ -24,12 +24,18 @@ class CollisionRule(Rule):
         """(value, setting key, where it is written) for each thing `site` claims."""
         raise NotImplementedError
 
+    def scope(self, site: SiteContext) -> str:
+        """Where a claim must be unique: the machine the site runs on (a port, a folder); a rule
+        about a shared server (a PostgreSQL role) names that server instead."""
+        return site.machine
+
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
-        index: dict[str, list[tuple[SiteContext, str, Location]]] = defaultdict(list)
+        index: dict[tuple[str, str], list[tuple[SiteContext, str, Location]]] = defaultdict(list)
         for site in sites:
+            scope = self.scope(site)
             for value, key, location in self.claims(site):
-                index[value].append((site, key, location))
-        for value, owners in index.items():
+                index[scope, value].append((site, key, location))
+        for (scope, value), owners in index.items():
             if len(owners) < 2:
                 continue
             for site, key, location in owners:
@@ -40,6 +46,7 @@ class CollisionRule(Rule):
                 # line, and a thousand findings stay linear in size, not quadratic.
                 more = len(owners) - 1 - len(others)
                 named = ", ".join(f"{o[0].name} ({o[2]})" for o in others) + (f" and {more} more" if more > 0 else "")
+                where = f" on {scope}" if scope else ""
                 yield Finding(location.file, location.line, location.column, self.code, self.severity,
-                              site.name, f"{self.what} {value} is also used by {named}: {self.consequence}",
+                              site.name, f"{self.what} {value} is also used{where} by {named}: {self.consequence}",
                               f"{key}={value}", {key: value})

@@ -12,10 +12,15 @@ class ConnectionBudgetExceeded(Rule):
     """The sites on one PostgreSQL server can open more connections than it allows.
 
     ## What it checks
-    For every `database.host`, the sum over the sites named in one call of
+    For every PostgreSQL server, the sum over the sites named in one call of
     gunicorn workers x (pool_size + max_overflow) must not exceed the server's
     `max_connections` minus `superuser_reserved_connections`. SQLAlchemy pools
     are per process, and threads share their process's pool.
+
+    A server is a site's `database.host`. In a fleet, `localhost` or a socket
+    folder is each host's own server (its facts: the host's `postgres`), and an
+    address is one server for every host that reaches it (`postgres_servers`):
+    a site two hosts run counts twice against a shared server.
 
     ## Why it is bad
     Under load every pool grows to its overflow, the server runs out of slots
@@ -51,7 +56,7 @@ class ConnectionBudgetExceeded(Rule):
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         by_host: dict[str, list[SiteContext]] = defaultdict(list)
         for site in sites:
-            by_host[site.effective.value("postgres.host")].append(site)
+            by_host[site.postgres_server].append(site)
         for host, group in by_host.items():
             per_process = {id(s): KINDS[s.kind].connections_per_process(s) for s in group}
             group = [s for s in group if per_process[id(s)] is not None]
@@ -59,8 +64,7 @@ class ConnectionBudgetExceeded(Rule):
                 continue
             shares = {id(s): s.effective.value("gunicorn.workers") * per_process[id(s)][0] for s in group}
             total = sum(shares.values())
-            available = min(s.effective.value("postgres.max_connections")
-                            - s.effective.value("postgres.superuser_reserved_connections") for s in group)
+            available = min(limit - reserved for limit, reserved in map(_server_limits, group))
             if total <= available:
                 continue
             for site in group:
@@ -77,6 +81,18 @@ class ConnectionBudgetExceeded(Rule):
                     f"{workers.value} workers x ({' + '.join(s.display for s in counted)}) = {shares[id(site)]}; "
                     f"all sites on {host}: {total} > {available}",
                     {workers.key: workers.display, **{s.key: s.display for s in counted},
-                     **{key: eff[key].display
-                        for key in ("postgres.max_connections", "postgres.superuser_reserved_connections")}},
+                     **dict(zip(("postgres.max_connections", "postgres.superuser_reserved_connections"),
+                                map(str, _server_limits(site))))},
                 )
+
+
+def _server_limits(site: SiteContext) -> tuple[int, int]:
+    """max_connections and superuser_reserved_connections of the site's server: the fleet's
+    facts of the server where it has them, else what the site file says of it."""
+    eff, facts = site.effective, site.postgres_facts
+    limit = eff.value("postgres.max_connections")
+    reserved = eff.value("postgres.superuser_reserved_connections")
+    if facts is not None:
+        limit = facts.max_connections if facts.max_connections is not None else limit
+        reserved = facts.superuser_reserved_connections if facts.superuser_reserved_connections is not None else reserved
+    return limit, reserved

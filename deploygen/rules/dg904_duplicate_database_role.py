@@ -7,7 +7,9 @@ class DuplicateDatabaseRole(CollisionRule):
     """Two sites share a PostgreSQL role.
 
     ## What it checks
-    Every site with a `database` has its own `database.role`.
+    Every site with a `database` has its own `database.role` on its PostgreSQL
+    server. In a fleet, two hosts' local servers (`database.host: localhost`) are
+    two servers; a server named by address is one, whichever hosts reach it.
 
     ## Why it is bad
     The timeouts are set per role (`ALTER ROLE ... SET`): the site rendered last
@@ -31,6 +33,9 @@ class DuplicateDatabaseRole(CollisionRule):
     keys = ("postgres.role",)
     what = "database role"
     consequence = "each render overwrites the other site's timeouts"
+
+    def scope(self, site):
+        return site.postgres_server  # a role is the PostgreSQL server's, whichever hosts reach it
 
     def claims(self, site):
         role = site.effective["postgres.role"]

@@ -60,8 +60,8 @@ class SharedSessionCookie(Rule):
         for victim in sites:
             name = victim.concept("session.cookie.name").value
             domains = victim.effective.value("nginx.server_name")
-            hits = {id(owner): owner for domain in domains for parent in _scope(domain)
-                    for owner in wide.get((name, parent), ()) if owner is not victim}
+            hits = {id(owner.loaded): owner for domain in domains for parent in _scope(domain)
+                    for owner in wide.get((name, parent), ()) if owner.loaded is not victim.loaded}
             for owner in hits.values():
                 cookie = owner.concept("session.cookie.domain")
                 yield self.finding(

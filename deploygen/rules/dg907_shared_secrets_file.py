@@ -75,18 +75,18 @@ class SharedSecretsFile(CollisionRule):
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         yield from super().check_all(sites)
-        shared = Counter(value for site in sites for value, _, _ in self.claims(site))
+        shared = Counter((site.machine, value) for site in sites for value, _, _ in self.claims(site))
         # A path lies in at most one given folder, whose NAME is its next component: look the
         # site up by name instead of trying every other site's folders (a 1,000-site render
         # spent 3.7 s here).
-        by_name: dict[str, SiteContext] = {}
+        by_name: dict[tuple[str, str], SiteContext] = {}
         for other in sites:
-            by_name.setdefault(other.name, other)
+            by_name.setdefault((other.machine, other.name), other)
         for site in sites:
             for path, key, location in self.claims(site):
-                if shared[path] > 1:
+                if shared[site.machine, path] > 1:
                     continue  # reported above, naming the other site
-                found = _owner(path, by_name)
+                found = _owner(path, site.machine, by_name)
                 if found is None or found[0].name == site.name:
                     continue  # a site's own folders; two sites of one name are DG901
                 other, folder, owner = found
@@ -99,12 +99,12 @@ class SharedSecretsFile(CollisionRule):
                     f"{key}={path} in {folder}", {key: path})
 
 
-def _owner(path: str, by_name: dict[str, SiteContext]) -> tuple[SiteContext, str, str] | None:
-    """The site whose given folder holds `path`, the folder, and who writes in it."""
+def _owner(path: str, machine: str, by_name: dict[tuple[str, str], SiteContext]) -> tuple[SiteContext, str, str] | None:
+    """The site on `machine` whose given folder holds `path`, the folder, and who writes in it."""
     for prefix in ("/etc/deploygen/", "/run/", "/var/lib/"):
         if path.startswith(prefix):
             name, slash, _ = path[len(prefix):].partition("/")
-            other = by_name.get(name) if slash else None
+            other = by_name.get((machine, name)) if slash else None
             if other is not None:
                 for folder, owner in _given_folders(name):
                     if folder == prefix + name:

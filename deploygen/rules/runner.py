@@ -47,7 +47,21 @@ def run(sites: list[SiteContext], rules: tuple[type[Rule], ...] = RULES) -> tupl
         chosen = applicable(rule, sites, skipped)
         if chosen:
             findings.extend(rule().check_all(chosen))
-    return sorted(findings), sorted(skipped)
+    return _once(findings), sorted(set(skipped))
+
+
+def _once(findings: list[Finding]) -> list[Finding]:
+    """Sorted, each finding once: a site a fleet runs on two hosts is checked on each, and what is
+    wrong in its file is wrong once (what is wrong on one host says so in its message)."""
+    seen: set[tuple] = set()
+    unique = []
+    for finding in sorted(findings):
+        key = (finding.file, finding.line, finding.column, finding.code, finding.site, finding.message,
+               finding.detail)
+        if key not in seen:
+            seen.add(key)
+            unique.append(finding)
+    return unique
 
 
 def check(sites: list[SiteContext]) -> list[Finding]:

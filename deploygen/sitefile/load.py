@@ -51,18 +51,15 @@ class LoadedSite:
 
 
 def expand(arguments: list[str]) -> list[str]:
-    """Files named, and every `*.yaml`/`*.yml` in directories named, sorted per directory.
+    """Files named, and every `*.yaml`/`*.yml` in directories named and the folders below them
+    (`sites/web1/shop.yaml`), sorted by path; hidden folders (`.git`, `.deploygen`) are not entered.
 
     A file named twice (`sites/` and `sites/dokon.yaml`) is loaded once.
     """
     files: list[str] = []
     for argument in arguments:
         if os.path.isdir(argument):
-            folder = str(PurePath(argument))  # `./sites/` is shown as `sites`, as pathlib writes it
-            with os.scandir(argument) as entries:
-                names = sorted(e.name for e in entries
-                               if os.path.splitext(e.name)[1] in (".yaml", ".yml") and _may_be_a_file(e))
-            files.extend(os.path.join(folder, name) for name in names)
+            files.extend(_site_files(str(PurePath(argument))))  # `./sites/` is shown as `sites`
         else:
             files.append(argument)
     seen: set[object] = set()
@@ -77,6 +74,22 @@ def expand(arguments: list[str]) -> list[str]:
             seen.add(identity)
             unique.append(file)
     return unique
+
+
+def _site_files(folder: str) -> list[str]:
+    """The site files in `folder` and below, a folder's own files before its subfolders'.
+
+    Links to folders are not followed: one pointing at `..` would never end."""
+    found = []
+    with os.scandir(folder) as entries:
+        listed = sorted(entries, key=lambda e: e.name)
+    for entry in listed:
+        if os.path.splitext(entry.name)[1] in (".yaml", ".yml") and _may_be_a_file(entry):
+            found.append(os.path.join(folder, entry.name))
+    for entry in listed:
+        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            found.extend(_site_files(os.path.join(folder, entry.name)))
+    return found
 
 
 def _may_be_a_file(entry: os.DirEntry) -> bool:

@@ -122,6 +122,9 @@ class PostgresTimeouts(Strict):
 # The PostgreSQL settings deploygen owns per role and database: the rendered SQL sets or
 # resets each of them, and `audit` reads each back.
 POSTGRES_SETTINGS = tuple(PostgresTimeouts.model_fields)
+# The major version that introduced each setting newer than PostgreSQL 10: an older server
+# refuses to SET or even RESET it.
+POSTGRES_SINCE = {"idle_session_timeout": 14, "client_connection_check_interval": 14}
 
 
 class SystemdTimeouts(Strict):

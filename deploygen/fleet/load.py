@@ -1,0 +1,98 @@
+"""A fleet file -> its hosts, each with its loaded sites, or every problem found."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from deploygen.errors import InputError, Location, Problem, printable
+from deploygen.fleet.model import Fleet, PostgresFacts
+from deploygen.fs.regular_file import read_regular_file
+from deploygen.sitefile.load import LoadedSite, _problem, expand, load_site
+from deploygen.sitefile.yamlsource import Document, load_document
+
+
+@dataclass(frozen=True)
+class FleetHost:
+    """One host as rules, render and the Ansible project see it."""
+
+    name: str
+    address: str
+    nginx_user: str
+    postgres: PostgresFacts | None
+    vars: dict
+    sites: tuple[LoadedSite, ...]
+    location: Location
+
+
+@dataclass(frozen=True)
+class LoadedFleet:
+    file: str
+    hosts: tuple[FleetHost, ...]
+    postgres_servers: dict[str, PostgresFacts]
+    document: Document
+
+    def locate(self, *path: str | int) -> Location:
+        return self.document.locate(path)
+
+
+def is_fleet(path: str) -> bool:
+    """Whether `path` is a fleet file: a mapping whose keys are a fleet's (`hosts:`), not a site's."""
+    if not os.path.isfile(path) or os.path.splitext(path)[1] not in (".yaml", ".yml"):
+        return False
+    try:
+        text = read_regular_file(path).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False  # load_site says why, as for any site file
+    document, _ = load_document(text, path)
+    return (document is not None and isinstance(document.data, dict) and "hosts" in document.data
+            and "app" not in document.data)
+
+
+def load_fleet(file: str) -> LoadedFleet:
+    """Load a fleet file and every site it names; raise InputError listing every problem."""
+    try:
+        text = read_regular_file(file).decode("utf-8")
+    except OSError as exc:
+        raise InputError([Problem(Location(printable(file), 1, 1), "", f"cannot read the fleet file: "
+                                  f"{exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Problem(Location(printable(file), 1, 1), "", "the fleet file is not UTF-8 text")]) from None
+    document, problems = load_document(text, file)
+    if document is None:
+        raise InputError(problems)
+    try:
+        fleet = Fleet.model_validate(document.data)
+    except ValidationError as exc:
+        raise InputError([_problem(document, error, Fleet) for error in exc.errors()]) from None
+    base = os.path.dirname(file)
+    loaded: dict[str, LoadedSite] = {}
+    hosts = []
+    for name, host in fleet.hosts.items():
+        sites: list[LoadedSite] = []
+        for index, entry in enumerate(host.sites):
+            where = document.locate(("hosts", name, "sites", index))
+            path = os.path.normpath(os.path.join(base, entry))
+            files = expand([path])
+            if not files or not os.path.lexists(path):
+                what = "no such file or folder" if not os.path.lexists(path) else "no *.yaml or *.yml site files here"
+                problems.append(Problem(where, f"hosts.{name}.sites", f"{printable(entry)}: {what}"))
+                continue
+            for site_file in files:
+                if os.path.abspath(site_file) == os.path.abspath(file):
+                    continue  # a folder holding the fleet file itself
+                if site_file not in loaded:
+                    site, found = load_site(site_file)
+                    problems.extend(found)
+                    if site is None:
+                        continue
+                    loaded[site_file] = site
+                if all(s is not loaded[site_file] for s in sites):
+                    sites.append(loaded[site_file])
+        hosts.append(FleetHost(name, host.address, host.nginx_user, host.postgres, dict(host.vars),
+                               tuple(sites), document.locate(("hosts", name))))
+    if problems:
+        raise InputError(problems)
+    return LoadedFleet(file, tuple(hosts), dict(fleet.postgres_servers), document)
