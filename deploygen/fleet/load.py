@@ -66,7 +66,7 @@ def load_fleet(file: str) -> LoadedFleet:
     try:
         fleet = Fleet.model_validate(document.data)
     except ValidationError as exc:
-        raise InputError([_problem(document, error, Fleet) for error in exc.errors()]) from None
+        raise InputError([_fleet_problem(document, error) for error in exc.errors()]) from None
     base = os.path.dirname(file)
     loaded: dict[str, LoadedSite] = {}
     hosts = []
@@ -96,3 +96,13 @@ def load_fleet(file: str) -> LoadedFleet:
     if problems:
         raise InputError(problems)
     return LoadedFleet(file, tuple(hosts), dict(fleet.postgres_servers), document)
+
+
+def _fleet_problem(document: Document, error: dict) -> Problem:
+    """A problem as the site loader words it; a bad mapping key (a host's name) is the mapping's,
+    located at the key."""
+    loc = error["loc"]
+    if len(loc) >= 2 and loc[-1] == "[key]":
+        problem = _problem(document, {**error, "loc": loc[:-1]}, Fleet)
+        return Problem(problem.location, ".".join(str(part) for part in loc[:-2]), problem.message)
+    return _problem(document, error, Fleet)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from deploygen.sitefile.fields import PosixName
@@ -81,14 +81,15 @@ class Fleet(Strict):
         default_factory=dict, description="servers sites reach by address (their database.host), whichever "
         "hosts they run on")
 
-    @model_validator(mode="after")
-    def _distinct_folders(self) -> "Fleet":
+    @field_validator("hosts")
+    @classmethod
+    def _distinct_folders(cls, hosts: dict[str, Host]) -> dict[str, Host]:
         # Host folders of render's output and the Ansible project: names that differ only in
         # case would be one folder on a case-insensitive file system.
         seen: dict[str, str] = {}
-        for name in self.hosts:
+        for name in hosts:
             if name.lower() in seen:
                 raise PydanticCustomError("value", f"hosts {seen[name.lower()]!r} and {name!r} differ only in "
                                           "case: each names a folder")
             seen[name.lower()] = name
-        return self
+        return hosts

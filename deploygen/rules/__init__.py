@@ -19,6 +19,7 @@ from deploygen.rules.dg113_upstream_keepalive_without_http11 import UpstreamKeep
 from deploygen.rules.dg201_statement_outlives_worker import StatementOutlivesWorker
 from deploygen.rules.dg202_lock_timeout_not_below_statement import LockTimeoutNotBelowStatement
 from deploygen.rules.dg203_idle_transaction_above_budget import IdleTransactionAboveBudget
+from deploygen.rules.dg204_setting_unknown_to_server import SettingUnknownToServer
 from deploygen.rules.dg301_stop_timeout_cuts_graceful_shutdown import StopTimeoutCutsGracefulShutdown
 from deploygen.rules.dg401_pool_recycle_above_idle_session_timeout import PoolRecycleAboveIdleSessionTimeout
 from deploygen.rules.dg402_connection_budget_exceeded import ConnectionBudgetExceeded
@@ -63,6 +64,7 @@ RULES: tuple[type[Rule], ...] = (
     StatementOutlivesWorker,
     LockTimeoutNotBelowStatement,
     IdleTransactionAboveBudget,
+    SettingUnknownToServer,
     StopTimeoutCutsGracefulShutdown,
     PoolRecycleAboveIdleSessionTimeout,
     ConnectionBudgetExceeded,
