@@ -25,14 +25,14 @@ class _Exit(click.ClickException):
         click.echo(self.message, err=True)
 
 
-def _load(sites: tuple[str, ...], fmt: str = "text"):
+def _load(sites: tuple[str, ...], fmt: str = "text", *, fleet: bool = True):
     from deploygen.rules.runner import check
 
-    ctx = _contexts(sites, fmt)
+    ctx = _contexts(sites, fmt, fleet)
     return ctx, check(ctx)
 
 
-def _contexts(sites: tuple[str, ...], fmt: str):
+def _contexts(sites: tuple[str, ...], fmt: str, fleet: bool = True):
     """The sites named, or a fleet file's sites, one context per host that runs each."""
     from deploygen.fleet.contexts import fleet_contexts
     from deploygen.fleet.load import is_fleet, load_fleet
@@ -41,6 +41,9 @@ def _contexts(sites: tuple[str, ...], fmt: str):
 
     try:
         fleets = [s for s in sites if is_fleet(s)]
+        if fleets and not fleet:
+            raise InputError([Problem(Location(printable(fleets[0]), 1, 1), "",
+                                      "is a fleet file: this command takes a site file (one the fleet names)")])
         if fleets and len(sites) > 1:
             raise InputError([Problem(Location(printable(fleets[0]), 1, 1), "",
                                       "a fleet file is named alone: it names the sites of each host itself")])
@@ -179,7 +182,7 @@ def explain(site: str, fmt: str) -> None:
     from deploygen.report.explain import explain_json, explain_text
     from deploygen.report.formats import format_findings
 
-    ctx, findings = _load((site,), fmt)
+    ctx, findings = _load((site,), fmt, fleet=False)
     if fmt == "json":
         click.echo(explain_json(ctx), nl=False)
         return
@@ -231,7 +234,7 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
     previous = {sig: signal.signal(sig, _interrupted) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     reports = []
     try:
-        ctx, findings = _load((site,))
+        ctx, findings = _load((site,), fleet=False)
         if findings:
             click.echo(format_findings(findings, "text"), nl=False, err=True)
         try:
@@ -275,7 +278,7 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     if not Path(root).is_dir():
         raise _Exit(InputError([Problem(Location(root, 1, 1), "--root", "not a folder: name the server's tree "
                                         "(/ on the server, or a copy of it)")]))
-    ctx, _ = _load(sites)
+    ctx, _ = _load(sites, fleet=False)
     drifted = False
     for c in ctx:
         drifts = compare(render_site(c.loaded, c.effective), Path(root))

@@ -289,3 +289,27 @@ def test_an_older_server_gets_no_statement_it_refuses(cli, tmp_path):
     assert any("RESET idle_session_timeout" in s for s in statements["new"])
     assert not any("idle_session_timeout" in s or "client_connection_check_interval" in s for s in statements["old"])
     assert "-- idle_session_timeout: PostgreSQL 14 and later; this server is 13" in sql["old"]
+
+
+def test_the_shipped_fleet_is_clean(cli, tmp_path):
+    from conftest import REPO
+
+    result = cli("validate", "--format", "json", REPO / "fleet.yaml")
+    assert result.exit_code == 0 and json.loads(result.output) == [], result.output
+    assert cli("render", REPO / "fleet.yaml", "-o", tmp_path / "out").exit_code == 0
+
+
+@pytest.mark.parametrize("command", ["explain", "diff", "drill"])
+def test_commands_about_one_site_refuse_a_fleet_file(command, cli, tmp_path):
+    write_site(tmp_path / "sites", {})
+    fleet = write_fleet(tmp_path, {"web1": {"address": "10.0.0.1", "sites": ["sites/"]}})
+    result = cli(command, fleet, *(["--root", tmp_path] if command == "diff" else []))
+    assert result.exit_code == 2 and "is a fleet file: this command takes a site file" in result.output
+
+
+def test_a_fleet_file_among_site_files_says_what_it_is(cli, tmp_path):
+    write_site(tmp_path / "sites", {})
+    write_fleet(tmp_path / "sites", {"web1": {"address": "10.0.0.1", "sites": ["shop.yaml"]}})
+    result = cli("validate", tmp_path / "sites")
+    assert result.exit_code == 2
+    assert "fleet.yaml:1:1: hosts: this is a fleet file, not a site file" in result.output
