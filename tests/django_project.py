@@ -217,7 +217,8 @@ class Rendered:
 
     @property
     def postgres_sql(self) -> Path:
-        (target,) = self.of_kind("postgres-sql")
+        # The timeouts file; the other postgres-sql file is the bootstrap, which creates the role.
+        (target,) = [t for t in self.of_kind("postgres-sql") if t.endswith("/postgres.sql")]
         return self.target(target)
 
     def process(self, unit_name: str, secrets_env: dict[str, str]) -> tuple[list[str], Path, dict[str, str]]:

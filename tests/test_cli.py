@@ -20,7 +20,7 @@ def test_render_layout_and_manifest(cli, tmp_path):
     manifest = json.loads((tmp_path / "dokon" / "manifest.json").read_text())
     assert manifest["site"] == "dokon" and manifest["generator"] == f"deploygen {__version__}"
     kinds = {f["kind"] for f in manifest["files"]}
-    assert kinds == {"nginx-site", "gunicorn-config", "systemd-service", "postgres-sql", "flask-env"}
+    assert kinds == {"nginx-site", "gunicorn-config", "systemd-service", "postgres-sql", "flask-env", "check-script"}
     for entry in manifest["files"]:
         path = tmp_path / "dokon" / entry["path"]
         assert entry["path"] == "root" + entry["target"]
@@ -143,7 +143,7 @@ def test_render_in_worker_processes_is_byte_identical_and_in_order(cli, tmp_path
     assert serial.exit_code == forked.exit_code == 0
     assert forked.stdout.replace("/two/", "/one/") == serial.stdout
     assert [line.split("/")[-1] for line in forked.stdout.splitlines()] == [
-        f"site{i}: 5 files and manifest.json" for i in range(5)]
+        f"site{i}: 8 files and manifest.json" for i in range(5)]
     def listed(out):
         found = []
         for folder, dirs, names in os.walk(out, followlinks=True):

@@ -24,7 +24,7 @@ def test_fresh_install_has_no_drift(cli, make_site, tmp_path):
     root = _install(cli, site, tmp_path)
     result = cli("diff", site, "--root", root)
     assert result.exit_code == 0
-    assert set(_states(result.stdout).values()) == {"same"} and len(_states(result.stdout)) == 5
+    assert set(_states(result.stdout).values()) == {"same"} and len(_states(result.stdout)) == 8
 
 
 def test_each_kind_of_drift_is_named(cli, make_site, tmp_path):

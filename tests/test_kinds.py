@@ -85,7 +85,7 @@ def test_plain_kinds_render_the_chain_and_no_framework_file(kind, tmp_path, cli)
     assert result.exit_code == 0, result.stderr
     manifest = json.loads((out / "plain" / "manifest.json").read_text())
     assert sorted(f["kind"] for f in manifest["files"]) == [
-        "gunicorn-config", "nginx-site", "postgres-sql", "systemd-service"]
+        "check-script", "gunicorn-config", "nginx-site", "postgres-sql", "postgres-sql", "systemd-service"]
     unit = (out / "plain/root/etc/systemd/system/plain.service").read_text()
     assert "Environment" not in unit.replace("EnvironmentFile", "")  # no framework variables
     assert "EnvironmentFile" not in unit  # no secrets file written: none loaded

@@ -6,6 +6,8 @@ import crossplane
 import pytest
 from conftest import nginx_test, require_binary
 
+from deploygen.sitefile.acme import ACME_CHALLENGE as ACME
+
 SNIPPET = """\
 location = /favicon.ico { access_log off; log_not_found off; }
 location ~ ^/legacy/(.*)$ {
@@ -45,7 +47,8 @@ def test_every_location_is_rendered_and_nginx_accepts_them(make_site, cli, tmp_p
     assert result.exit_code == 0, result.stderr
     root = tmp_path / "out/shop/root"
     rendered = _locations(root / "etc/nginx/sites-available/shop.conf")
-    assert set(rendered) == {"/static/", "/media/", "/api/", "/admin/", "/ws/"}
+    # Without tls the app's server is the port-80 one, which answers certbot's challenge.
+    assert set(rendered) == {"/static/", "/media/", "/api/", "/admin/", "/ws/", f"^~ {ACME}"}
     assert ("alias", ["/srv/shop/media/"]) in rendered["/media/"]
     assert ("proxy_pass", ["http://shop_gunicorn"]) in rendered["/api/"] == rendered["/admin/"]
     assert ("proxy_set_header", ["Upgrade", "$http_upgrade"]) in rendered["/ws/"]
@@ -64,7 +67,7 @@ def test_without_the_keys_the_server_block_is_as_before(make_site, cli, tmp_path
     site = make_site({})
     cli("render", site, "-o", tmp_path / "out")
     rendered = _locations(tmp_path / "out/shop/root/etc/nginx/sites-available/shop.conf")
-    assert set(rendered) == {"/"}
+    assert set(rendered) == {"/", f"^~ {ACME}"}
     assert not (tmp_path / "out/shop/root/etc/deploygen/shop/nginx-locations.conf").exists()
 
 
@@ -94,6 +97,8 @@ NOT_A_SNIPPETS = "is no directive a snippet may hold"
     ("location /a { add_header X \"\\\"\\'; } include /tmp/x.conf; listen 18082; location /z { add_header Y '\"; }\n",
      "a quote, a control character or an escaping backslash in an argument"),
     ("location /a { \"#\" x; }\n", NOT_A_SNIPPETS),
+    (f"location {ACME} {{ root /srv/shop/acme; }}\n", "is in the snippet and rendered by deploygen too"),
+    (f"location ^~ {ACME} {{ return 404; }}\n", "is in the snippet and rendered by deploygen too"),
 ])
 def test_a_snippet_deploygen_cannot_carry_is_bad_input(snippet, said, make_site, cli, tmp_path):
     site = make_site({"nginx": {"app_paths": ["/api/"], "snippet": "shop.locations.conf"}})
@@ -115,6 +120,10 @@ def test_a_snippet_deploygen_cannot_carry_is_bad_input(snippet, said, make_site,
     ({"nginx": {"aliases": {"/m": "/srv/shop/m"}}}, "without it, /m../ reaches the folder above"),
     ({"app": {"static": "/srv/shop/static"}, "nginx": {"aliases": {"/static/": "/srv/x"}}},
      "location /static/ is app.static's"),
+    # Without tls, the port-80 server is the app's, and deploygen's ACME location is in it.
+    ({"nginx": {"app_paths": ["/", ACME]}}, f"nginx.app_paths: location {ACME} is deploygen's own"),
+    ({"nginx": {"aliases": {ACME: "/srv/shop/acme"}}}, f"nginx.aliases: location {ACME} is deploygen's own"),
+    ({"nginx": {"websockets": {ACME: {}}}}, f"nginx.websockets: location {ACME} is deploygen's own"),
 ])
 def test_location_keys_that_would_leave_their_place_are_refused(keys, said, make_site, cli):
     result = cli("validate", make_site(keys))

@@ -13,13 +13,10 @@ import ast
 import email.utils
 import json
 import os
-import pwd
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +24,9 @@ from pathlib import Path
 import crossplane
 import pytest
 
-from conftest import UNDER_CI, nginx_test, require_binary
+from conftest import nginx_test, require_binary
+import pg_cluster
+from pg_cluster import Cluster  # noqa: F401 (test_django_live imports it from here)
 from deploygen.derive import derive
 from deploygen.sitefile.duration import Duration
 from deploygen.sitefile.load import load_site
@@ -35,8 +34,8 @@ from deploygen.derive.settings import Effective
 
 HERE = Path(__file__).resolve().parent
 FLASK_CHECK = HERE / "realtools" / "flask_session_check.py"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TOOL_TIMEOUT = 60
+postgres = pg_cluster.postgres  # this module's cluster
 
 
 # -- site variants ------------------------------------------------------------
@@ -365,88 +364,6 @@ def test_systemd_verifies_unit_and_rates_it_safe(variant_site):
 # -- PostgreSQL -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """A running throwaway PostgreSQL cluster, reachable on 127.0.0.1:port."""
-
-    psql: str
-    port: int
-
-    def query(self, *sql: str, user: str = "postgres", database: str = "postgres",
-              file: Path | None = None) -> subprocess.CompletedProcess:
-        """Run statements (each -c) or a file (-f) with ON_ERROR_STOP, unaligned, tuples only.
-
-        Args:
-            sql: statements, each passed as its own -c.
-            user: the role to connect as (trust authentication).
-            database: the database to connect to, passed verbatim (no case folding).
-            file: an SQL file to run instead of or after the statements.
-        """
-        args = [self.psql, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-                "-p", self.port, "-U", user, "-d", database]
-        for statement in sql:
-            args += ["-c", statement]
-        if file is not None:
-            args += ["-f", file]
-        # PG* variables of the caller would redirect the connection.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        return run(args, env=env)
-
-
-def _require_os_user(name: str) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        message = f"OS user {name!r} does not exist (the PostgreSQL server package creates it)"
-        if UNDER_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    """A PostgreSQL 15 cluster for this module, stopped and removed whatever happens.
-
-    As root (CI, the Debian box) the server runs as the `postgres` OS user,
-    since PostgreSQL refuses to run as root; otherwise as the current user.
-    The superuser role is `postgres` either way.
-    """
-    initdb = require_binary("initdb", str(PG_BIN / "initdb"))
-    pg_ctl = require_binary("pg_ctl", str(PG_BIN / "pg_ctl"))
-    psql = require_binary("psql", str(PG_BIN / "psql"))
-    as_postgres: list[str] = []
-    owner = None
-    if os.geteuid() == 0:
-        as_postgres = [require_binary("runuser"), "-u", "postgres", "--"]
-        owner = _require_os_user("postgres")
-    # Not under pytest's tmp dirs: those are private to the user running the
-    # tests (0700), and the server must reach its data and socket directories.
-    base = Path(tempfile.mkdtemp(prefix="deploygen-pg-"))
-    if owner is not None:
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-    data, log = base / "data", base / "server.log"
-    try:
-        proc = run([*as_postgres, initdb, "-D", data, "-A", "trust", "-U", "postgres",
-                    "--no-sync", "--no-instructions"])
-        assert proc.returncode == 0, explain(proc)
-        port = free_port()
-        # fsync off: the cluster is thrown away, and it keeps the module fast.
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
-        # -l: without it the server inherits our pipes and run() never returns.
-        proc = run([*as_postgres, pg_ctl, "-D", data, "-l", log, "-o", options, "-w", "-t", "30", "start"])
-        assert proc.returncode == 0, explain(proc) + (log.read_text() if log.exists() else "")
-        yield Cluster(psql, port)
-    finally:
-        # Harmless when the server never started; vital when start timed out.
-        run([*as_postgres, pg_ctl, "-D", data, "-m", "immediate", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def quoted(identifier: str) -> str:
-    """An SQL identifier in double quotes, as PostgreSQL's quote_ident would write it."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 _PG_UNITS_MS = {"": 1, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -499,10 +416,12 @@ def test_postgres_applies_timeouts_idempotently_to_role_in_database(overrides, p
     files = render(cli, site_file, tmp_path / "out")
     role, database = eff_role_database(site_file)
 
-    proc = postgres.query(f"CREATE ROLE {quoted(role)} LOGIN", f"CREATE DATABASE {quoted(database)}")
+    # The rendered bootstrap creates them, names quoted as PostgreSQL's format() quotes them.
+    folder = files["gunicorn-config"].parent
+    proc = postgres.query(file=folder / "postgres-bootstrap.sql")
     assert proc.returncode == 0, explain(proc)
     for attempt in (1, 2):
-        proc = postgres.query(database=database, file=files["postgres-sql"])
+        proc = postgres.query(database=database, file=folder / "postgres.sql")
         assert proc.returncode == 0, f"run {attempt}:\n{explain(proc)}"
 
     proc = postgres.query(*(f"SHOW {name}" for name in PG_SETTINGS), user=role, database=database)

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from deploygen.audit.accounts import (
+    Accounts,
+    primary_group,
+    read_accounts,
+    worker_groups,
+)
 from deploygen.audit.env_reader import env_lines, read_flask_env
 from deploygen.audit.found import ReadSetting, bounded_ms
 from deploygen.audit.gunicorn_reader import gunicorn_defaults, read_gunicorn
@@ -77,14 +83,15 @@ class AuditedApp:
 
 def as_setting(read: ReadSetting) -> Setting:
     kind = "default" if read.default else "written"
-    how = "the layer's default" if read.default else read.key
+    how = (read.how or "the layer's default") if read.default else read.key
     return Setting(read.key, read.value, Provenance(kind, how, "", read.location))
 
 
 def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer | None = None,
              unit: dict[str, ReadSetting] | None = None, sql: dict[str, ReadSetting] | None = None,
              flask: dict[str, ReadSetting] | None = None, role: str | None = None,
-             database: str | None = None, flask_env_read: bool = False, file: str = "") -> AuditedApp:
+             database: str | None = None, flask_env_read: bool = False, file: str = "",
+             accounts: dict[str, ReadSetting] | None = None) -> AuditedApp:
     reads: dict[str, ReadSetting] = {}
     for source in (nginx.settings if nginx else {}, gunicorn, unit or {}, sql or {}):
         for key, read in source.items():
@@ -106,6 +113,8 @@ def assemble(name: str, gunicorn: dict[str, ReadSetting], nginx: ProxiedServer |
                                                        default=True)
     if nginx is not None:
         reads.update(server_facts(nginx))
+    for key, read in (accounts or {}).items():
+        reads.setdefault(key, read)  # what the server's accounts say where the unit does not (Group=)
     if nginx is not None and "nginx.upstream.keepalive" not in reads:
         # proxy_pass straight to an address: nginx keeps no idle connections to it.
         where = reads["nginx.proxy_read_timeout"].location
@@ -138,8 +147,11 @@ def server_facts(nginx: ProxiedServer) -> dict[str, ReadSetting]:
     """What the server block says beyond its directives: its names and whether it serves TLS,
     both located at the block (audit reads no line of its own for them)."""
     at = Location(nginx.file, nginx.line, 1)
-    return {"nginx.server_name": ReadSetting("nginx.server_name", list(nginx.server_names), at),
-            "deploygen.tls": ReadSetting("deploygen.tls", nginx.tls_listener, at)}
+    facts = {"nginx.server_name": ReadSetting("nginx.server_name", list(nginx.server_names), at),
+             "deploygen.tls": ReadSetting("deploygen.tls", nginx.tls_listener, at)}
+    if nginx.user is not None:
+        facts["nginx.user"] = nginx.user  # nginx.conf's, for every block: who connects to the app
+    return facts
 
 
 # What a WSGI entry point of Django's `startproject` looks like: `mysite.wsgi:application`.
@@ -184,6 +196,8 @@ class Audit:
     extra: tuple[str | None, str | None] = (None, None)
     # Units read that start no gunicorn audit can see: (unit, its command's words).
     units: list[tuple[str, list[str]]] = field(default_factory=list)
+    # ROOT's /etc/group and /etc/passwd, read once when an app is linked to nginx.
+    accounts: Accounts | None = None
 
     def attempt(self, read: Callable[..., T], *args) -> T | None:
         """`read(*args)`, or None with its problems kept: one broken file does not hide the others'."""
@@ -391,10 +405,50 @@ def _audit_unit(result: Audit, unit_path: str, servers: ServerIndex, role: str |
     name = Path(unit_path).stem
     sql, role, database = _unit_sql(result, name, role, database, files)
     linked = link_app(servers, unit, gunicorn)
-    app = assemble(name, gunicorn, linked.server, unit, sql, flask, role, database, file=local)
+    accounts = _account_settings(result, local, unit, linked.server, bind_of(unit, gunicorn))
+    app = assemble(name, gunicorn, linked.server, unit, sql, flask, role, database, file=local, accounts=accounts)
     app.locations, app.reaching, app.bind = linked.extra, linked.reaching, bind_of(unit, gunicorn)
     result.apps.append(app)
     result.notes += _layer_notes(app, files, linked, "nginx" in tree.read)
+
+
+def _account_settings(result: Audit, file: str, unit: dict[str, ReadSetting], server: ProxiedServer | None,
+                      bind: str) -> dict[str, ReadSetting]:
+    """What ROOT's accounts say that the unit and nginx.conf do not: `nginx.user.groups` (the
+    groups nginx's workers run with) and, for a unit without Group=, `systemd.Group` (its user's
+    primary group). Only for an app nginx reaches; a file that cannot be read is a `not read:`
+    line when the app binds a unix socket (DG703 needs them then), and the setting is left out."""
+    if server is None or server.user is None or result.tree.root is None:
+        return {}  # no nginx reaches it, or no ROOT (this machine's accounts are not the server's)
+    if result.accounts is None:
+        result.accounts = read_accounts(result.tree)
+    accounts, found = result.accounts, {}
+    socket = bind.startswith("unix:")
+    user = server.user.value
+    groups = worker_groups(accounts, str(user), server.user_group)
+    if groups is not None:
+        found["nginx.user.groups"] = groups
+    elif socket:
+        result.tree.not_read("accounts", printable(
+            f"{_account_file(accounts.group_file, '/etc/group')}: {accounts.group_missing}: the groups nginx's user "
+            f"{user} is in are unknown (DG703 skipped)"))
+    named = unit.get("systemd.User")
+    if "systemd.Group" not in unit and (named is None or not named.unknown):
+        # Where Group= would go: beside User=, else the unit's top (no User=: root).
+        at = named.location if named is not None else Location(file, 1, 1)
+        primary = primary_group(accounts, str(named.value) if named is not None else "root", at)
+        if primary is not None:
+            found["systemd.Group"] = primary
+        elif socket and accounts.passwd_missing:
+            result.tree.not_read("accounts", printable(
+                f"{_account_file(accounts.passwd_file, '/etc/passwd')}: {accounts.passwd_missing}: the unit has no "
+                "Group=, and its user's primary group is unknown (DG703 skipped)"))
+    return found
+
+
+def _account_file(local: str, path: str) -> str:
+    """ROOT's account file as a note names it: where it is, and the server's name when a link led elsewhere."""
+    return local if local.endswith(path) else f"{local} ({path} links there)"
 
 
 def _environment_files(result: Audit, unit: dict[str, ReadSetting], files: dict[str, list[str]]):
@@ -440,6 +494,10 @@ def _socket_activation(result: Audit, loaded, unit: dict[str, ReadSetting], file
         files["systemd"].append(local)
         unit["gunicorn.bind"] = ReadSetting("gunicorn.bind", listen.value[0], listen.location)
         unit["gunicorn.bind_all"] = ReadSetting("gunicorn.bind_all", list(listen.value), listen.location)
+        # systemd creates the socket, with its owner and mode (and the folders above it), not gunicorn.
+        for key in ("systemd.SocketUser", "systemd.SocketGroup", "systemd.SocketMode", "systemd.DirectoryMode"):
+            if key in socket:
+                unit[key] = socket[key]
         return
 
 

@@ -66,7 +66,8 @@ def audit_rules(apps: list[AuditedApp]):
 
 def _seen_from(app: AuditedApp, server: ProxiedServer) -> Effective:
     """The app's settings with one other location's nginx settings in place of its first's."""
-    settings = {s.key: s for s in app.effective if not s.key.startswith("nginx.")}
+    # Who nginx's workers are is nginx.conf's and the server's accounts', the same from every location.
+    settings = {s.key: s for s in app.effective if not s.key.startswith("nginx.") or s.key == "nginx.user.groups"}
     located = {**server.settings, **server_facts(server)}
     for key, read in located.items():
         if not read.unknown:

@@ -18,6 +18,7 @@ class ReadSetting:
     location: Location
     default: bool = False
     unknown: str = ""  # why the value could not be known (an expression, an unset variable)
+    how: str = ""  # for a default: which one applies and why (nginx's `user` absent: nobody, its build's)
 
 
 def bounded_ms(ms: float, written: object) -> int:

@@ -169,7 +169,7 @@ READ_KEYS = {
     "worker_class": "gunicorn.worker_class", "threads": "gunicorn.threads", "timeout": "gunicorn.timeout",
     "graceful_timeout": "gunicorn.graceful_timeout", "keepalive": "gunicorn.keepalive",
     "max_requests": "gunicorn.max_requests", "max_requests_jitter": "gunicorn.max_requests_jitter",
-    "forwarded_allow_ips": "gunicorn.forwarded_allow_ips", "chdir": "gunicorn.chdir",
+    "forwarded_allow_ips": "gunicorn.forwarded_allow_ips", "chdir": "gunicorn.chdir", "umask": "gunicorn.umask",
 }
 _NEGATIVE = re.compile(r"^-\d+$|^-\d*\.\d+$")
 

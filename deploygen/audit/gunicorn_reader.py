@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import re
 import tokenize
 import warnings
 
@@ -26,6 +27,8 @@ DEFAULTS: dict[str, object] = {
     "bind": "127.0.0.1:8000", "workers": 1, "worker_class": "sync", "threads": 1, "timeout": 30,
     "graceful_timeout": 30, "keepalive": 2, "max_requests": 0, "max_requests_jitter": 0,
     "forwarded_allow_ips": "127.0.0.1,::1", "wsgi_app": None, "chdir": None,
+    # The mask gunicorn sets around bind() (sock.py: os.umask(conf.umask)): its unix socket's mode.
+    "umask": 0,
 }
 _SECONDS = {"timeout", "graceful_timeout", "keepalive"}
 _COUNTS = {"workers", "threads", "max_requests", "max_requests_jitter"}
@@ -278,6 +281,8 @@ def typed(name: str, value: object) -> object:
         return bounded_seconds(_whole(name, value), value)
     if name == "worker_class" and isinstance(value, str):
         return worker_class(value)
+    if name == "umask":
+        return umask(value)
     if name in _COUNTS:
         count = _whole(name, value)
         if count > _MAX_COUNT:
@@ -307,6 +312,25 @@ def worker_class(value: str) -> str:
     as written (`uvicorn.workers.UvicornWorker`, `aiohttp.GunicornWebWorker`)."""
     name = value.strip().removeprefix("egg:gunicorn#")
     return _GUNICORN_WORKERS.get(name.lower(), name)
+
+
+def umask(value: object) -> str:
+    """gunicorn's `umask` (an int, or text as its auto_int reads it: `007`, `0o007`, `0x7`, `7`) as
+    four octal digits, `0007`. gunicorn refuses a negative one."""
+    if isinstance(value, str):
+        text = value.strip()
+        # gunicorn's auto_int: a leading 0 followed by a digit is octal.
+        if re.fullmatch(r"0[0-9]+", text):
+            text = "0o" + text[1:]
+        try:
+            value = int(text, 0) if len(text) <= 32 else None
+        except ValueError:
+            raise ValueError(f"{shown(value)} is not a umask gunicorn takes") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{shown(value)} is not a umask gunicorn takes")
+    if value < 0:
+        raise ValueError(f"{shown(value)} is negative")
+    return f"{value & 0o7777:04o}"
 
 
 def _whole(name: str, value: object) -> int:

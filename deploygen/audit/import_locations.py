@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from deploygen.audit.nginx_reader import ProxiedLocation, ProxiedServer
+from deploygen.sitefile.acme import ACME_CHALLENGE, ACME_WEBROOT
 from deploygen.sitefile.fields import servable_folder
 from deploygen.sitefile.snippet import ALLOWED, REFUSED_CHARS
 
@@ -39,6 +40,20 @@ def _plain(location: ProxiedLocation) -> str | None:
     """The location's path when it is a plain prefix (`location /media/`), else None."""
     args = location.directive.get("args", [])
     return args[0] if len(args) == 1 and _PREFIX.fullmatch(args[0]) else None
+
+
+def _acme_challenge(location: ProxiedLocation) -> bool:
+    """Whether the location is the prefix certbot's HTTP-01 challenge asks for (nginx reads
+    `^~ /x` and `/x` as one prefix)."""
+    return location.directive.get("args", []) in ([ACME_CHALLENGE], ["^~", ACME_CHALLENGE])
+
+
+# The ACME location as templates/nginx/_acme.j2 renders it: deploygen's own, never carried.
+_ACME_BLOCK = [("root", [ACME_WEBROOT]), ("default_type", ["text/plain"])]
+
+
+def _deploygens_acme(location: ProxiedLocation) -> bool:
+    return [(d["directive"], d["args"]) for d in location.directive.get("block", [])] == _ACME_BLOCK
 
 
 def _servable_folder(folder: str) -> bool:
@@ -80,7 +95,16 @@ def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: 
     out = Locations(notes=server_notes(server))
     to_app = {id(loc) for loc in reaching}
     named_to_app = {loc.path for loc in reaching if loc.path.startswith("@")}
+    # Without tls the imported site's app server is its port-80 one, where deploygen renders the
+    # ACME challenge's location itself (the importer keeps tls only with both of its files).
+    port_80 = not (server.tls.get("certificate") and server.tls.get("certificate_key"))
     for location in sorted((*server.locations, *server.files, *server.others), key=lambda x: (x.file, x.line)):
+        if port_80 and _acme_challenge(location):
+            if not _deploygens_acme(location):
+                out.notes.append(f"nginx: location {' '.join(location.directive.get('args', []))} left out: "
+                                 f"deploygen's port-80 server answers the ACME challenge from {ACME_WEBROOT} "
+                                 f"(certbot certonly --webroot -w {ACME_WEBROOT})")
+            continue
         path = _plain(location)
         if id(location) in to_app:
             if location.path.startswith("@"):

@@ -114,6 +114,10 @@ class ProxiedServer:
     # The block's own directives other than its locations, includes expanded: (name, args, file,
     # line); import says which of them a site file does not carry.
     directives: list[tuple[str, list[str], str, int]] = field(default_factory=list)
+    # Who nginx's workers run as (`nginx.user`: nginx.conf's `user`, or the default that applies)
+    # and the group the directive gives them (its second word, else the user's name).
+    user: ReadSetting | None = None
+    user_group: str = ""
 
     def to(self, location: ProxiedLocation) -> ProxiedServer:
         """This server block as seen from one of its locations (`settings` and `upstream` its)."""
@@ -138,6 +142,7 @@ class _Configuration:
         self.walked = 0
         self.found: list[ProxiedServer] = []
         self.upstreams: dict[str, dict] = {}
+        self.user: tuple[list[str], str, int] | None = None  # main's `user`: (words, file, line)
 
     def parse(self, local: str, at: Location | None = None) -> list:
         """crossplane's statements of one file; unreadable at the include `at` that names it."""
@@ -243,6 +248,9 @@ class _Configuration:
                                                          "block": self.inline(d.get("block", []), at, chain)}
             elif name == "server" and context == "http":
                 self.server(d, at, here, chain)
+            elif name == "user" and context == "main":
+                _arg(d, at, "a user name")
+                self.user = (list(d["args"]), at, d["line"])
 
     def server(self, d: dict, file: str, inherited: dict, chain: tuple[str, ...]) -> None:
         block = self.inline(d.get("block", []), file, chain)
@@ -371,10 +379,41 @@ def _servers(tree: Tree, path: str, main: bool | None) -> list[ProxiedServer]:
             main = any(d["directive"] in ("http", "events") for d in top)
         config.prefix = _prefix(path, main, tree.root is not None)
         config.walk(top, local, {}, "main" if main else "http", (local,))
+    user, group = _worker_user(config.user, local, main)
     for server in config.found:
+        server.user, server.user_group = user, group
         for location in server.locations:
             _upstream_settings(location, config.upstreams)
     return config.found
+
+
+# What runs nginx's workers when nothing says otherwise. nginx's own default is its build's
+# `--user=` (ngx_core_module_init_conf: getpwnam(NGX_USER)), `nobody` unless the build names
+# another: Debian's package names none (`nginx -V`), so a Debian nginx.conf without `user` runs
+# its workers as nobody:nogroup; nginx.org's and RHEL's packages build `--user=nginx`, and their
+# nginx.conf say `user nginx;` too. Debian's own nginx.conf says `user www-data;`.
+COMPILED_IN_USER = ("nobody", "nogroup")
+DEBIAN_USER = "www-data"
+
+
+def _worker_user(found: tuple[list[str], str, int] | None, local: str,
+                 main: bool) -> tuple[ReadSetting, str]:
+    """`nginx.user` and the workers' group: the main context's `user USER [GROUP]` (GROUP defaults
+    to USER's name, as ngx_set_user takes it); without one, nginx's compiled-in user when a whole
+    nginx.conf was read, Debian's www-data when only site files were (their nginx.conf unread)."""
+    key = "nginx.user"
+    if found is not None:
+        words, file, line = found
+        return ReadSetting(key, words[0], Location(file, line, 1)), words[1] if len(words) > 1 else words[0]
+    at = Location(local, 1, 1)
+    if main:
+        user, group = COMPILED_IN_USER
+        return ReadSetting(key, user, at, default=True, how=(
+            f"{user}: nginx.conf sets no `user`, so nginx's workers run as its build's --user=, nobody:nogroup "
+            "for Debian's package and a source build (nginx.org's and RHEL's packages build --user=nginx: "
+            "`nginx -V` says which)")), group
+    return ReadSetting(key, DEBIAN_USER, at, default=True, how=(
+        f"{DEBIAN_USER}: no nginx.conf read; Debian's says `user {DEBIAN_USER};` (RHEL's `user nginx;`)")), DEBIAN_USER
 
 
 def _set_here(items: list[tuple[dict, str]]) -> dict:

@@ -57,6 +57,7 @@ from deploygen.sitefile.duration import Duration
 STOP_DEFAULT = Duration.seconds_(90)
 KILL_SIGNAL_DEFAULT = "SIGTERM"
 KILL_MODE_DEFAULT = "control-group"
+RUNTIME_DIRECTORY_MODE_DEFAULT = "0755"  # systemd.exec(5): RuntimeDirectoryMode= and the others
 _KILL_MODES = {"control-group", "process", "mixed", "none"}
 # Set by systemd when it starts the service, unknown from the files (unless Environment= sets them).
 _STARTED_WITH = {"PATH", "LANG", "INVOCATION_ID", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
@@ -148,7 +149,8 @@ def unit_settings(unit: UnitFile, env: Mapping[str, str] | None = None,
     `systemd.TimeoutStopSec`, `systemd.RestartSec`, `systemd.KillSignal`, `systemd.KillMode`,
     `systemd.User`, `systemd.Group`, `systemd.WorkingDirectory`, `systemd.EnvironmentFile`
     (a list), `systemd.Environment` (a dict), `systemd.Sockets` (a list), `systemd.ExecStart`
-    (the words of the command, program first) and, when that command starts gunicorn,
+    (the words of the command, program first), `systemd.RuntimeDirectory` (a list, with
+    `systemd.RuntimeDirectoryMode`, 0755 unless set) and, when that command starts gunicorn,
     `gunicorn.command` (a GunicornCommand) with the settings its flags set over those of
     `GUNICORN_CMD_ARGS` (`gunicorn.bind`, `gunicorn.bind_all`, `gunicorn.wsgi_app`, ...).
 
@@ -199,6 +201,13 @@ def unit_settings(unit: UnitFile, env: Mapping[str, str] | None = None,
     if "systemd.TimeoutStopSec" not in found:
         found["systemd.TimeoutStopSec"] = ReadSetting("systemd.TimeoutStopSec", STOP_DEFAULT,
                                                       Location(unit.path, 1, 1), default=True)
+    runtime = state.directories.get("RuntimeDirectory")
+    if runtime and state.runtime_at is not None:
+        # The folders systemd creates under /run for User= and Group= (`a:b` makes a and links b to it).
+        found["systemd.RuntimeDirectory"] = ReadSetting("systemd.RuntimeDirectory",
+                                                        [d.split(":", 1)[0] for d in runtime], state.runtime_at)
+        found.setdefault("systemd.RuntimeDirectoryMode", ReadSetting(
+            "systemd.RuntimeDirectoryMode", RUNTIME_DIRECTORY_MODE_DEFAULT, Location(unit.path, 1, 1), default=True))
     for key, default in (("systemd.KillSignal", KILL_SIGNAL_DEFAULT), ("systemd.KillMode", KILL_MODE_DEFAULT)):
         if key not in found:
             found[key] = ReadSetting(key, default, Location(unit.path, 1, 1), default=True)
@@ -220,6 +229,7 @@ class _State:
     environment: list[tuple[list[tuple[str, str]], Location]] = field(default_factory=list)
     env_files: list[str] = field(default_factory=list)
     directories: dict[str, list[str]] = field(default_factory=dict)
+    runtime_at: Location | None = None  # the last RuntimeDirectory= line
 
     def env_list(self) -> list[tuple[str, str, Location]]:
         merged: dict[str, tuple[str, Location]] = {}
@@ -304,6 +314,16 @@ class _State:
             except SpecifierError:
                 return
             self.directories.setdefault(key, []).extend(value.split())
+            if key == "RuntimeDirectory":
+                self.runtime_at = where
+        elif key == "RuntimeDirectoryMode":
+            # systemd's parse_mode(): octal, at most 07777; a line it cannot parse is ignored, an
+            # empty one is the default again.
+            if not value:
+                found.pop("systemd.RuntimeDirectoryMode", None)
+            elif re.fullmatch(r"[0-7]{1,5}", value) and int(value, 8) <= 0o7777:
+                found["systemd.RuntimeDirectoryMode"] = ReadSetting("systemd.RuntimeDirectoryMode",
+                                                                    f"{int(value, 8):04o}", where)
 
 
 _DIRECTORIES = {"RuntimeDirectory": ("RUNTIME_DIRECTORY", "/run"), "StateDirectory": ("STATE_DIRECTORY", "/var/lib"),
@@ -456,7 +476,8 @@ def read_socket(path: str, tree: Tree | None = None, dropins: Sequence[str] = ()
                 name: str | None = None) -> dict[str, ReadSetting]:
     """A `.socket` unit's `systemd.ListenStream` (the addresses in gunicorn's bind form),
     `systemd.SocketUser`, `systemd.SocketGroup` (root by default), `systemd.SocketMode`
-    (`0666` by default), `systemd.Service` when set, each at its line."""
+    (`0666` by default), `systemd.DirectoryMode` (the folders systemd creates above a socket
+    path, `0755` by default), `systemd.Service` when set, each at its line."""
     unit = load_unit(path, tree, dropins, name, section="Socket")
     found: dict[str, ReadSetting] = {}
     listen: list[str] = []
@@ -475,12 +496,14 @@ def read_socket(path: str, tree: Tree | None = None, dropins: Sequence[str] = ()
                 listen_at = listen_at or where
         elif key in ("SocketUser", "SocketGroup", "Service"):
             found[f"systemd.{key}"] = _resolved(unit, f"systemd.{key}", value, where)
-        elif key == "SocketMode" and re.fullmatch(r"[0-7]{1,5}", value) and int(value, 8) <= 0o7777:
-            found["systemd.SocketMode"] = ReadSetting("systemd.SocketMode", f"{int(value, 8):04o}", where)
+        elif key in ("SocketMode", "DirectoryMode") and re.fullmatch(r"[0-7]{1,5}", value) \
+                and int(value, 8) <= 0o7777:
+            found[f"systemd.{key}"] = ReadSetting(f"systemd.{key}", f"{int(value, 8):04o}", where)
     if listen_at is not None:
         found["systemd.ListenStream"] = ReadSetting("systemd.ListenStream", listen, listen_at)
     start = Location(path, 1, 1)
-    for key, default in (("systemd.SocketUser", "root"), ("systemd.SocketGroup", "root"), ("systemd.SocketMode", "0666")):
+    for key, default in (("systemd.SocketUser", "root"), ("systemd.SocketGroup", "root"), ("systemd.SocketMode", "0666"),
+                         ("systemd.DirectoryMode", "0755")):
         found.setdefault(key, ReadSetting(key, default, start, default=True))
     return dict(sorted(found.items()))
 

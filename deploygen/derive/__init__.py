@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from deploygen.derive.deriver import Deriver
 from deploygen.derive.gunicorn import derive_gunicorn
-from deploygen.derive.nginx import derive_nginx
+from deploygen.derive.nginx import derive_nginx, derive_nginx_user
 from deploygen.derive.postgres import derive_postgres
 from deploygen.derive.settings import Effective
 from deploygen.derive.systemd import derive_systemd
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from deploygen.sitefile.load import LoadedSite
 
 
-def derive(loaded: LoadedSite) -> Effective:
-    """Compute every effective setting of one site."""
+def derive(loaded: LoadedSite, nginx_user: str | None = None) -> Effective:
+    """Compute every effective setting of one site; `nginx_user` is its fleet host's (None:
+    Debian's www-data)."""
     from deploygen.kinds import kind_of
 
     kind = kind_of(loaded.site)
@@ -49,5 +50,6 @@ def derive(loaded: LoadedSite) -> Effective:
         kind.derive_pool(d)
     derive_nginx(d)
     derive_systemd(d)
+    derive_nginx_user(d, nginx_user)
     kind.derive_app(d, tls)
     return Effective(d.settings)

@@ -64,6 +64,9 @@ _DECLARED = [
     *_keys(GUNICORN_KINDS, "duration", "gunicorn.timeout", "gunicorn.graceful_timeout", "gunicorn.keepalive"),
     *_keys(GUNICORN_KINDS, "str", "gunicorn.wsgi_app", "gunicorn.chdir", "gunicorn.config_file", "gunicorn.log",
            audited=True),
+    # The mask gunicorn binds its unix socket under (it sets os.umask(umask) around bind(), so the
+    # unit's UMask= never reaches the socket): "0007" as an octal string
+    *_keys(GUNICORN_KINDS, "str", "gunicorn.umask", fact=True),
     # PostgreSQL, per role and database
     *_keys(ALL_KINDS, "duration", "postgres.statement_timeout", "postgres.lock_timeout",
            "postgres.idle_in_transaction_session_timeout", "postgres.idle_session_timeout",
@@ -82,6 +85,12 @@ _DECLARED = [
     *_keys(ALL_KINDS, "str", "nginx.conf", "nginx.include", "nginx.upstream", audited=True),
     *_keys(ALL_KINDS, "list", "nginx.upstream.server", audited=True),
     *_keys(ALL_KINDS, "list", "nginx.server_name", fact=True),
+    # Who nginx's workers run as: `user` in nginx.conf's main context (nginx's compiled-in default,
+    # nobody, when nginx.conf has none; Debian's www-data when no nginx.conf was read; a fleet
+    # host's nginx_user), and the groups they run with: the directive's group, then every
+    # /etc/group line naming the user (nginx's initgroups() when a worker starts)
+    *_keys(ALL_KINDS, "str", "nginx.user", fact=True),
+    *_keys(ALL_KINDS, "list", "nginx.user.groups", fact=True),
     # systemd
     *_keys(ALL_KINDS, "duration", "systemd.TimeoutStopSec", "systemd.RestartSec"),
     *_keys(_SESSIONS, "str", "systemd.StateDirectory", "systemd.OnCalendar"),
@@ -91,6 +100,12 @@ _DECLARED = [
     # file; a server's unit lists every EnvironmentFile=, deploygen's rendered ones too)
     *_keys(ALL_KINDS, "str", "systemd.User", "systemd.Group", fact=True),
     *_keys(ALL_KINDS, "list", "systemd.EnvironmentFile", fact=True),
+    # The folders under /run the unit creates for its user and group, and their mode
+    *_keys(ALL_KINDS, "list", "systemd.RuntimeDirectory", fact=True),
+    *_keys(ALL_KINDS, "str", "systemd.RuntimeDirectoryMode", fact=True),
+    # A socket unit's socket (systemd creates it, and the folders above it, before the service)
+    *_keys(ALL_KINDS, "str", "systemd.SocketUser", "systemd.SocketGroup", "systemd.SocketMode",
+           "systemd.DirectoryMode", audited=True, fact=True),
     # SQLAlchemy's pool, as Flask-SQLAlchemy's SQLALCHEMY_ENGINE_OPTIONS
     *_keys(_FLASK, "int", "sqlalchemy.pool_size", "sqlalchemy.max_overflow"),
     *_keys(_FLASK, "duration", "sqlalchemy.pool_timeout", "sqlalchemy.pool_recycle"),

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 # (DOMAIN.md, gunicorn), and they honour keep-alive.
 ASYNC_WORKERS = ("gevent", "eventlet", "uvicorn_worker.UvicornWorker")
 HONOURS_KEEPALIVE = ("gthread", *ASYNC_WORKERS)
+# What templates/gunicorn/gunicorn.conf.py.j2 writes (`umask = 0o007`), as an octal string.
+GUNICORN_UMASK = "0007"
 
 
 def derive_gunicorn(d: Deriver, kind: Kind) -> None:
@@ -61,6 +63,8 @@ def derive_gunicorn(d: Deriver, kind: Kind) -> None:
     d.put("gunicorn.max_requests_jitter", site.server.max_requests_jitter, ("server", "max_requests_jitter"),
           lambda: max_requests // 10, "max_requests / 10: workers do not all restart at once",
           "gunicorn.max_requests")
+    d.put("gunicorn.umask", None, ("server", "bind"), lambda: GUNICORN_UMASK,
+          f"{GUNICORN_UMASK}: the rendered gunicorn.conf.py's umask: the socket is the app's user's and group's")
     bind = site.server.bind
     d.put("gunicorn.forwarded_allow_ips", site.server.forwarded_allow_ips, ("server", "forwarded_allow_ips"),
           lambda: "127.0.0.1,::1" if bind.is_unix or bind.host in ("127.0.0.1", "::1") else bind.host,

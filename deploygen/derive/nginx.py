@@ -60,3 +60,31 @@ def derive_nginx(d: Deriver) -> None:
               lambda: keepalive - min(SECOND, keepalive.scaled(1, 2)),
               "gunicorn.keepalive - 1s: nginx drops an idle connection before gunicorn closes it "
               "(the intermittent 502)", "gunicorn.keepalive")
+
+
+# The user Debian's nginx.conf runs nginx's workers as (`user www-data;`), and a fleet host's default.
+DEBIAN_NGINX_USER = "www-data"
+
+
+def derive_nginx_user(d: Deriver, nginx_user: str | None = None) -> None:
+    """Who nginx's workers run as (the fleet host's `nginx_user`, else Debian's www-data) and the
+    groups they run with: the user's own (nginx's `user NAME;` takes the group of that name) and,
+    for a socket, the app's group, which deploygen's first install puts the user in
+    (render.install: InstallPlan.join_group), so that it may enter /run/NAME (RuntimeDirectoryMode=0750)."""
+    site = d.loaded.site
+    app = site.app
+    user = nginx_user or DEBIAN_NGINX_USER
+    d.put("nginx.user", None, ("server", "bind"), lambda: user,
+          f"{user}: the fleet host's nginx_user" if nginx_user else
+          f"{user}: Debian's nginx.conf (`user {user};`); a fleet host's nginx_user names another")
+    groups = [user]
+    if not site.server.bind.is_unix:
+        how = f"{user}'s own group: a TCP bind, so the first install adds {user} to no group"
+    elif app.user == user:
+        how = f"{user}'s own group: nginx runs as the app's user, the socket's owner"
+    elif app.group == user:
+        how = f"{user}'s own group, which is the app's group"
+    else:
+        groups.append(app.group)
+        how = f"first install: usermod -aG {app.group} {user} (nginx's `user {user};` adds group {user})"
+    d.put("nginx.user.groups", None, ("app", "group"), lambda: groups, how)

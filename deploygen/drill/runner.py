@@ -91,7 +91,7 @@ def _write(prepared: Prepared, folder: Path) -> dict[str, Path]:
         path = folder / f.relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(f.content)
-        paths.setdefault(f.kind, path)
+        paths[f.role] = path
     return paths
 
 

@@ -10,14 +10,15 @@ from deploygen.rules.base import SiteContext, is_local_postgres
 
 
 def fleet_contexts(fleet: LoadedFleet) -> list[SiteContext]:
-    """Every (host, site) pair, host by host in the fleet file's order; a site is derived once."""
-    derived: dict[int, Effective] = {}
+    """Every (host, site) pair, host by host in the fleet file's order; a site is derived once
+    for each user nginx runs as on its hosts (`nginx_user`)."""
+    derived: dict[tuple[int, str], Effective] = {}
     contexts = []
     for host in fleet.hosts:
         for site in host.sites:
-            effective = derived.get(id(site))
+            effective = derived.get((id(site), host.nginx_user))
             if effective is None:
-                effective = derived[id(site)] = derive(site)
+                effective = derived[(id(site), host.nginx_user)] = derive(site, host.nginx_user)
             contexts.append(SiteContext(site, effective, host, postgres_facts(fleet, host, effective)))
     return contexts
 

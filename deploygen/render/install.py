@@ -7,15 +7,21 @@ this plan, so the two ways of installing cannot drift apart.
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 
+from deploygen.render.sql_quote import quote_literal
+from deploygen.rules.base import is_local_postgres
+from deploygen.sitefile.acme import ACME_CHALLENGE, ACME_WEBROOT
 from deploygen.sitefile.fields import CLEANUP_SUFFIX
 from deploygen.sitefile.model import SiteBase
 
 # Accounts a Debian system ships: deploygen never creates or changes them.
-SYSTEM_ACCOUNTS = frozenset({"root", "www-data", "nobody", "daemon"})
-# Where certbot --webroot writes its challenges and the port-80 server reads them.
-ACME_WEBROOT = "/var/www/_letsencrypt"
+SYSTEM_ACCOUNTS = frozenset({"root", "www-data", "nobody", "nogroup", "daemon"})
+# A secret's name as systemd's EnvironmentFile= and a shell both read it: the check script
+# greps for `NAME=` and prints the name, so a name is never more than this.
+_SECRET_KEY = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,8 @@ class InstallPlan:
     role: str | None
     bootstrap_sql: str | None
     timeouts_sql: str | None
-    # The secrets file the operator writes by hand, and the names of the keys it must hold.
+    # The secrets file the operator writes by hand, and the names of the keys it must hold
+    # (the kind's `secret_keys`; none without a secrets file, where there is nothing to check).
     secrets_file: str | None
     secret_keys: tuple[str, ...]
     secrets_check: str | None
@@ -50,6 +57,16 @@ class InstallPlan:
     # systemd: the app's service(s), enabled and restarted after daemon-reload; timers.
     services: tuple[str, ...]
     timers: tuple[str, ...]
+    # Where the SQL runs: `database.host` and `database.port` (None without a database, or
+    # for libpq's default port). `postgres_local`: the server is this machine's (localhost,
+    # a loopback address or a socket folder), so its superuser is reached as the `postgres` OS
+    # user over the socket (peer authentication); else as role postgres over the network.
+    postgres_host: str | None = None
+    postgres_port: int | None = None
+    postgres_local: bool = True
+    # The prefix whose requests certbot's HTTP-01 challenge makes on port 80, which every
+    # rendered port-80 server answers from `acme_webroot`.
+    acme_challenge: str = ACME_CHALLENGE
 
 
 def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-data") -> InstallPlan:
@@ -59,6 +76,10 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
     app = site.app
     name = site.name
     database = site.database
+    keys = tuple(kind_of(site).secret_keys(site)) if app.secrets_file else ()
+    bad = [key for key in keys if not _SECRET_KEY.fullmatch(key)]
+    if bad:
+        raise ValueError(f"{site.app.framework}: secret key {bad[0]!r} is no environment variable name")
     return InstallPlan(
         site=name,
         user=app.user,
@@ -73,12 +94,81 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
         bootstrap_sql=paths.get("postgres-bootstrap"),
         timeouts_sql=paths.get("postgres-sql"),
         secrets_file=str(app.secrets_file) if app.secrets_file else None,
-        secret_keys=tuple(kind_of(site).secret_keys(site)),
+        secret_keys=keys,
         secrets_check=paths.get("secrets-check"),
         nginx_site=paths["nginx-site"],
         nginx_enabled=f"/etc/nginx/sites-enabled/{name}.conf",
-        nginx_check=paths.get("nginx-check", ""),
+        nginx_check=paths["nginx-check"],
         acme_webroot=ACME_WEBROOT,
         services=(f"{name}.service",),
-        timers=tuple(f"{name}{CLEANUP_SUFFIX}.timer" for role in ("cleanup-timer",) if role in paths),
+        timers=(f"{name}{CLEANUP_SUFFIX}.timer",) if "cleanup-timer" in paths else (),
+        postgres_host=database.host if database is not None else None,
+        postgres_port=database.port if database is not None else None,
+        postgres_local=database is None or is_local_postgres(database.host),
     )
+
+
+def post_install(plan: InstallPlan) -> list[str]:
+    """The commands to run on the server, as root, in order, after copying the files.
+
+    Accounts first (the secrets file's group, the unit's User=); the secrets check and the SQL
+    before the app starts (it reads both at start, and role settings reach new connections
+    only); daemon-reload before systemd is asked for the new units; nginx last, its candidate
+    tested before the link, so a broken site never reaches sites-enabled."""
+    q = shlex.quote
+    commands = []
+    if plan.create_group:
+        commands.append(f"getent group {q(plan.group)} >/dev/null || groupadd --system {q(plan.group)}")
+    if plan.create_user:
+        commands.append(f"id -u {q(plan.user)} >/dev/null 2>&1 || useradd --system --gid {q(plan.group)} "
+                        f"--home-dir {q(plan.home)} --no-create-home --shell /usr/sbin/nologin {q(plan.user)}")
+    if plan.join_group:
+        commands.append(f"usermod -aG {q(plan.group)} {q(plan.nginx_user)}")
+    commands.append(f"install -d -m 0755 {q(plan.acme_webroot)}")
+    if plan.secrets_check:
+        commands.append(q(plan.secrets_check))
+    if plan.bootstrap_sql:
+        # CREATE DATABASE needs a database that exists to connect to.
+        commands.append(_psql(plan, "postgres", plan.bootstrap_sql))
+    if plan.timeouts_sql and plan.database:
+        commands.append(_psql(plan, plan.database, plan.timeouts_sql))
+    commands.append("systemctl daemon-reload")
+    for service in plan.services:
+        commands += [f"systemctl enable {q(service)}", f"systemctl restart {q(service)}"]
+    commands += [f"systemctl enable --now {q(timer)}" for timer in plan.timers]
+    commands += [
+        f"{q(plan.nginx_check)} {q(plan.nginx_site)}",
+        f"ln -sf {q(plan.nginx_site)} {q(plan.nginx_enabled)}",
+        "nginx -t",
+        "systemctl reload nginx",
+    ]
+    return commands
+
+
+def _psql(plan: InstallPlan, database: str, file: str) -> str:
+    """psql as the server's superuser. -X: a ~/.psqlrc (`\\set AUTOCOMMIT off`) would put
+    CREATE DATABASE in a transaction, where it cannot run."""
+    q = shlex.quote
+    words = ["runuser", "-u", "postgres", "--", "psql"] if plan.postgres_local else ["psql"]
+    # A local server's socket is libpq's default folder unless the site names another.
+    if plan.postgres_host and (not plan.postgres_local or plan.postgres_host.startswith("/")):
+        words += ["-h", q(plan.postgres_host)]
+    if plan.postgres_port is not None:
+        words += ["-p", str(plan.postgres_port)]
+    if not plan.postgres_local:
+        words += ["-U", "postgres"]
+    return " ".join([*words, "-X", "-v", "ON_ERROR_STOP=1", "-d", q(database), "-f", q(file)])
+
+
+def install_context(plan: InstallPlan) -> dict:
+    """What the first install's own files need (the bootstrap SQL, the check scripts), every
+    value quoted for the file it lands in: SQL literals as PostgreSQL quotes them, shell words
+    as shlex does."""
+    q = shlex.quote
+    context: dict = {"acme_challenge": plan.acme_challenge, "acme_webroot": plan.acme_webroot}
+    if plan.role is not None and plan.database is not None:
+        context["bootstrap"] = {"role": quote_literal(plan.role), "database": quote_literal(plan.database)}
+    if plan.secrets_file is not None:
+        context["secrets"] = {"file": q(plan.secrets_file), "group": q(plan.group),
+                              "keys": q(" ".join(plan.secret_keys))}
+    return context

@@ -1,4 +1,4 @@
-"""Where each rendered file lives on the server, and the commands that install it.
+"""Where each rendered file lives on the server (render.install says what to run after).
 
 Files deploygen owns live in `/etc/deploygen/NAME/`, so a site name can never
 overwrite another program's configuration; only the nginx site and the unit
@@ -43,9 +43,18 @@ def targets(site: SiteBase) -> list[Target]:
         # The locations the site carries (sitefile.snippet), included by its server block.
         found.append(Target("nginx-locations", "nginx-snippet", "nginx/locations.conf.j2",
                             f"/etc/deploygen/{name}/nginx-locations.conf"))
+    # The first install's own files (render.install runs them in the order a fresh server needs).
+    found.append(Target("nginx-check", "check-script", "nginx/nginx-check.sh.j2",
+                        f"/etc/deploygen/{name}/nginx-check", "0755"))
+    if site.app.secrets_file is not None:
+        found.append(Target("secrets-check", "check-script", "secrets/check-secrets.sh.j2",
+                            f"/etc/deploygen/{name}/check-secrets", "0755"))
     if site.database is not None:
-        found.append(Target("postgres-sql", "postgres-sql", "sql/timeouts.sql.j2",
-                            f"/etc/deploygen/{name}/postgres.sql"))
+        found += [
+            Target("postgres-bootstrap", "postgres-sql", "sql/bootstrap.sql.j2",
+                   f"/etc/deploygen/{name}/postgres-bootstrap.sql"),
+            Target("postgres-sql", "postgres-sql", "sql/timeouts.sql.j2", f"/etc/deploygen/{name}/postgres.sql"),
+        ]
     if has_cleanup(site):
         found += [
             Target("cleanup-service", "systemd-service", "systemd/session-cleanup.service.j2",
@@ -86,23 +95,3 @@ def runtime_directories(site: SiteBase) -> list[str]:
     if socket_dir:
         dirs.add(socket_dir)
     return sorted(dirs)
-
-
-def post_install(site: SiteBase, paths: dict[str, str]) -> list[str]:
-    """Commands to run on the server, in order, after copying the files."""
-    name = site.name
-    commands = []
-    if site.database is not None:
-        commands.append(
-            f"runuser -u postgres -- psql -v ON_ERROR_STOP=1 -d {site.database.name} -f {paths['postgres-sql']}"
-        )
-    commands += [
-        "systemctl daemon-reload",
-        f"systemctl enable {name}.service",
-        f"systemctl restart {name}.service",
-        *([f"systemctl enable --now {name}{CLEANUP_SUFFIX}.timer"] if has_cleanup(site) else []),
-        f"ln -sf {paths['nginx-site']} /etc/nginx/sites-enabled/{name}.conf",
-        "nginx -t",
-        "systemctl reload nginx",
-    ]
-    return commands

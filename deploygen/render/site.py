@@ -10,16 +10,16 @@ from pathlib import PurePosixPath
 from deploygen import __version__
 from deploygen.derive import derive
 from deploygen.sitefile.snippet import built
-from deploygen.render.install import InstallPlan, install_plan
+from deploygen.render.install import InstallPlan, install_context, install_plan, post_install
 from deploygen.render.layout import (
     Target,
     cleanup_command,
     has_cleanup,
     installed_manifest,
-    post_install,
     runtime_directories,
     targets,
 )
+from deploygen.render.sql_quote import quote_ident
 from deploygen.sitefile.load import LoadedSite
 from deploygen.derive.catalogue import LAYERS
 from deploygen.kinds import kind_of
@@ -37,6 +37,9 @@ class RenderedFile:
     target: str
     mode: str
     content: bytes
+    # The file's role in its site (layout.Target.role): kinds repeat (two postgres-sql files,
+    # the bootstrap and the timeouts), roles do not.
+    role: str = ""
 
     @property
     def relative(self) -> str:
@@ -65,6 +68,8 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None, *, nginx
     source = PurePosixPath(loaded.file).name
     site_targets = targets(site)
     context = template_context(loaded, effective or derive(loaded), site_targets, postgres_version)
+    plan = install_plan(site, context["paths"], nginx_user)
+    context.update(install_context(plan))
     env = environment()
     files = []
     for target in site_targets:
@@ -73,7 +78,7 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None, *, nginx
                     f"{mark} not this file ({_target.kind}).")
 
         text = env.get_template(target.template).render(context, header=header)
-        files.append(RenderedFile(target.kind, target.path, target.mode, text.encode()))
+        files.append(RenderedFile(target.kind, target.path, target.mode, text.encode(), target.role))
 
     manifest = {
         "site": site.name,
@@ -84,10 +89,9 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None, *, nginx
              "sha256": hashlib.sha256(f.content).hexdigest()}
             for f in files
         ],
-        "post_install": post_install(site, context["paths"]),
+        "post_install": post_install(plan),
     }
     data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    plan = install_plan(site, context["paths"], nginx_user)
     return RenderedSite(site.name, files, data, installed_manifest(site), plan)
 
 
@@ -122,11 +126,6 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
     return context
 
 
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier as PostgreSQL's format('%I') does."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict[str, str],
                  version: int | None) -> dict:
     statements, resets, unknown = [], [], []
@@ -142,3 +141,16 @@ def _sql_context(role: str, database: str, values: dict[str, Value], notes: dict
             statements.append((name, values[name].postgres(), notes[name]))
     return {"role": quote_ident(role), "database": quote_ident(database),
             "statements": statements, "resets": resets, "unknown_settings": unknown, "postgres_version": version}
+
+
+def postgres_statements(context) -> dict | None:
+    """The timeout settings of one (host, site) context's postgres.sql, as `_sql_context` gives
+    them to the template: `role` and `database` quoted, `statements` (name, PostgreSQL literal,
+    note) to SET, `resets` (names) to RESET; None for a site without a database."""
+    site = context.loaded.site
+    if site.database is None:
+        return None
+    values, notes = context.effective.by_layer(PurePosixPath(context.loaded.file).name)
+    facts = context.postgres_facts
+    return _sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"],
+                        facts.version if facts is not None else None)

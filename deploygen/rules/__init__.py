@@ -45,6 +45,7 @@ from deploygen.rules.dg604_ssl_redirect_without_forwarded_scheme import SslRedir
 from deploygen.rules.dg605_domain_not_in_allowed_hosts import DomainNotInAllowedHosts
 from deploygen.rules.dg701_service_runs_as_root import ServiceRunsAsRoot
 from deploygen.rules.dg702_socket_in_tmp import SocketInTmp
+from deploygen.rules.dg703_nginx_cannot_reach_socket import NginxCannotReachSocket
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
@@ -90,6 +91,7 @@ RULES: tuple[type[Rule], ...] = (
     DomainNotInAllowedHosts,
     ServiceRunsAsRoot,
     SocketInTmp,
+    NginxCannotReachSocket,
     DuplicateSiteName,
     DuplicateBind,
     DuplicateDomain,

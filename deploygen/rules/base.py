@@ -42,7 +42,7 @@ class SiteContext:
     def postgres_server(self) -> str:
         """The PostgreSQL server of the site's database, as the fleet tells servers apart: a
         local one (localhost, a socket folder) is each host's own, an address everyone's."""
-        address = self.effective.value("postgres.host")
+        address = self.effective.value("postgres.host") if "postgres.host" in self.effective else ""
         if self.host is not None and is_local_postgres(address):
             return f"{address} on {self.host.name}"
         return address

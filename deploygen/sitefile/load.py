@@ -10,6 +10,7 @@ from pathlib import PurePath
 from pydantic import BaseModel, ValidationError
 
 from deploygen.errors import InputError, Location, Problem, printable, shown
+from deploygen.sitefile.acme import ACME_CHALLENGE, ACME_WEBROOT
 from deploygen.sitefile.model import SiteBase
 from deploygen.fs.regular_file import line_and_column, read_regular_file
 from deploygen.sitefile.yamlsource import Document, dotted, load_document
@@ -149,6 +150,11 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
     if getattr(site.app, "static", None) and "/static/" in rendered_locations(site)[1:]:
         return None, [Problem(document.locate(("nginx",)), "nginx", "location /static/ is app.static's and "
                               "in nginx's keys too: nginx refuses a duplicate location")]
+    acme = _acme_key(site)
+    if acme is not None:
+        return None, [Problem(document.locate(("nginx", acme)), f"nginx.{acme}",
+                              f"location {ACME_CHALLENGE} is deploygen's own on a site without tls (certbot "
+                              f"--webroot answers there, from {ACME_WEBROOT}): nginx refuses a duplicate location")]
     snippet = None
     if site.nginx.snippet is not None:
         snippet, problems = _snippet(file, site, document)
@@ -167,11 +173,26 @@ def _snippet(file: str, site: SiteBase, document: Document) -> tuple[list | None
 
 
 def rendered_locations(site: SiteBase) -> list[str]:
-    """The locations deploygen's server block holds: the app's, /static/, aliases, websockets."""
+    """The locations deploygen's server block holds: the app's, /static/, aliases, websockets,
+    and, without tls (the app's server is the port-80 one), the ACME challenge's."""
     nginx = site.nginx
     paths = ["/static/"] if getattr(site.app, "static", None) else []
     paths += list(nginx.app_paths if nginx.app_paths is not None else ["/"])
-    return paths + list(nginx.aliases or {}) + list(nginx.websockets or {})
+    paths += list(nginx.aliases or {}) + list(nginx.websockets or {})
+    return paths if site.tls is not None else [*paths, ACME_CHALLENGE]
+
+
+def _acme_key(site: SiteBase) -> str | None:
+    """The `nginx` key that writes the ACME challenge's location into the port-80 server, where
+    deploygen renders its own (with tls, the site's keys go to the 443 server: no clash)."""
+    if site.tls is not None:
+        return None
+    nginx = site.nginx
+    for key, paths in (("app_paths", nginx.app_paths or []), ("aliases", nginx.aliases or {}),
+                       ("websockets", nginx.websockets or {})):
+        if ACME_CHALLENGE in paths:
+            return key
+    return None
 
 
 def _site_model(document: Document) -> tuple[type[SiteBase], Problem | None]:

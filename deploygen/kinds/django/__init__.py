@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deploygen.kinds.base import Kind
 from deploygen.kinds.django import files
-from deploygen.kinds.django.derive import derive_django, derive_pool
+from deploygen.kinds.django.derive import cache_backend, derive_django, derive_pool
 from deploygen.kinds.django.model import DjangoSite
 
 
@@ -45,6 +45,17 @@ class DjangoKind(Kind):
 
     def cleaner(self, site):
         return files.cleaner(site)
+
+    def secret_keys(self, site):
+        # What deploygen_settings.py reads from the environment. DATABASE_PASSWORD has a
+        # default there, as a socket folder's peer authentication needs none; over TCP
+        # (`localhost` included) PostgreSQL asks for one (Debian's pg_hba: scram-sha-256).
+        keys = ["DJANGO_SECRET_KEY"]
+        if site.database is not None and not site.database.host.startswith("/"):
+            keys.append("DATABASE_PASSWORD")
+        if cache_backend(site) == "redis":
+            keys.append("REDIS_URL")
+        return keys
 
     def connections_per_process(self, site):
         eff = site.effective

@@ -42,6 +42,13 @@ def engine(site) -> str:
     return SHARED_STORES.get(store, store)
 
 
+def cache_backend(site) -> str | None:
+    """The cache behind the cache and cached_db engines (`redis`, `locmem`), None for the others."""
+    if engine(site) not in ("cache", "cached_db"):
+        return None
+    return site.django.cache or "redis"
+
+
 def _settings_beside(wsgi: str) -> str:
     """`settings` in the wsgi module's package: analytics.wsgi -> analytics.settings, wsgi -> settings."""
     package, _, _ = wsgi.split(":", 1)[0].rpartition(".")
@@ -155,8 +162,8 @@ def derive_django(d: Deriver, tls: bool) -> None:
           lambda: True, "true (Django's default): scripts cannot read the session")
     d.put("django.SESSION_COOKIE_SAMESITE", c.samesite, ("session", "cookie", "samesite"),
           lambda: "Lax", "Lax (Django's default): sent on top-level navigation, not on cross-site posts")
-    if short in ("cache", "cached_db"):
-        backend = dj.cache or "redis"
+    backend = cache_backend(site)
+    if backend is not None:
         d.put("django.CACHES.default.BACKEND", None if dj.cache is None else CACHE_BACKENDS[backend],
               ("django", "cache"), lambda: CACHE_BACKENDS[backend],
               "Redis (REDIS_URL): one cache every worker shares", "deploygen.store")

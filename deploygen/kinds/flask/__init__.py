@@ -45,6 +45,16 @@ class FlaskKind(Kind):
     def environment_files(self, site, paths):
         return [paths["flask-env"]]
 
+    def secret_keys(self, site):
+        # What flask.env leaves out and the app reads at start (README, "What the app adds"):
+        # the signing key, the database's URL with its password, the session store's Redis.
+        keys = ["FLASK_SECRET_KEY"]
+        if site.database is not None:
+            keys.append("DATABASE_URL")
+        if site.session.store == "redis":
+            keys.append("REDIS_URL")
+        return keys
+
     def cleaner(self, site):
         return files.cleaner(site)
 

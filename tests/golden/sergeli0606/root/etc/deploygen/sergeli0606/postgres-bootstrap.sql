@@ -1,0 +1,12 @@
+-- Written by deploygen 0.1.0 from sergeli0606.yaml: edit the site file and render again,
+-- not this file (postgres-sql).
+-- Run as a superuser, before postgres.sql: psql -v ON_ERROR_STOP=1 -d postgres -f THIS_FILE.
+-- It creates the role and its database only when they are missing, so a second run changes
+-- nothing, and it never alters a role or a database that exists. No password: set one by
+-- hand (psql's \password), so that it never lands in a file.
+-- CREATE DATABASE cannot run in a DO block: each SELECT builds the statement, or nothing when
+-- the object exists, and psql's \gexec runs what it built.
+SELECT format('CREATE ROLE %I LOGIN', 'sergeli0606')
+WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'sergeli0606')\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', 'sergeli0606_db', 'sergeli0606')
+WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = 'sergeli0606_db')\gexec
