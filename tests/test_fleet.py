@@ -313,3 +313,80 @@ def test_a_fleet_file_among_site_files_says_what_it_is(cli, tmp_path):
     result = cli("validate", tmp_path / "sites")
     assert result.exit_code == 2
     assert "fleet.yaml:1:1: hosts: this is a fleet file, not a site file" in result.output
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("/etc/passwd", "write it relative to the fleet file's folder"),
+    ("../outside.yaml", "leads outside the fleet file's folder"),
+    ("escape", "leads outside the fleet file's folder"),
+])
+def test_a_fleet_reads_only_the_sites_beside_it(cli, tmp_path, entry, message):
+    """A fleet file someone else wrote must not make deploygen read, and quote in its messages,
+    files elsewhere on the machine."""
+    (tmp_path / "outside.yaml").write_text("name: SECRET-TOKEN\n")
+    inner = tmp_path / "repo"
+    write_site(inner / "sites", {})
+    (inner / "escape").symlink_to(tmp_path)
+    fleet = write_fleet(inner, {"web1": {"address": "10.0.0.1", "sites": ["sites/", entry]}})
+    result = cli("validate", fleet)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "SECRET-TOKEN" not in result.output
+
+
+def test_a_link_inside_a_site_folder_may_not_lead_out(cli, tmp_path):
+    (tmp_path / "elsewhere.yaml").write_text("name: SECRET-TOKEN\n")
+    inner = tmp_path / "repo"
+    write_site(inner / "sites", {})
+    (inner / "sites" / "planted.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    result = cli("validate", write_fleet(inner, {"web1": {"address": "10.0.0.1", "sites": ["sites/"]}}))
+    assert result.exit_code == 2 and "a link that leads outside the fleet file's folder" in result.output
+    assert "SECRET-TOKEN" not in result.output
+
+
+def test_a_host_with_no_site_file_is_bad_input(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = cli("validate", write_fleet(tmp_path, {"web1": {"address": "10.0.0.1", "sites": ["empty/"]}}))
+    assert result.exit_code == 2
+    assert "hosts.web1.sites: names no site file" in result.output or "no *.yaml" in result.output, result.output
+    result = cli("validate", write_fleet(tmp_path, {"web1": {"address": "10.0.0.1", "sites": ["."]}}))
+    assert result.exit_code == 2 and "hosts.web1.sites: names no site file" in result.output, result.output
+
+
+def test_folders_nested_too_deep_are_bad_input_not_a_crash(cli, tmp_path):
+    deep = tmp_path / "sites"
+    for level in range(40):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    write_site(deep, {})
+    result = cli("validate", tmp_path / "sites")
+    assert result.exit_code == 2 and "nest more than 32 deep" in result.output, result.output
+    result = cli("validate", write_fleet(tmp_path, {"web1": {"address": "10.0.0.1", "sites": ["sites/"]}}))
+    assert result.exit_code == 2 and "nest more than 32 deep" in result.output, result.output
+
+
+@pytest.mark.parametrize("second", [
+    {"host": "127.0.0.1"},                # another name of the same server
+    {"host": "/var/run/postgresql"},      # its socket
+    {"host": "10.0.0.1"},                 # web1's address, reached from web2
+])
+def test_one_server_under_any_of_its_names_is_one_budget(cli, tmp_path, second):
+    write_site(tmp_path / "a", merge(POOL, {"database": {"host": "localhost"}}))
+    write_site(tmp_path / "b", merge(merge(OTHER, POOL), {"database": second}))
+    host_of_b = "web1" if second["host"] != "10.0.0.1" else "web2"
+    hosts = {"web1": {"address": "10.0.0.1", "sites": ["a/"], "postgres": {"max_connections": 60}}}
+    if host_of_b == "web1":
+        hosts["web1"]["sites"].append("b/")
+    else:
+        hosts["web2"] = {"address": "10.0.0.2", "sites": ["b/"]}
+    found = [f for f in findings(cli, write_fleet(tmp_path, hosts)) if f["code"] == "DG402"]
+    assert {f["site"] for f in found} == {"shop", "other"}, found
+    assert all("the sites on localhost on web1 can open 90 connections" in f["message"] for f in found)
+
+
+def test_two_clusters_on_one_host_are_two_budgets(cli, tmp_path):
+    write_site(tmp_path / "a", merge(POOL, {"database": {"max_connections": 60}}))
+    write_site(tmp_path / "b", merge(merge(OTHER, POOL), {"database": {"port": 5433, "max_connections": 60}}))
+    fleet = write_fleet(tmp_path, {"web1": {"address": "10.0.0.1", "sites": ["a/", "b/"]}})
+    assert "DG402" not in codes(cli, fleet)
+    write_site(tmp_path / "b", merge(merge(OTHER, POOL), {"database": {"port": 5432, "max_connections": 60}}))
+    assert "DG402" in codes(cli, fleet)

@@ -73,7 +73,8 @@ _DECLARED = [
            "postgres.client_connection_check_interval"),
     # The site's role and the server it works on (the server's limits, for the connection budget)
     *_keys(ALL_KINDS, "str", "postgres.role", "postgres.host", fact=True),
-    *_keys(ALL_KINDS, "int", "postgres.max_connections", "postgres.superuser_reserved_connections", fact=True),
+    *_keys(ALL_KINDS, "int", "postgres.port", "postgres.max_connections", "postgres.superuser_reserved_connections",
+           fact=True),
     # nginx
     *_keys(ALL_KINDS, "duration", "nginx.proxy_read_timeout", "nginx.proxy_send_timeout", "nginx.send_timeout",
            "nginx.proxy_connect_timeout", "nginx.client_header_timeout", "nginx.client_body_timeout",

@@ -41,6 +41,9 @@ def _derive_server(d: Deriver) -> None:
     # Findings about the server (its connection budget) point at the site's `database` block.
     d.put("postgres.host", db.host if d.loaded.written("database", "host") else None, ("database", "host"),
           lambda: db.host, f"{db.host} (the site file's default)", at=("database",))
+    # Which of the host's servers (clusters differ by port): 5432 is libpq's default.
+    d.put("postgres.port", db.port, ("database", "port"), lambda: 5432, "5432 (libpq's default)",
+          at=("database",))
     for name in ("max_connections", "superuser_reserved_connections"):
         value = getattr(db, name)
         d.put(f"postgres.{name}", value if d.loaded.written("database", name) else None, ("database", name),

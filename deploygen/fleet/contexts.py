@@ -6,7 +6,7 @@ from deploygen.derive import derive
 from deploygen.derive.settings import Effective
 from deploygen.fleet.load import FleetHost, LoadedFleet
 from deploygen.fleet.model import PostgresFacts
-from deploygen.rules.base import SiteContext, is_local_postgres
+from deploygen.rules.base import SiteContext, is_local_postgres, server_name
 
 
 def fleet_contexts(fleet: LoadedFleet) -> list[SiteContext]:
@@ -19,16 +19,20 @@ def fleet_contexts(fleet: LoadedFleet) -> list[SiteContext]:
             effective = derived.get((id(site), host.nginx_user))
             if effective is None:
                 effective = derived[(id(site), host.nginx_user)] = derive(site, host.nginx_user)
-            contexts.append(SiteContext(site, effective, host, postgres_facts(fleet, host, effective)))
+            server, facts = postgres_server(fleet, host, effective)
+            contexts.append(SiteContext(site, effective, host, facts, server))
     return contexts
 
 
-def postgres_facts(fleet: LoadedFleet, host: FleetHost, effective: Effective) -> PostgresFacts | None:
-    """What the fleet says of the PostgreSQL server the site's database is on: the host's own
-    for a local one, else the shared server the fleet lists under that address."""
+def postgres_server(fleet: LoadedFleet, host: FleetHost, effective: Effective) -> tuple[str | None, PostgresFacts | None]:
+    """The PostgreSQL server of a site on `host`, named as the fleet tells servers apart, and
+    what the fleet says of it: a local one is the host's own, another host's address is that
+    host's own, any other address a server the fleet may list in `postgres_servers`."""
     if "postgres.host" not in effective:
-        return None
+        return None, None
     address = effective.value("postgres.host")
-    if is_local_postgres(address):
-        return host.postgres
-    return fleet.postgres_servers.get(address)
+    port = effective.value("postgres.port") if "postgres.port" in effective else 5432
+    owner = host if is_local_postgres(address) else next((h for h in fleet.hosts if h.address == address), None)
+    if owner is not None:
+        return server_name("localhost", port, owner.name), owner.postgres
+    return server_name(address, port, ""), fleet.postgres_servers.get(address)

@@ -68,21 +68,34 @@ def load_fleet(file: str) -> LoadedFleet:
     except ValidationError as exc:
         raise InputError([_fleet_problem(document, error) for error in exc.errors()]) from None
     base = os.path.dirname(file)
+    inside = os.path.realpath(base or ".")
     loaded: dict[str, LoadedSite] = {}
     hosts = []
     for name, host in fleet.hosts.items():
         sites: list[LoadedSite] = []
+        key = f"hosts.{name}.sites"
         for index, entry in enumerate(host.sites):
             where = document.locate(("hosts", name, "sites", index))
             path = os.path.normpath(os.path.join(base, entry))
-            files = expand([path])
-            if not files or not os.path.lexists(path):
-                what = "no such file or folder" if not os.path.lexists(path) else "no *.yaml or *.yml site files here"
-                problems.append(Problem(where, f"hosts.{name}.sites", f"{printable(entry)}: {what}"))
+            outside = _outside(entry, path, inside)
+            if outside:
+                problems.append(Problem(where, key, f"{printable(entry)}: {outside}"))
+                continue
+            if not os.path.lexists(path):
+                problems.append(Problem(where, key, f"{printable(entry)}: no such file or folder"))
+                continue
+            try:
+                files = expand([path])
+            except InputError as exc:
+                problems.extend(exc.problems)
                 continue
             for site_file in files:
                 if os.path.abspath(site_file) == os.path.abspath(file):
                     continue  # a folder holding the fleet file itself
+                if _outside(entry, site_file, inside):
+                    problems.append(Problem(where, key, f"{printable(site_file)}: a link that leads outside the "
+                                            "fleet file's folder"))
+                    continue
                 if site_file not in loaded:
                     site, found = load_site(site_file)
                     problems.extend(found)
@@ -91,11 +104,26 @@ def load_fleet(file: str) -> LoadedFleet:
                     loaded[site_file] = site
                 if all(s is not loaded[site_file] for s in sites):
                     sites.append(loaded[site_file])
+        if not sites and not any(p.key == key for p in problems):
+            problems.append(Problem(document.locate(("hosts", name, "sites")), key,
+                                    "names no site file: every host runs at least one site"))
         hosts.append(FleetHost(name, host.address, host.nginx_user, host.postgres, dict(host.vars),
                                tuple(sites), document.locate(("hosts", name))))
     if problems:
         raise InputError(problems)
     return LoadedFleet(file, tuple(hosts), dict(fleet.postgres_servers), document)
+
+
+def _outside(entry: str, path: str, inside: str) -> str | None:
+    """Why a site path of the fleet file is refused, or None: a fleet names the sites kept beside
+    it, and a fleet file someone else wrote must not make deploygen (as root) read, and quote in
+    its messages, /etc/shadow or a whole file system."""
+    if os.path.isabs(entry):
+        return "write it relative to the fleet file's folder"
+    real = os.path.realpath(path)
+    if real != inside and not real.startswith(inside.rstrip("/") + "/"):
+        return "leads outside the fleet file's folder"
+    return None
 
 
 def _fleet_problem(document: Document, error: dict) -> Problem:

@@ -32,6 +32,8 @@ class SiteContext:
     host: FleetHost | None = None
     # The fleet's facts of the PostgreSQL server the site's database is on, when it has them.
     postgres_facts: PostgresFacts | None = None
+    # The server's name when the fleet knows better than the site (another host's address).
+    postgres_id: str | None = None
 
     @property
     def machine(self) -> str:
@@ -40,12 +42,19 @@ class SiteContext:
 
     @property
     def postgres_server(self) -> str:
-        """The PostgreSQL server of the site's database, as the fleet tells servers apart: a
-        local one (localhost, a socket folder) is each host's own, an address everyone's."""
-        address = self.effective.value("postgres.host") if "postgres.host" in self.effective else ""
-        if self.host is not None and is_local_postgres(address):
-            return f"{address} on {self.host.name}"
-        return address
+        """The PostgreSQL server of the site's database, one name per server: a loopback name or
+        a socket folder is the machine's own (in a fleet, each host's), a cluster is told apart by
+        its port, and a fleet host's address is that host's own server (fleet.contexts)."""
+        if self.postgres_id is not None:
+            return self.postgres_id
+        return server_name(*self.postgres_address, self.machine)
+
+    @property
+    def postgres_address(self) -> tuple[str, int]:
+        eff = self.effective
+        address = eff.value("postgres.host") if "postgres.host" in eff else ""
+        port = eff.value("postgres.port") if "postgres.port" in eff else None
+        return address, port if port is not None else 5432
 
     @property
     def name(self) -> str:
@@ -69,9 +78,24 @@ class SiteContext:
         return self.effective[key] if key is not None and key in self.effective else None
 
 
+def server_name(address: str, port: int, machine: str) -> str:
+    """How findings name a PostgreSQL server: `localhost on web1`, `10.0.0.5:5433`."""
+    local = is_local_postgres(address)
+    name = ("localhost" if local else address) + ("" if port == 5432 else f":{port}")
+    return f"{name} on {machine}" if local and machine else name
+
+
 def is_local_postgres(address: str) -> bool:
-    """Whether `database.host` names the machine the site runs on: a loopback name or a socket folder."""
-    return address.startswith("/") or address in ("localhost", "127.0.0.1", "::1", "")
+    """Whether `database.host` names the machine the site runs on: a loopback name or address,
+    or a socket folder."""
+    import ipaddress
+
+    if address.startswith("/") or address in ("", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 class Rule:

@@ -44,7 +44,7 @@ class SettingUnknownToServer(Rule):
     name = "setting-unknown-to-server"
     severity = "error"
     summary = "a written PostgreSQL setting newer than the server's version"
-    optional = (*(f"postgres.{name}" for name in POSTGRES_SINCE), "postgres.host")
+    optional = (*(f"postgres.{name}" for name in POSTGRES_SINCE), "postgres.host", "postgres.port")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         facts = site.postgres_facts

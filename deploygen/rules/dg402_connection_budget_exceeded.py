@@ -51,7 +51,7 @@ class ConnectionBudgetExceeded(Rule):
     # What each kind's pool spells its size with (Kind.connections_per_process): Flask's SQLAlchemy
     # pool, Django's psycopg pool or persistent connections, else one connection per thread.
     optional = ("sqlalchemy.pool_size", "sqlalchemy.max_overflow", "psycopg_pool.max_size", "django.CONN_MAX_AGE",
-                "gunicorn.threads")
+                "gunicorn.threads", "postgres.port")
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         by_host: dict[str, list[SiteContext]] = defaultdict(list)

@@ -31,7 +31,7 @@ class DuplicateDatabaseRole(CollisionRule):
     severity = "error"
     summary = "two sites with the same database role"
     keys = ("postgres.role",)
-    optional = ("postgres.host",)  # which server the role is on (SiteContext.postgres_server)
+    optional = ("postgres.host", "postgres.port")  # which server the role is on (SiteContext.postgres_server)
     what = "database role"
     consequence = "each render overwrites the other site's timeouts"
 

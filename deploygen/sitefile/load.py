@@ -77,19 +77,30 @@ def expand(arguments: list[str]) -> list[str]:
     return unique
 
 
-def _site_files(folder: str) -> list[str]:
-    """The site files in `folder` and below, a folder's own files before its subfolders'.
+# How deep folders of sites may nest: far beyond `sites/web1/shop.yaml`, and a walk that
+# stays bounded on a tree someone made deep on purpose.
+MAX_DEPTH = 32
+
+
+def _site_files(top: str) -> list[str]:
+    """The site files in `top` and below, a folder's own files before its subfolders'.
 
     Links to folders are not followed: one pointing at `..` would never end."""
     found = []
-    with os.scandir(folder) as entries:
-        listed = sorted(entries, key=lambda e: e.name)
-    for entry in listed:
-        if os.path.splitext(entry.name)[1] in (".yaml", ".yml") and _may_be_a_file(entry):
-            found.append(os.path.join(folder, entry.name))
-    for entry in listed:
-        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
-            found.extend(_site_files(os.path.join(folder, entry.name)))
+    pending = [(top, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        with os.scandir(folder) as entries:
+            listed = sorted(entries, key=lambda e: e.name)
+        found.extend(os.path.join(folder, e.name) for e in listed
+                     if os.path.splitext(e.name)[1] in (".yaml", ".yml") and _may_be_a_file(e))
+        below = [os.path.join(folder, e.name) for e in listed
+                 if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        if below and depth == MAX_DEPTH:
+            raise InputError([Problem(Location(printable(below[0]), 1, 1), "",
+                                      f"folders of sites nest more than {MAX_DEPTH} deep here")])
+        # Depth first, in name order: the stack takes them reversed.
+        pending.extend((sub, depth + 1) for sub in reversed(below))
     return found
 
 
