@@ -29,7 +29,8 @@ def test_render_layout_and_manifest(cli, tmp_path):
     on_disk = sorted(str(p.relative_to(tmp_path / "dokon")) for p in (tmp_path / "dokon").rglob("*") if p.is_file())
     copy = "root/etc/deploygen/dokon/manifest.json"
     assert on_disk == sorted([f["path"] for f in manifest["files"]] + ["manifest.json", copy])
-    assert manifest["post_install"][-2:] == ["nginx -t", "systemctl reload nginx"]
+    assert manifest["post_install"][-2:] == ["nginx -t || { rm -f /etc/nginx/sites-enabled/dokon.conf; exit 1; }",
+                                             "systemctl reload nginx"]
     assert ("ln -sf /etc/nginx/sites-available/dokon.conf /etc/nginx/sites-enabled/dokon.conf"
             in manifest["post_install"])
 

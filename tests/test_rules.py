@@ -146,10 +146,11 @@ CASES = {
         [{"app": {"user": "root"}}, {"app": {"group": "root"}}, {"app": {"user": "root", "group": "root"}}],
         [{}, {"app": {"user": "shop", "group": "shop"}}, {"app": {"user": "rootless"}}],
     ),
-    # No site file fires it: the first install puts nginx's user in the app's group (servers that
-    # deploygen never configured fire it: tests/test_socket_group.py).
+    # A site file fires it only with root's group, which the first install never puts nginx's
+    # user in (it joins a group it creates for the app); servers that deploygen never configured
+    # fire it: tests/test_socket_group.py.
     "DG703": (
-        [],
+        [{"app": {"user": "shop", "group": "root"}}],
         [{}, {"app": {"user": "shop", "group": "shop"}}, {"app": {"user": "www-data", "group": "shop"}},
          {"server": {"bind": "127.0.0.1:8001"}, "app": {"user": "shop", "group": "shop"}}],
     ),

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import BASE_SITE, REPO, SITES, merge
 
+from deploygen.rules.dg703_nginx_cannot_reach_socket import NginxCannotReachSocket
+
 UNIT = """[Unit]
 Description=shop
 
@@ -250,8 +252,37 @@ def test_values_from_the_server_reach_the_message_printable(cli, tmp_path):
         "Group=shop", "Group=sh\x1bop")
     root = server(tmp_path, unit=unit, group="root:x:0:\nsh\x1bop:x:999:\n")
     result = cli("audit", "--root", root)
-    [line] = [x for x in result.stdout.splitlines() if "DG703" in x]
-    assert "\x1b" not in result.stdout and "sh\\x1bop" in line
+    assert "\x1b" not in result.stdout
+    # No user or group name either: skipped, and the reason says it printable.
+    [skipped] = dg703(audit(cli, root)[1], "skipped")
+    assert "systemd.Group=sh\\x1bop is no POSIX user or group name" in skipped["skipped"]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("Group", "shop;touch${IFS}/tmp/pwned"), ("Group", "shop$(reboot)"), ("User", "shop`id`"),
+    ("User", "-shop"), ("Group", "sh op"), ("Group", "a" * 33),
+])
+def test_a_name_no_account_may_have_is_skipped_and_never_reaches_a_command(key, value, cli, tmp_path):
+    """DG703 suggests `usermod -aG GROUP USER` with the server's own values: a unit's Group= is
+    whatever its file says, and a suggested command is one someone pastes into a root shell."""
+    unit = UNIT.format(mode="0750", flags="", bind="unix:/run/shop/gunicorn.sock").replace(
+        f"{key}=shop", f"{key}={value}")
+    accounts = GROUPS.format(members="") + f"{value}:x:998:\n"
+    passwd = PASSWD + f"{value}:x:998:998::/srv/shop:/usr/sbin/nologin\n"
+    root = server(tmp_path, unit=unit, group=accounts, passwd=passwd)
+    status, report = audit(cli, root)
+    assert dg703(report, "error") == []
+    [skipped] = dg703(report, "skipped")
+    assert f"systemd.{key}=" in skipped["skipped"] and "is no POSIX user or group name" in skipped["skipped"]
+    assert "usermod" not in json.dumps(report)
+
+
+def test_a_posix_name_with_a_dot_still_gets_its_fix(cli, tmp_path):
+    unit = UNIT.format(mode="0750", flags="", bind="unix:/run/shop/gunicorn.sock").replace(
+        "Group=shop", "Group=shop.web")
+    root = server(tmp_path, unit=unit, group="root:x:0:\nwww-data:x:33:\nshop.web:x:999:\n")
+    [finding] = dg703(audit(cli, root)[1])
+    assert "fix: usermod -aG shop.web www-data, then systemctl reload nginx" in finding["message"]
 
 
 # -- on site files --------------------------------------------------------------------------------
@@ -284,6 +315,31 @@ def test_shipped_sites_derive_what_the_first_install_does(site):
     assert (app.group in groups) == (plan.join_group or app.group == "www-data")
     if plan.join_group:
         assert eff["nginx.user.groups"].provenance.how.startswith(f"first install: usermod -aG {app.group} www-data")
+
+
+@pytest.mark.parametrize(("app", "nginx_user"), [({"user": "shop", "group": "root"}, "www-data"),
+                                                ({"user": "shop", "group": "www-data"}, "nginx")])
+def test_a_group_the_first_install_does_not_join_is_derived_so(app, nginx_user, tmp_path):
+    """The first install joins only a group it creates: never root's, nor www-data's on a host whose
+    nginx runs as another user. The derived groups say the same, so DG703 tells of the 502."""
+    import yaml
+
+    from deploygen.derive import derive
+    from deploygen.render.install import install_plan
+    from deploygen.render.layout import targets
+    from deploygen.rules.base import SiteContext
+    from deploygen.sitefile.load import load_site
+
+    site = tmp_path / "shop.yaml"
+    site.write_text(yaml.safe_dump(merge(BASE_SITE, {"app": app})))
+    loaded, problems = load_site(str(site))
+    assert loaded is not None, problems
+    plan = install_plan(loaded.site, {t.role: t.path for t in targets(loaded.site)}, nginx_user)
+    assert not plan.join_group and not plan.create_group
+    context = SiteContext(loaded, derive(loaded, nginx_user))
+    assert context.effective.value("nginx.user.groups") == [nginx_user]
+    [finding] = list(NginxCannotReachSocket().check(context))
+    assert f"may not enter /run/shop (RuntimeDirectoryMode=0750, shop:{app['group']})" in finding.message
 
 
 def test_the_derived_modes_are_the_templates(tmp_path):

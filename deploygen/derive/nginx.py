@@ -5,6 +5,7 @@ from __future__ import annotations
 from deploygen.derive.deriver import SECOND, Deriver, margin
 from deploygen.derive.gunicorn import HONOURS_KEEPALIVE
 from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.system_accounts import is_system_account
 
 
 def derive_nginx(d: Deriver) -> None:
@@ -84,6 +85,9 @@ def derive_nginx_user(d: Deriver, nginx_user: str | None = None) -> None:
         how = f"{user}'s own group: nginx runs as the app's user, the socket's owner"
     elif app.group == user:
         how = f"{user}'s own group, which is the app's group"
+    elif is_system_account(app.group):
+        # The first install joins only a group it creates: never root's, nor www-data's.
+        how = f"{user}'s own group: the first install adds {user} to no group the system ships ({app.group})"
     else:
         groups.append(app.group)
         how = f"first install: usermod -aG {app.group} {user} (nginx's `user {user};` adds group {user})"

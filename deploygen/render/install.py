@@ -16,9 +16,8 @@ from deploygen.rules.base import is_local_postgres
 from deploygen.sitefile.acme import ACME_CHALLENGE, ACME_WEBROOT
 from deploygen.sitefile.fields import CLEANUP_SUFFIX
 from deploygen.sitefile.model import SiteBase
+from deploygen.sitefile.system_accounts import is_system_account
 
-# Accounts a Debian system ships: deploygen never creates or changes them.
-SYSTEM_ACCOUNTS = frozenset({"root", "www-data", "nobody", "nogroup", "daemon"})
 # A secret's name as systemd's EnvironmentFile= and a shell both read it: the check script
 # greps for `NAME=` and prints the name, so a name is never more than this.
 _SECRET_KEY = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -30,13 +29,16 @@ class InstallPlan:
 
     site: str
     # The app's system account and group, created when missing (`--system`, no login shell).
+    # The only accounts of the system's a site file may name, root and www-data, are never
+    # created or changed.
     user: str
     group: str
     home: str
     create_user: bool
     create_group: bool
     # nginx's workers' user; joins `group` when nginx reaches the app through a unix socket
-    # whose folder only the app's group may enter (RuntimeDirectoryMode=0750).
+    # whose folder only the app's group may enter (RuntimeDirectoryMode=0750), and only a
+    # group this plan creates: never www-data's, nor any other the system ships.
     nginx_user: str
     join_group: bool
     # PostgreSQL: the role and database created when missing, then the timeouts file.
@@ -80,15 +82,16 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
     bad = [key for key in keys if not _SECRET_KEY.fullmatch(key)]
     if bad:
         raise ValueError(f"{site.app.framework}: secret key {bad[0]!r} is no environment variable name")
+    create_group = not is_system_account(app.group)
     return InstallPlan(
         site=name,
         user=app.user,
         group=app.group,
         home=str(app.root),
-        create_user=app.user not in SYSTEM_ACCOUNTS,
-        create_group=app.group not in SYSTEM_ACCOUNTS,
+        create_user=not is_system_account(app.user),
+        create_group=create_group,
         nginx_user=nginx_user,
-        join_group=site.server.bind.is_unix and app.group != nginx_user and app.user != nginx_user,
+        join_group=site.server.bind.is_unix and create_group and nginx_user not in (app.group, app.user),
         database=database.name if database is not None else None,
         role=database.role if database is not None else None,
         bootstrap_sql=paths.get("postgres-bootstrap"),
@@ -111,10 +114,11 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
 def post_install(plan: InstallPlan) -> list[str]:
     """The commands to run on the server, as root, in order, after copying the files.
 
-    Accounts first (the secrets file's group, the unit's User=); the secrets check and the SQL
+    Accounts first (the unit's User= and Group=); the secrets check and the SQL
     before the app starts (it reads both at start, and role settings reach new connections
     only); daemon-reload before systemd is asked for the new units; nginx last, its candidate
-    tested before the link, so a broken site never reaches sites-enabled."""
+    tested before the link and the link taken back when the whole configuration fails, so a
+    broken site never stays in sites-enabled."""
     q = shlex.quote
     commands = []
     if plan.create_group:
@@ -124,7 +128,14 @@ def post_install(plan: InstallPlan) -> list[str]:
                         f"--home-dir {q(plan.home)} --no-create-home --shell /usr/sbin/nologin {q(plan.user)}")
     if plan.join_group:
         commands.append(f"usermod -aG {q(plan.group)} {q(plan.nginx_user)}")
-    commands.append(f"install -d -m 0755 {q(plan.acme_webroot)}")
+    # certbot writes the challenge there as root, and nginx serves it for every domain: a link
+    # planted in its place would point both elsewhere, and a previous owner could answer the
+    # CA for any domain of the server. install -d follows a link and keeps the owner unless
+    # told one.
+    webroot = q(plan.acme_webroot)
+    refused = q(f"{plan.acme_webroot} is a symbolic link: remove it, then run post_install again")
+    commands += [f"test ! -L {webroot} || {{ echo {refused} >&2; exit 1; }}",
+                 f"install -d -m 0755 -o root -g root {webroot}"]
     if plan.secrets_check:
         commands.append(q(plan.secrets_check))
     if plan.bootstrap_sql:
@@ -136,10 +147,13 @@ def post_install(plan: InstallPlan) -> list[str]:
     for service in plan.services:
         commands += [f"systemctl enable {q(service)}", f"systemctl restart {q(service)}"]
     commands += [f"systemctl enable --now {q(timer)}" for timer in plan.timers]
+    # A candidate that passes alone can still fail with the rest (an upstream name another
+    # enabled file uses): the whole test takes back the link it fails with, so sites-enabled
+    # never keeps a site that stops nginx at its next start.
     commands += [
         f"{q(plan.nginx_check)} {q(plan.nginx_site)}",
         f"ln -sf {q(plan.nginx_site)} {q(plan.nginx_enabled)}",
-        "nginx -t",
+        f"nginx -t || {{ rm -f {q(plan.nginx_enabled)}; exit 1; }}",
         "systemctl reload nginx",
     ]
     return commands
@@ -169,6 +183,5 @@ def install_context(plan: InstallPlan) -> dict:
     if plan.role is not None and plan.database is not None:
         context["bootstrap"] = {"role": quote_literal(plan.role), "database": quote_literal(plan.database)}
     if plan.secrets_file is not None:
-        context["secrets"] = {"file": q(plan.secrets_file), "group": q(plan.group),
-                              "keys": q(" ".join(plan.secret_keys))}
+        context["secrets"] = {"file": q(plan.secrets_file), "keys": q(" ".join(plan.secret_keys))}
     return context

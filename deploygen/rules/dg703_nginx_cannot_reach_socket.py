@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import posixpath
+import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -16,6 +18,12 @@ _OPEN_FOLDERS = frozenset({"/run", "/var", "/tmp", "/var/tmp", "/var/lib", "/var
 _SEARCH, _WRITE = 0o1, 0o2
 # How long a name read from a server may be in a message.
 _NAME_LIMIT = 64
+# A POSIX user or group name as useradd and groupadd make them and systemd's strict check takes
+# them (a letter or _, then letters, digits, _, - or ., at most 32): the accounts the rule
+# reads go into the commands it suggests, and a server's file may hold anything.
+_ACCOUNT = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+# The accounts the rule reads, each with the setting it comes from.
+_ACCOUNT_KEYS = ("nginx.user", "systemd.User", "systemd.Group", "systemd.SocketUser", "systemd.SocketGroup")
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,9 @@ class NginxCannotReachSocket(Rule):
     or, with a socket unit, systemd's (`SocketUser=`, `SocketGroup=`,
     `SocketMode=`; the folders above it `DirectoryMode=`). Found by `audit
     --root`, which reads the server's `/etc/group` (and `/etc/passwd`, for a
-    unit without `Group=`); a site file never fires it: deploygen's first
-    install adds nginx's user to the app's group.
+    unit without `Group=`). A site file fires it only when its group is one
+    the first install does not let nginx into: deploygen adds nginx's user
+    to a group it creates for the app, never to root's or www-data's.
 
     ## Why it is bad
     connect() on a unix socket needs search permission on each folder of its
@@ -105,6 +114,11 @@ class NginxCannotReachSocket(Rule):
         for key in ("systemd.User", "systemd.Group"):
             if str(site.effective.value(key)).isdigit():
                 return f"{key} is a number ({site.effective.value(key)}): audit compares accounts by name"
+        for key in _ACCOUNT_KEYS:
+            value = site.effective.value(key) if key in site.effective else None
+            if value is not None and not _ACCOUNT.fullmatch(str(value)):
+                return (f"{key}={_name(value)} is no POSIX user or group name (useradd and systemd's strict check "
+                        "refuse it): audit suggests no command with it")
         gates = _gates(site.effective, path)
         return gates if isinstance(gates, str) else None
 
@@ -129,6 +143,9 @@ class NginxCannotReachSocket(Rule):
     def _finding(self, site: SiteContext, gate: _Gate, path: str, user: str, groups: list[str]) -> Finding:
         eff = site.effective
         who, group = _name(user), _name(gate.group)
+        # The same names as words of the commands the fix suggests (needs() let through POSIX
+        # names only; quoted all the same).
+        who_word, group_word = shlex.quote(user), shlex.quote(gate.group)
         access = "enter" if gate.need == _SEARCH else "write to"
         native = gate.key.split(".", 1)[1]
         mode = f"{native}={eff.value(gate.key)}" + (f": mode {gate.mode:04o}" if gate.key == "gunicorn.umask" else "")
@@ -140,13 +157,13 @@ class NginxCannotReachSocket(Rule):
             # The group must be let in too when its bits bar it as well (a umask of 0o077).
             barred = (gate.mode >> 3) & gate.need != gate.need
             also = f", let the group {access} it ({_LET[gate.key]})" if barred else ""
-            fix = (f"usermod -aG {group} {who}{also}, then systemctl reload nginx (its new workers take the group: "
-                   "each calls initgroups() as it starts)")
+            fix = (f"usermod -aG {group_word} {who_word}{also}, then systemctl reload nginx (its new workers take "
+                   "the group: each calls initgroups() as it starts)")
         elif outside:
             # Root's group: joining it would give nginx far more than the socket.
             at_key, relation = gate.key, "denied by"
             why = f"{who} is neither {_name(gate.owner)} nor in group {group}"
-            fix = _OPEN_ROOTS[gate.key].format(who=who)
+            fix = _OPEN_ROOTS[gate.key].format(who=who_word)
         else:
             at_key, relation = gate.key, "denied by"
             role = "its owner" if user == gate.owner else f"group {group}"

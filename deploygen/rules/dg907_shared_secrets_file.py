@@ -51,7 +51,7 @@ class SharedSecretsFile(CollisionRule):
 
     ## Fix
     Give each site its own secrets file (`/etc/NAME/secrets.env`, mode
-    0640, owned by root and the site's group) with its own
+    0600, owned by root: systemd reads it as root) with its own
     `FLASK_SECRET_KEY` and a `DATABASE_URL` naming its own database and
     role, and write that path in the site's `app.secrets_file`. The site
     that gets a new file gets a new key, so its users are logged out once.

@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError, core_schema
 from deploygen.sitefile.duration import POSTGRES_MAX_MS, Duration
 from deploygen.errors import shown
 from deploygen.sitefile.reserved_names import why_reserved
+from deploygen.sitefile.system_accounts import why_system_account
 
 
 def _fail(message: str) -> PydanticCustomError:
@@ -109,9 +110,9 @@ def _safe_path(value: str) -> str:
 
 AbsPath = Annotated[str, Field(max_length=4095), AfterValidator(_safe_path)]
 
-# Folders nginx must never serve as /static/: the system's configuration and secrets (other
-# sites' secrets files are readable by the web server's group), kernel and device files,
-# every service's state, runtime sockets and logs.
+# Folders nginx must never serve as /static/: the system's configuration and secrets (every
+# site's secrets file under /etc), kernel and device files, every service's state, runtime
+# sockets and logs.
 _SYSTEM_TREES = ("/etc", "/root", "/boot", "/dev", "/proc", "/sys", "/run", "/var/lib", "/var/log",
                  "/var/cache", "/var/spool", "/var/backups", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/home")
 
@@ -164,6 +165,23 @@ PosixName = Annotated[
     ),
 ]
 
+
+def _own_account(what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        why = why_system_account(value, what)
+        if why:
+            raise _fail(why)
+        return value
+
+    return AfterValidator(check)
+
+
+# The app's account: its own, www-data, or root (DG701); never one the system's packages own,
+# which the first install would hand over (sitefile.system_accounts).
+AppUser = Annotated[PosixName, _own_account("user")]
+AppGroup = Annotated[PosixName, _own_account("group")]
+
+
 def _no_keyword(value: str) -> str:
     import keyword
 
@@ -197,14 +215,24 @@ WsgiTarget = Annotated[
 # cluster has. The rendered SQL is run by the superuser and sets timeouts on the role in the
 # database: `ALTER ROLE postgres IN DATABASE postgres SET statement_timeout = '1ms'` would cut
 # off the server's own administration.
-_PG_ROLES = frozenset({"postgres", "public"})
+_PG_ROLES = frozenset({"postgres"})
 _PG_DATABASES = frozenset({"postgres", "template0", "template1"})
+# Role names PostgreSQL keeps for itself: CREATE ROLE refuses public, none and pg_*, and
+# current_user, current_role and session_user are how GRANT, ALTER ROLE and OWNER name whoever
+# is connected (a role of that name is a trap even quoted). The bootstrap SQL would stop at the
+# first install; the site file refuses them at load.
+_PG_RESERVED_ROLES = frozenset({"public", "none", "current_user", "current_role", "session_user"})
 
 
-def _not_postgres_own(names: frozenset[str], what: str):
+def _not_postgres_own(names: frozenset[str], what: str, reserved: frozenset[str] = frozenset()):
     def check(value: str) -> str:
-        if value in names or value.lower().startswith("pg_"):
-            raise _fail(f"{shown(value)} is PostgreSQL's own {what}: give the site one of its own")
+        folded = value.lower()
+        if folded in reserved:
+            raise _fail(f"{shown(value)} is a role name PostgreSQL reserves (public, none, current_user, "
+                        "current_role, session_user): give the site one of its own")
+        if folded in names or folded.startswith("pg_"):
+            why = " (pg_* names are its predefined roles: CREATE ROLE refuses them)" if reserved else ""
+            raise _fail(f"{shown(value)} is PostgreSQL's own {what}{why}: give the site one of its own")
         return value
 
     return AfterValidator(check)
@@ -218,7 +246,7 @@ PgIdentifier = Annotated[
         "start with a letter or _, then up to 62 of letters, digits, _ or -",
     ),
 ]
-PgRole = Annotated[PgIdentifier, _not_postgres_own(_PG_ROLES, "role")]
+PgRole = Annotated[PgIdentifier, _not_postgres_own(_PG_ROLES, "role", _PG_RESERVED_ROLES)]
 PgDatabase = Annotated[PgIdentifier, _not_postgres_own(_PG_DATABASES, "database")]
 
 DatabaseHost = Annotated[

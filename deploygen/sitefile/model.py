@@ -15,6 +15,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from deploygen.sitefile.duration import Duration
 from deploygen.sitefile.fields import (
     AbsPath,
+    AppGroup,
+    AppUser,
     Bind,
     CleanupInterval,
     Command,
@@ -28,7 +30,6 @@ from deploygen.sitefile.fields import (
     PgDatabase,
     PgRole,
     PgSpan,
-    PosixName,
     Seconds,
     Span,
     StateDir,
@@ -60,8 +61,8 @@ class AppBase(Strict):
     """
 
     root: AbsPath = Field(description="working directory of the service")
-    user: PosixName = "www-data"
-    group: PosixName = "www-data"
+    user: AppUser = "www-data"
+    group: AppGroup = "www-data"
     static: StaticDir | None = Field(None, description="served by nginx at /static/")
     secrets_file: AbsPath | None = Field(
         None, description="environment file with the app's secrets (its kind names them); never rendered"

@@ -165,8 +165,14 @@ def rendered(workspace):
             result = run_deploygen("render", site, "-o", out, cwd=folder)
             assert result.returncode == 0, (name, result.stdout, result.stderr)
             manifest = json.loads((out / "shop" / "manifest.json").read_text())
-            files = {entry["kind"]: out / "shop" / entry["path"] for entry in manifest["files"]}
+            # The first install's files (the bootstrap SQL, the check scripts) carry the name in
+            # their headers too; the cases below read one file of each layer: the timeouts SQL.
+            files = {entry["kind"]: out / "shop" / entry["path"] for entry in manifest["files"]
+                     if entry["kind"] != "check-script" and not entry["path"].endswith("/postgres-bootstrap.sql")}
             assert set(files) == {"nginx-site", "gunicorn-config", "systemd-service", "flask-env", "postgres-sql"}
+            assert files["postgres-sql"].name == "postgres.sql"
+            for path in [out / "shop" / entry["path"] for entry in manifest["files"]]:
+                assert name in path.read_text(), (path, name)
             for kind, path in files.items():
                 # Else the case proves nothing: the name must reach each file.
                 assert name in path.read_text(), (kind, name)
