@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import subprocess
 import sys
 
@@ -22,7 +23,9 @@ def test_plain_peer_renders_byte_identical_files_from_the_exported_data(cli, tmp
                         *(["--json"] if fmt == "json" else [])], check=True)
         subprocess.run([sys.executable, BENCH / "peers" / "plain.py", data, REPO / "templates", theirs], check=True)
         written = sorted(p.relative_to(theirs) for p in theirs.rglob("*") if p.is_file())
-        assert len(written) == 8 * 5
+        # Each site's files, the first install's scripts and bootstrap SQL among them.
+        listed = sum(len(json.loads((ours / f"site{i}" / "manifest.json").read_text())["files"]) for i in range(8))
+        assert len(written) == listed == 8 * 8
         for relative in written:
             assert filecmp.cmp(theirs / relative, ours / relative, shallow=False), relative
         # Of the site model, the peer gets only what templates read: no timeouts, no session.

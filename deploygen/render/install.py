@@ -183,5 +183,5 @@ def install_context(plan: InstallPlan) -> dict:
     if plan.role is not None and plan.database is not None:
         context["bootstrap"] = {"role": quote_literal(plan.role), "database": quote_literal(plan.database)}
     if plan.secrets_file is not None:
-        context["secrets"] = {"file": q(plan.secrets_file), "keys": q(" ".join(plan.secret_keys))}
+        context["secrets"] = {"file": q(plan.secrets_file), "key_names": q(" ".join(plan.secret_keys))}
     return context

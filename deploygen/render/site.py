@@ -67,9 +67,8 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None, *, nginx
     site = loaded.site
     source = PurePosixPath(loaded.file).name
     site_targets = targets(site)
-    context = template_context(loaded, effective or derive(loaded), site_targets, postgres_version)
-    plan = install_plan(site, context["paths"], nginx_user)
-    context.update(install_context(plan))
+    context = template_context(loaded, effective or derive(loaded), site_targets, postgres_version, nginx_user)
+    plan = context["install"]
     env = environment()
     files = []
     for target in site_targets:
@@ -96,8 +95,9 @@ def render_site(loaded: LoadedSite, effective: Effective | None = None, *, nginx
 
 
 def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Target],
-                     postgres_version: int | None = None) -> dict:
-    """What every template of one site sees: the site, each layer's values and why they are so."""
+                     postgres_version: int | None = None, nginx_user: str = "www-data") -> dict:
+    """What every template of one site sees: the site, each layer's values and why they are so,
+    and its first install (`install`, the plan; the scripts' quoted values)."""
     site = loaded.site
     kind = kind_of(site)
     values, notes = eff.by_layer(PurePosixPath(loaded.file).name)
@@ -123,6 +123,8 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
     if loaded.snippet is not None:
         context["snippet"] = built(loaded.snippet)
     context["app_paths"] = site.nginx.app_paths if site.nginx.app_paths is not None else ["/"]
+    context["install"] = install_plan(site, paths, nginx_user)
+    context.update(install_context(context["install"]))
     return context
 
 
