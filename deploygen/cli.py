@@ -421,3 +421,52 @@ def schema() -> None:
     document = site_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+@main.command()
+@click.argument("fleet", type=click.Path())
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
+              help="The project's folder: inventory.yml, site.yml, rollback.yml, host_vars/, files/.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def ansible(fleet: str, out: str, strict: bool) -> None:
+    """Write an Ansible project that deploys every site of every host of FLEET (a fleet file)."""
+    import os
+
+    from deploygen.ansible.output import write_project
+    from deploygen.ansible.project import build_project
+    from deploygen.fleet.contexts import fleet_contexts
+    from deploygen.fleet.load import is_fleet, load_fleet
+    from deploygen.fleet.render import render_hosts
+    from deploygen.report.formats import format_findings, summary
+    from deploygen.rules.runner import check
+
+    try:
+        if not is_fleet(fleet) and os.path.isfile(fleet):
+            raise InputError([Problem(Location(printable(fleet), 1, 1), "hosts", "not a fleet file: `deploygen "
+                                      "ansible` takes one (hosts: {NAME: {address: ..., sites: [...]}})")])
+        loaded = load_fleet(fleet)  # a missing or unreadable file: says why
+        ctx = fleet_contexts(loaded)
+    except InputError as exc:
+        _bad_input(exc)
+    findings = check(ctx)
+    if findings:
+        click.echo(format_findings(findings, "text"), nl=False, err=True)
+    if any(f.severity == "error" or strict for f in findings):
+        click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
+        sys.exit(1)
+    try:
+        project = build_project(loaded, ctx, render_hosts(ctx))
+        written = write_project(project, out)
+    except InputError as exc:
+        _bad_input(exc)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(printable(f"deploygen: cannot write {out}: {where}{exc.strerror or exc}; nothing written"),
+                   err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo(printable(f"deploygen: interrupted; {out} holds what it held before"), err=True)
+        sys.exit(130)
+    hosts = sum(1 for path in project.files if path.startswith("host_vars/"))
+    click.echo(printable(f"{written}: {hosts} host(s), {len(ctx)} site(s): "
+                         f"ansible-playbook -i {written}/inventory.yml {written}/site.yml"))

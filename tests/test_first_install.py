@@ -640,7 +640,7 @@ def test_check_secrets_refuses_a_file_with_an_acl(secrets):
 def test_check_secrets_refuses_a_folder_someone_else_may_change(change, said, secrets, private_folder):
     """Whoever may write the folder could put a link (or a FIFO) where the file is, between the
     check and systemd's read as PID 1."""
-    script, file = secrets
+    script, _ = secrets
     inner = private_folder / "site"
     inner.mkdir()
     moved = inner / "secrets.env"
@@ -689,9 +689,7 @@ def test_check_secrets_wants_each_key_with_a_value(text, verdict, secrets):
 
 
 def test_check_scripts_are_posix_sh_and_shellcheck_clean(cli, tmp_path):
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        pytest.skip("shellcheck is not installed")
+    shellcheck = require_binary("shellcheck")
     assert cli("render", SITES, "-o", tmp_path / "out").exit_code == 0
     scripts = sorted((tmp_path / "out").glob("*/root/etc/deploygen/*/*-check")) + sorted(
         (tmp_path / "out").glob("*/root/etc/deploygen/*/check-*"))

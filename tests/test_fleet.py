@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import BASE_SITE, merge
 from test_rules import CROSS, FIRST, OTHER
 
@@ -121,6 +120,10 @@ def test_a_hidden_folder_is_not_searched(cli, tmp_path):
      "hosts.web1.vars.ansible_user", "Ansible would run what a template holds"),
     ({"hosts": {"web1": {"address": "10.0.0.1", "sites": ["sites/"], "vars": {"become": "yes"}}}},
      "hosts.web1.vars", "not a valid inventory variable"),
+    # ssh's own options would let a fleet file run a command where the playbook runs.
+    ({"hosts": {"web1": {"address": "10.0.0.1", "sites": ["sites/"],
+                         "vars": {"ansible_ssh_common_args": "-o ProxyCommand=id"}}}},
+     "hosts.web1.vars", "not a valid inventory variable"),
     ({"hosts": {"web1": {"address": "10.0.0.1", "sites": ["sites/"]},
                 "WEB1": {"address": "10.0.0.2", "sites": ["sites/"]}}}, "hosts", "differ only in case"),
     ({"hosts": {}}, "hosts", "at least 1 item"),
@@ -134,7 +137,7 @@ def test_bad_fleet_files_are_bad_input(cli, tmp_path, fleet, where, message):
     for command in ("validate", "render"):
         result = cli(command, path, *(["-o", tmp_path / "out"] if command == "render" else []))
         assert result.exit_code == 2, result.output
-        assert f"fleet.yaml:" in result.output and f": {where}: " in result.output, result.output
+        assert "fleet.yaml:" in result.output and f": {where}: " in result.output, result.output
         assert message in result.output, result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()

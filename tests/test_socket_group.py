@@ -270,7 +270,7 @@ def test_a_name_no_account_may_have_is_skipped_and_never_reaches_a_command(key, 
     accounts = GROUPS.format(members="") + f"{value}:x:998:\n"
     passwd = PASSWD + f"{value}:x:998:998::/srv/shop:/usr/sbin/nologin\n"
     root = server(tmp_path, unit=unit, group=accounts, passwd=passwd)
-    status, report = audit(cli, root)
+    _, report = audit(cli, root)
     assert dg703(report, "error") == []
     [skipped] = dg703(report, "skipped")
     assert f"systemd.{key}=" in skipped["skipped"] and "is no POSIX user or group name" in skipped["skipped"]

@@ -16,8 +16,14 @@ from deploygen.sitefile.model import Strict
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 # What Ansible connects to: a DNS name or an IP address (v4, or v6 without brackets).
 _ADDRESS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}")
-# Inventory variables a fleet may set per host: Ansible's connection variables, by name.
-_VARIABLE = re.compile(r"ansible_[a-z0-9_]{1,60}")
+# Inventory variables a fleet may set per host: how Ansible reaches and becomes root on it.
+# Not ssh's own options (ansible_ssh_args, _common_args, _extra_args: a ProxyCommand= runs any
+# command on the machine that runs the playbook) nor the programs Ansible runs (*_executable,
+# ansible_become_exe): a fleet file someone else wrote must not choose those.
+INVENTORY_VARIABLES = ("ansible_user", "ansible_port", "ansible_ssh_private_key_file", "ansible_connection",
+                       "ansible_python_interpreter", "ansible_pipelining", "ansible_become",
+                       "ansible_become_user", "ansible_become_method")
+_VARIABLE = re.compile("|".join(INVENTORY_VARIABLES))
 # A value must stay one plain value: no line break, and nothing Ansible would template.
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 
@@ -67,8 +73,7 @@ class Host(Strict):
                                   "www-data); joins the group of every app it reaches through a socket")
     postgres: PostgresFacts | None = Field(None, description="this host's own PostgreSQL: the server of its "
                                            "sites whose database.host is localhost or a socket folder")
-    vars: dict[Annotated[str, _pattern(_VARIABLE, "inventory variable", "ansible_ and lower-case letters, "
-                                       "digits or _ (ansible_user, ansible_port, ...)")],
+    vars: dict[Annotated[str, _pattern(_VARIABLE, "inventory variable", "one of " + ", ".join(INVENTORY_VARIABLES))],
                Annotated[InventoryValue, AfterValidator(lambda v: _plain(v) if isinstance(v, str) else v)]] = Field(
         default_factory=dict, description="Ansible connection variables of this host (ansible_user, ansible_port)")
 

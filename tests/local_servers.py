@@ -1,0 +1,208 @@
+"""Servers the Ansible tests start: sshd and PostgreSQL on 127.0.0.1, in temporary folders.
+
+Each runs in the foreground as a child of the test process, which the kernel kills if the
+test process dies, even of SIGKILL (deploygen.parent_death); `stop()` (a fixture's teardown,
+a `with` block's exit) kills it and removes its folder whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Self
+
+from deploygen.parent_death import die_with_parent
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s: {log.read_text(errors='replace')}")
+
+
+def _as_child_of(parent: int, user: pwd.struct_passwd | None = None):
+    """preexec_fn: become `user` (if given), then die with `parent` (after: a change of user
+    clears the parent-death signal)."""
+
+    def preexec() -> None:
+        if user is not None:
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        die_with_parent(signal.SIGKILL, parent)
+
+    return preexec
+
+
+def _kill(proc: subprocess.Popen | None, first: int = signal.SIGKILL) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(first)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Sshd:
+    """`sshd -D` on 127.0.0.1:PORT with a temporary host key, one authorized client key, no PAM.
+
+    `inventory_vars()` are what an inventory host needs to reach it as the current user.
+    """
+
+    def __init__(self, sshd: str, ssh_keygen: str, ssh: str) -> None:
+        self.sshd, self.ssh_keygen, self.ssh = sshd, ssh_keygen, ssh
+        self.base = Path(tempfile.mkdtemp(prefix="deploygen-sshd-"))
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Self:
+        base = self.base
+        for key in ("host_key", "client_key"):
+            subprocess.run([self.ssh_keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(base / key)],
+                           check=True, capture_output=True, timeout=30)
+        shutil.copy(base / "client_key.pub", base / "authorized_keys")
+        host_public = (base / "host_key.pub").read_text().split()
+        # sshd refuses to start without its privilege separation folder (the service makes it).
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        log = base / "sshd.log"
+        for _ in range(5):  # a port taken between free_port() and sshd's bind: try another
+            self.port = free_port()
+            (base / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {host_public[0]} {host_public[1]}\n")
+            (base / "sshd_config").write_text(
+                f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {base / 'host_key'}\n"
+                f"PidFile {base / 'sshd.pid'}\nAuthorizedKeysFile {base / 'authorized_keys'}\n"
+                "UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                "PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n")
+            with open(log, "wb") as out:
+                self.proc = subprocess.Popen(
+                    [self.sshd, "-D", "-e", "-f", str(base / "sshd_config")], stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=subprocess.STDOUT, preexec_fn=_as_child_of(os.getpid()))  # noqa: PLW1509
+            try:
+                _wait_for_port(self.port, self.proc, "sshd", log)
+                return self
+            except RuntimeError:
+                if self.proc.poll() is None:
+                    raise
+                if "Address already in use" not in log.read_text(errors="replace"):
+                    raise
+        raise RuntimeError("sshd found no free port")
+
+    def inventory_vars(self) -> dict:
+        base = self.base
+        return {
+            "ansible_host": "127.0.0.1",
+            "ansible_port": self.port,
+            "ansible_user": pwd.getpwuid(os.getuid()).pw_name,
+            "ansible_ssh_private_key_file": str(base / "client_key"),
+            # One master connection per host, its socket here: stop() closes them all.
+            "ansible_ssh_args": f"-o ControlMaster=auto -o ControlPersist=30s -o ControlPath={base}/cm-%C "
+                                f"-o UserKnownHostsFile={base / 'known_hosts'} -o StrictHostKeyChecking=yes",
+            "ansible_pipelining": True,
+            "ansible_ssh_transfer_method": "piped",  # over the open connection: no sftp session per file
+        }
+
+    def stop(self) -> None:
+        try:
+            for master in self.base.glob("cm-*"):
+                subprocess.run([self.ssh, "-o", f"ControlPath={master}", "-O", "exit", "127.0.0.1"],
+                               capture_output=True, timeout=10, check=False)
+        finally:
+            _kill(self.proc)
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Postgres:
+    """A throwaway PostgreSQL 15 cluster: trust authentication, 127.0.0.1:PORT, socket in its folder.
+
+    As root the server runs as the `postgres` OS user (PostgreSQL refuses root); the superuser
+    role is `postgres` either way.
+    """
+
+    def __init__(self) -> None:
+        # Not under pytest's tmp folders: those are private (0700) to the user running the tests.
+        self.base = Path(tempfile.mkdtemp(prefix="deploygen-pg-"))
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+        self.owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+
+    def start(self) -> Self:
+        data, log = self.base / "data", self.base / "server.log"
+        if self.owner is not None:
+            os.chown(self.base, self.owner.pw_uid, self.owner.pw_gid)
+        as_owner = ["runuser", "-u", "postgres", "--"] if self.owner is not None else []
+        subprocess.run([*as_owner, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                        "--no-sync", "--no-instructions"], check=True, capture_output=True, timeout=120)
+        self.port = free_port()
+        with open(log, "wb") as out:
+            if self.owner is not None:
+                os.chown(log, self.owner.pw_uid, self.owner.pw_gid)
+            self.proc = subprocess.Popen(
+                [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.base),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_as_child_of(os.getpid(), self.owner))  # noqa: PLW1509
+        _wait_for_port(self.port, self.proc, "postgres", log, timeout=60)
+        return self
+
+    def connect(self, user: str = "postgres", dbname: str = "postgres"):
+        import psycopg
+
+        for _ in range(100):  # listening is not yet accepting connections
+            try:
+                return psycopg.connect(host="127.0.0.1", port=self.port, user=user, dbname=dbname,
+                                       autocommit=True, connect_timeout=5)
+            except psycopg.OperationalError as exc:
+                if "starting up" not in str(exc):
+                    raise
+                time.sleep(0.1)
+        raise RuntimeError("PostgreSQL did not finish starting")
+
+    def stop(self) -> None:
+        try:
+            _kill(self.proc, signal.SIGINT)  # fast shutdown
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
