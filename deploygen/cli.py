@@ -5,6 +5,8 @@ from __future__ import annotations
 import atexit
 import gc
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
 
 import click
@@ -66,6 +68,24 @@ def _bad_input(error: InputError, fmt: str = "text") -> NoReturn:
     sys.exit(error.exit_code)
 
 
+@contextmanager
+def _writing(out: str, held: str) -> Iterator[None]:
+    """How a command that writes OUT ends when it cannot: bad input (exit 2), a write error
+    (exit 2), Ctrl-C (130); OUT holds `held` either way (the writers swap a whole folder in)."""
+    try:
+        yield
+    except InputError as exc:
+        _bad_input(exc)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(printable(f"deploygen: cannot write {out}: {where}{exc.strerror or exc}; nothing written"),
+                   err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo(printable(f"deploygen: interrupted; {out} holds {held}"), err=True)
+        sys.exit(130)
+
+
 def _stop_on_signals() -> None:
     """SIGTERM and SIGHUP end a command as Ctrl-C does, so that what it started is undone."""
     import signal
@@ -117,11 +137,11 @@ def main() -> None:
               help="Processes that render and write; default: one per core, each with at least 128 sites.")
 def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: int | None) -> None:
     """Render every file of each SITE (a site file or a folder of them), or of every host of a fleet file."""
-    from deploygen.render.output import default_jobs, write_sites
     from deploygen.fleet.render import render_hosts
+    from deploygen.render.output import default_jobs, write_sites
     from deploygen.render.site import render_site
-    from deploygen.report.formats import format_findings, summary
     from deploygen.render.templating import compile_all
+    from deploygen.report.formats import format_findings, summary
 
     ctx, findings = _load(sites)
     if findings:
@@ -134,23 +154,13 @@ def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: in
     jobs = 1 if fleet else jobs or default_jobs(len(ctx))
     if jobs > 1:
         compile_all()
-    try:
+    with _writing(out, "the render it held before"):
         if fleet:  # OUT/HOST/NAME: each host's sites, rendered with its facts
             hosts = render_hosts(ctx)
             written = write_sites(hosts, out, names=[h.name for h in hosts])
         else:
             written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs,
                                   names=[c.name for c in ctx])
-    except InputError as exc:
-        _bad_input(exc)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(printable(f"deploygen: cannot write {out}: {where}{exc.strerror or exc}; nothing written"),
-                   err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo(printable(f"deploygen: interrupted; {out} holds the render it held before"), err=True)
-        sys.exit(130)
     for folder, files in written:
         click.echo(printable(f"{folder}: {files} files and " + ("a manifest.json per site" if fleet else "manifest.json")))
     if failed:
@@ -454,19 +464,9 @@ def ansible(fleet: str, out: str, strict: bool) -> None:
     if any(f.severity == "error" or strict for f in findings):
         click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
         sys.exit(1)
-    try:
+    with _writing(out, "what it held before"):
         project = build_project(loaded, ctx, render_hosts(ctx))
         written = write_project(project, out)
-    except InputError as exc:
-        _bad_input(exc)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(printable(f"deploygen: cannot write {out}: {where}{exc.strerror or exc}; nothing written"),
-                   err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo(printable(f"deploygen: interrupted; {out} holds what it held before"), err=True)
-        sys.exit(130)
     hosts = sum(1 for path in project.files if path.startswith("host_vars/"))
     click.echo(printable(f"{written}: {hosts} host(s), {len(ctx)} site(s): "
                          f"ansible-playbook -i {written}/inventory.yml {written}/site.yml"))

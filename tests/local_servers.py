@@ -56,6 +56,26 @@ def _as_child_of(parent: int, user: pwd.struct_passwd | None = None):
     return preexec
 
 
+class _Server:
+    """A server in a `with` block: started on entry, stopped on exit, also when starting fails."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def _kill(proc: subprocess.Popen | None, first: int = signal.SIGKILL) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -67,7 +87,7 @@ def _kill(proc: subprocess.Popen | None, first: int = signal.SIGKILL) -> None:
         proc.wait()
 
 
-class Sshd:
+class Sshd(_Server):
     """`sshd -D` on 127.0.0.1:PORT with a temporary host key, one authorized client key, no PAM.
 
     `inventory_vars()` are what an inventory host needs to reach it as the current user.
@@ -134,18 +154,9 @@ class Sshd:
             _kill(self.proc)
             shutil.rmtree(self.base, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
-class Postgres:
+class Postgres(_Server):
     """A throwaway PostgreSQL 15 cluster: trust authentication, 127.0.0.1:PORT, socket in its folder.
 
     As root the server runs as the `postgres` OS user (PostgreSQL refuses root); the superuser
@@ -197,12 +208,3 @@ class Postgres:
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

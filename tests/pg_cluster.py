@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import socket
 import subprocess
-import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,46 +71,29 @@ def _require_os_user(name: str) -> pwd.struct_passwd:
         pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres():
-    """A PostgreSQL 15 cluster for this module, stopped and removed whatever happens.
+    """A PostgreSQL 15 cluster for this module (local_servers.Postgres: a foreground server that
+    the kernel stops with the test process, even one killed with SIGKILL), stopped and removed
+    whatever happens.
 
     As root (CI, the Debian box) the server runs as the `postgres` OS user,
     since PostgreSQL refuses to run as root; otherwise as the current user.
     The superuser role is `postgres` either way.
     """
-    initdb = require_binary("initdb", str(PG_BIN / "initdb"))
-    pg_ctl = require_binary("pg_ctl", str(PG_BIN / "pg_ctl"))
+    from local_servers import Postgres
+
+    require_binary("initdb", str(PG_BIN / "initdb"))
+    require_binary("postgres", str(PG_BIN / "postgres"))
     psql = require_binary("psql", str(PG_BIN / "psql"))
-    as_postgres: list[str] = []
-    owner = None
     if os.geteuid() == 0:
-        as_postgres = [require_binary("runuser"), "-u", "postgres", "--"]
-        owner = _require_os_user("postgres")
-    # Not under pytest's tmp dirs: those are private to the user running the
-    # tests (0700), and the server must reach its data and socket directories.
-    base = Path(tempfile.mkdtemp(prefix="deploygen-pg-"))
-    if owner is not None:
-        os.chown(base, owner.pw_uid, owner.pw_gid)
-    data, log = base / "data", base / "server.log"
-    try:
-        proc = _run([*as_postgres, initdb, "-D", data, "-A", "trust", "-U", "postgres",
-                     "--no-sync", "--no-instructions"])
-        assert proc.returncode == 0, _explain(proc)
-        port = _free_port()
-        # fsync off: the cluster is thrown away, and it keeps the module fast.
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off"
-        # -l: without it the server inherits our pipes and the run never returns.
-        proc = _run([*as_postgres, pg_ctl, "-D", data, "-l", log, "-o", options, "-w", "-t", "30", "start"])
-        assert proc.returncode == 0, _explain(proc) + (log.read_text() if log.exists() else "")
-        yield Cluster(psql, port, base)
-    finally:
-        # Harmless when the server never started; vital when start timed out.
-        _run([*as_postgres, pg_ctl, "-D", data, "-m", "immediate", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
+        require_binary("runuser")
+        _require_os_user("postgres")
+    with Postgres() as server:
+        cluster = Cluster(psql, server.port, server.base)
+        # Listening comes before accepting: "the database system is starting up" for a moment.
+        for _ in range(200):
+            if cluster.query("SELECT 1").returncode == 0:
+                break
+            time.sleep(0.05)
+        yield cluster
