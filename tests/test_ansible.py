@@ -28,6 +28,7 @@ from conftest import BASE_SITE, merge, require_binary
 from local_servers import Postgres, Sshd
 
 from deploygen.ansible.host_data import STEPS
+from deploygen.fleet.model import INVENTORY_VARIABLES
 
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)",
                    re.MULTILINE)
@@ -271,12 +272,13 @@ def test_fleet_over_ssh_then_a_broken_host_stops_the_rollout(cli, playbook_binar
     # ssh's own options (the test's known_hosts, its control sockets) are no fleet file's to set
     # (ProxyCommand= runs anything on the controller): the test's inventory carries them.
     ssh = sshd.inventory_vars()
-    connection = {k: v for k, v in ssh.items() if k not in ("ansible_host", "ansible_ssh_args")}
+    connection = {k: v for k, v in ssh.items() if k in INVENTORY_VARIABLES}
+    ssh_own = {k: v for k, v in ssh.items() if k not in INVENTORY_VARIABLES and k != "ansible_host"}
     roots = {host: trees / host for host in ("web1", "web2")}
     for root in roots.values():
         root.mkdir()
     inventory = overrides(tmp_path / "test-inventory.yml", roots, ansible_python_interpreter=sys.executable,
-                          ansible_ssh_args=ssh["ansible_ssh_args"])
+                          **ssh_own)
 
     def deploy(version: str):
         fleet = fleet_file(tmp_path / version, {host: {"sites": [host], "vars": connection} for host in roots})
