@@ -42,15 +42,13 @@ def _contexts(sites: tuple[str, ...], fmt: str, fleet: bool = True):
     from deploygen.sitefile.load import load_sites
 
     try:
-        fleets = [s for s in sites if is_fleet(s)]
-        if fleets and not fleet:
-            raise InputError([Problem(Location(printable(fleets[0]), 1, 1), "",
-                                      "is a fleet file: this command takes a site file (one the fleet names)")])
-        if fleets and len(sites) > 1:
-            raise InputError([Problem(Location(printable(fleets[0]), 1, 1), "",
-                                      "a fleet file is named alone: it names the sites of each host itself")])
-        if fleets:
-            return fleet_contexts(load_fleet(fleets[0]))
+        # Only a lone argument may be a fleet: asking each of many files would parse each twice.
+        # A fleet file among others is refused by load_site, which reads it anyway.
+        if len(sites) == 1 and is_fleet(sites[0]):
+            if not fleet:
+                raise InputError([Problem(Location(printable(sites[0]), 1, 1), "",
+                                          "is a fleet file: this command takes a site file (one the fleet names)")])
+            return fleet_contexts(load_fleet(sites[0]))
         return contexts(load_sites(list(sites)))
     except InputError as exc:
         _bad_input(exc, fmt)

@@ -150,7 +150,8 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
         return None, problems
     if isinstance(document.data, dict) and "hosts" in document.data and "app" not in document.data:
         return None, [Problem(document.locate(("hosts",)), "hosts", "this is a fleet file, not a site file: "
-                              "name it alone (deploygen validate FLEET), and keep it out of the folders it names")]
+                              "a fleet file is named alone (deploygen validate FLEET), and kept out of the folders "
+                              "it names")]
     model, refused = _site_model(document)
     if refused is not None:
         return None, [refused]
