@@ -393,3 +393,16 @@ def test_two_clusters_on_one_host_are_two_budgets(cli, tmp_path):
     assert "DG402" not in codes(cli, fleet)
     write_site(tmp_path / "b", merge(merge(OTHER, POOL), {"database": {"port": 5432, "max_connections": 60}}))
     assert "DG402" in codes(cli, fleet)
+
+
+@pytest.mark.parametrize("name", ['f\nevil: "{{ lookup(\'pipe\', \'id\') }}"\n#.yaml', "a{{b}}.yaml", "x&y.yaml"])
+def test_a_fleet_file_name_that_could_leave_its_comment_is_refused(cli, tmp_path, name):
+    """The fleet file's name heads inventory.yml and host_vars/: a line break there is YAML
+    that Ansible would template and run."""
+    write_site(tmp_path / "sites", {})
+    fleet = tmp_path / name
+    fleet.write_text(yaml.safe_dump({"hosts": {"web1": {"address": "10.0.0.1", "sites": ["sites/"]}}}))
+    for command in (("validate",), ("render", "-o", tmp_path / "out"), ("ansible", "-o", tmp_path / "deploy")):
+        result = cli(command[0], fleet, *command[1:])
+        assert result.exit_code == 2 and "the fleet file's path holds" in result.output, result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "deploy").exists()

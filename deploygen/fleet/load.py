@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from deploygen.errors import InputError, Location, Problem, printable
 from deploygen.fleet.model import Fleet, PostgresFacts
 from deploygen.fs.regular_file import read_regular_file
-from deploygen.sitefile.load import LoadedSite, _problem, expand, load_site
+from deploygen.sitefile.load import LoadedSite, _problem, _unsafe_file_name, expand, load_site
 from deploygen.sitefile.yamlsource import Document, load_document
 
 
@@ -53,6 +53,10 @@ def is_fleet(path: str) -> bool:
 
 def load_fleet(file: str) -> LoadedFleet:
     """Load a fleet file and every site it names; raise InputError listing every problem."""
+    # Its name heads every file of the Ansible project, in a YAML comment a line break would end.
+    refused = _unsafe_file_name(file, "fleet file")
+    if refused is not None:
+        raise InputError([refused])
     try:
         text = read_regular_file(file).decode("utf-8")
     except OSError as exc:

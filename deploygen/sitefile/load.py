@@ -241,8 +241,8 @@ def _site_model(document: Document) -> tuple[type[SiteBase], Problem | None]:
 _NAME_CHARS = re.compile(r"[A-Za-z0-9 ._@+-]+")
 
 
-def _unsafe_file_name(file: str) -> Problem | None:
-    """Why the path of a site file cannot be used, or None.
+def _unsafe_file_name(file: str, what: str = "site file") -> Problem | None:
+    """Why the path of a site (or fleet) file cannot be used, or None.
 
     The folder part reaches messages only: it must be printable, so that no problem line
     can be split or hidden. The name itself reaches the rendered files: see _NAME_CHARS.
@@ -253,7 +253,7 @@ def _unsafe_file_name(file: str) -> Problem | None:
         return None
     listed = " ".join(repr(c) for c in bad[:10])
     return Problem(Location(printable(file), 1, 1), "",
-                   f"the site file's path holds {listed}: its name is written into every rendered file, "
+                   f"the {what}'s path holds {listed}: its name is written into every rendered file, "
                    "so it may use only letters, digits, space and . _ @ + - (and its folder only printable "
                    "characters); rename it")
 
