@@ -50,6 +50,11 @@ DJANGO = merge(NO_SESSION, {"name": "dj", "server": {"bind": "unix:/run/dj/gunic
                                     "venv": "/srv/dj/venv", "secrets_file": "/etc/dj/secrets.env"},
                             "session": {"idle_timeout": "30m"}})
 
+PHP = merge(NO_SESSION, {"name": "ph", "server": {"bind": "unix:/run/ph/php-fpm.sock", "workers": None},
+                         "app": {"framework": "php", "wsgi": None, "venv": None, "root": "/srv/ph",
+                                 "docroot": "/srv/ph/public", "secrets_file": "/etc/ph/secrets.env"},
+                         "session": {"idle_timeout": "30m"}})
+
 # Every kind and every option that changes which keys a site has.
 FIXTURES: dict[str, dict] = {
     "flask-cookie": BASE_SITE,
@@ -66,6 +71,9 @@ FIXTURES: dict[str, dict] = {
     "wsgi-tls-gthread-no-db": merge(NO_SESSION, {**TLS, **GTHREAD, "app": {"framework": "wsgi"}, "database": None}),
     "asgi": merge(NO_SESSION, {"app": {"framework": "asgi"}}),
     "asgi-no-db": merge(NO_SESSION, {"app": {"framework": "asgi"}, "database": None}),
+    **{f"php-{pm}": merge(PHP, {"server": {"pm": pm}}) for pm in ("dynamic", "static", "ondemand")},
+    "php-redis-tls-slowlog-no-db": merge(PHP, {**TLS, "database": None, "session": {"store": "redis"},
+                                             "timeouts": {"php-fpm": {"request_slowlog_timeout": "10s"}}}),
 }
 
 

@@ -59,7 +59,7 @@ def test_unwritable_output_is_reported_and_leaves_nothing(cli, make_site, tmp_pa
 def test_render_writes_all_sites_of_a_folder(cli, tmp_path):
     result = cli("render", SITES, "-o", tmp_path)
     assert result.exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".deploygen") == ["analytics", "dokon", "sergeli0606"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".deploygen") == ["analytics", "dokon", "sergeli0606", "yayin"]
 
 
 def test_folder_loads_yaml_and_yml_sorted(cli, make_site, tmp_path):
@@ -120,7 +120,7 @@ def test_wheel_installs_and_renders_from_any_directory(tmp_path):
 def test_a_file_named_twice_is_rendered_once(cli, tmp_path):
     result = cli("render", SITES, SITES / "dokon.yaml", "-o", tmp_path)
     assert result.exit_code == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".deploygen") == ["analytics", "dokon", "sergeli0606"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".deploygen") == ["analytics", "dokon", "sergeli0606", "yayin"]
 
 
 def test_site_files_are_found_sorted_named_as_written_and_read_once(tmp_path, monkeypatch):

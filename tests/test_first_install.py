@@ -693,7 +693,7 @@ def test_check_scripts_are_posix_sh_and_shellcheck_clean(cli, tmp_path):
     assert cli("render", SITES, "-o", tmp_path / "out").exit_code == 0
     scripts = sorted((tmp_path / "out").glob("*/root/etc/deploygen/*/*-check")) + sorted(
         (tmp_path / "out").glob("*/root/etc/deploygen/*/check-*"))
-    assert len(scripts) == 6
+    assert len(scripts) == 8
     proc = _run([shellcheck, "-s", "sh", *scripts])
     assert proc.returncode == 0, _explain(proc)
 

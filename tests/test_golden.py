@@ -54,7 +54,7 @@ def test_rendering_is_deterministic(cli, tmp_path):
 def test_every_file_names_its_generator_and_ends_with_one_newline(cli, tmp_path):
     assert cli("render", SITES, "-o", tmp_path).exit_code == 0
     files = [tmp_path / name for name in _tree(tmp_path) if not name.endswith("manifest.json")]
-    assert len(files) == 26  # dokon 8, sergeli0606 8, analytics 10
+    assert len(files) == 35  # dokon 8, sergeli0606 8, analytics 10, yayin 9
     for path in files:
         text = path.read_text()
         lines = text.splitlines()

@@ -45,7 +45,7 @@ def test_an_unknown_framework_is_bad_input_at_its_line(tmp_path, cli):
     site = _write(tmp_path, _plain("rails"))
     result = cli("validate", site)
     assert result.exit_code == 2
-    assert result.stderr == (f"{site}:5:3: app.framework: Input should be 'flask', 'django', 'wsgi' or 'asgi' "
+    assert result.stderr == (f"{site}:5:3: app.framework: Input should be 'flask', 'django', 'wsgi', 'asgi' or 'php' "
                              "(got 'rails')\n")
 
 
@@ -218,8 +218,8 @@ def test_psycopg_pool_timeouts_keep_their_fractions(tmp_path, cli, monkeypatch):
 
 
 @pytest.mark.parametrize(("app", "message"), [
-    (5, "app: Input should be a mapping whose framework is 'flask', 'django', 'wsgi' or 'asgi' (got 5)"),
-    ({"framework": None}, "app.framework: Input should be 'flask', 'django', 'wsgi' or 'asgi' (got None)"),
+    (5, "app: Input should be a mapping whose framework is 'flask', 'django', 'wsgi', 'asgi' or 'php' (got 5)"),
+    ({"framework": None}, "app.framework: Input should be 'flask', 'django', 'wsgi', 'asgi' or 'php' (got None)"),
 ])
 def test_an_app_without_a_kind_is_one_line_not_flasks_complaints(app, message, tmp_path, cli):
     data = yaml.safe_load((SITES / "analytics.yaml").read_text())

@@ -21,11 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from deploygen.derive.deriver import Deriver
-from deploygen.derive.gunicorn import derive_gunicorn
 from deploygen.derive.nginx import derive_nginx, derive_nginx_user
 from deploygen.derive.postgres import derive_postgres
 from deploygen.derive.settings import Effective
-from deploygen.derive.systemd import derive_systemd
 
 if TYPE_CHECKING:
     from deploygen.sitefile.load import LoadedSite
@@ -44,12 +42,13 @@ def derive(loaded: LoadedSite, nginx_user: str | None = None) -> Effective:
           "none: the unit loads no secrets")
     d.put("deploygen.request", site.timeouts.request, ("timeouts", "request"), lambda: None, "")
     tls = d.put("deploygen.tls", True if site.tls else None, ("tls",), lambda: False, "no tls: key")
-    derive_gunicorn(d, kind)
+    kind.derive_server(d)
     if site.database is not None:
-        derive_postgres(d)
+        derive_postgres(d, kind.worker_timeout)
         kind.derive_pool(d)
-    derive_nginx(d)
-    derive_systemd(d)
-    derive_nginx_user(d, nginx_user)
+    kind.derive_upstream(d)
+    derive_nginx(d, kind.upstream_read_timeout)
+    kind.derive_stop(d)
+    derive_nginx_user(d, nginx_user, kind.nginx_joins_group)
     kind.derive_app(d, tls)
     return Effective(d.settings)

@@ -16,7 +16,9 @@ from typing import Literal, NamedTuple
 Type = Literal["duration", "int", "str", "bool", "list"]
 
 GUNICORN_KINDS = frozenset({"flask", "django", "wsgi", "asgi"})
-ALL_KINDS = GUNICORN_KINDS
+# Kinds whose app PHP-FPM runs, reached by nginx over FastCGI.
+FPM_KINDS = frozenset({"php"})
+ALL_KINDS = GUNICORN_KINDS | FPM_KINDS
 
 
 class Key(NamedTuple):
@@ -41,7 +43,7 @@ def _keys(kinds: frozenset[str], type_: Type, *names: str, audited: bool = False
 
 _FLASK = frozenset({"flask"})
 _DJANGO = frozenset({"django"})
-_SESSIONS = frozenset({"flask", "django"})
+_SESSIONS = frozenset({"flask", "django", "php"})
 
 _DECLARED = [
     # deploygen's own inputs (findings name them by their site-file key, settings.SITE_KEYS)
@@ -75,14 +77,20 @@ _DECLARED = [
     *_keys(ALL_KINDS, "str", "postgres.role", "postgres.host", fact=True),
     *_keys(ALL_KINDS, "int", "postgres.port", "postgres.max_connections", "postgres.superuser_reserved_connections",
            fact=True),
-    # nginx
-    *_keys(ALL_KINDS, "duration", "nginx.proxy_read_timeout", "nginx.proxy_send_timeout", "nginx.send_timeout",
-           "nginx.proxy_connect_timeout", "nginx.client_header_timeout", "nginx.client_body_timeout",
-           "nginx.keepalive_timeout", "nginx.upstream.keepalive_timeout"),
-    *_keys(ALL_KINDS, "str", "nginx.client_max_body_size", "nginx.proxy_http_version",
-           "nginx.proxy_set_header.Connection", "nginx.proxy_set_header.X-Forwarded-Proto"),
-    *_keys(ALL_KINDS, "bool", "nginx.proxy_buffering"),
-    *_keys(ALL_KINDS, "int", "nginx.upstream.keepalive"),
+    # nginx: the client side, then what it speaks to the app (proxy_* to gunicorn, fastcgi_* to FPM)
+    *_keys(ALL_KINDS, "duration", "nginx.send_timeout", "nginx.client_header_timeout", "nginx.client_body_timeout",
+           "nginx.keepalive_timeout"),
+    *_keys(ALL_KINDS, "str", "nginx.client_max_body_size"),
+    *_keys(GUNICORN_KINDS, "duration", "nginx.proxy_read_timeout", "nginx.proxy_send_timeout",
+           "nginx.proxy_connect_timeout", "nginx.upstream.keepalive_timeout"),
+    *_keys(GUNICORN_KINDS, "str", "nginx.proxy_http_version", "nginx.proxy_set_header.Connection",
+           "nginx.proxy_set_header.X-Forwarded-Proto"),
+    *_keys(GUNICORN_KINDS, "bool", "nginx.proxy_buffering"),
+    *_keys(GUNICORN_KINDS, "int", "nginx.upstream.keepalive"),
+    *_keys(FPM_KINDS, "duration", "nginx.fastcgi_read_timeout", "nginx.fastcgi_send_timeout",
+           "nginx.fastcgi_connect_timeout"),
+    # The server block's document root and the script every other path goes to (try_files)
+    *_keys(FPM_KINDS, "str", "nginx.root", "nginx.index", fact=True),
     *_keys(ALL_KINDS, "str", "nginx.conf", "nginx.include", "nginx.upstream", audited=True),
     *_keys(ALL_KINDS, "list", "nginx.upstream.server", audited=True),
     *_keys(ALL_KINDS, "list", "nginx.server_name", fact=True),
@@ -93,20 +101,50 @@ _DECLARED = [
     *_keys(ALL_KINDS, "str", "nginx.user", fact=True),
     *_keys(ALL_KINDS, "list", "nginx.user.groups", fact=True),
     # systemd
-    *_keys(ALL_KINDS, "duration", "systemd.TimeoutStopSec", "systemd.RestartSec"),
+    *_keys(ALL_KINDS, "duration", "systemd.TimeoutStopSec"),
+    *_keys(GUNICORN_KINDS, "duration", "systemd.RestartSec"),
+    # How systemd stops the service: SIGTERM unless KillSignal= says otherwise (php-fpm stops
+    # gracefully only on SIGQUIT)
+    *_keys(FPM_KINDS, "str", "systemd.KillSignal"),
     *_keys(_SESSIONS, "str", "systemd.StateDirectory", "systemd.OnCalendar"),
     *_keys(ALL_KINDS, "list", "systemd.ExecStart", audited=True),  # its words, as systemd splits them
     *_keys(ALL_KINDS, "str", "systemd.WorkingDirectory", audited=True),
     # Who the unit runs as, and the environment files it loads that are the site's own (its secrets
     # file; a server's unit lists every EnvironmentFile=, deploygen's rendered ones too)
-    *_keys(ALL_KINDS, "str", "systemd.User", "systemd.Group", fact=True),
+    *_keys(GUNICORN_KINDS, "str", "systemd.User", "systemd.Group", fact=True),
     *_keys(ALL_KINDS, "list", "systemd.EnvironmentFile", fact=True),
     # The folders under /run the unit creates for its user and group, and their mode
     *_keys(ALL_KINDS, "list", "systemd.RuntimeDirectory", fact=True),
-    *_keys(ALL_KINDS, "str", "systemd.RuntimeDirectoryMode", fact=True),
+    *_keys(GUNICORN_KINDS, "str", "systemd.RuntimeDirectoryMode", fact=True),
     # A socket unit's socket (systemd creates it, and the folders above it, before the service)
     *_keys(ALL_KINDS, "str", "systemd.SocketUser", "systemd.SocketGroup", "systemd.SocketMode",
            "systemd.DirectoryMode", audited=True, fact=True),
+    # PHP-FPM, a pool's directives (process_control_timeout is the master's, [global])
+    *_keys(FPM_KINDS, "str", "php-fpm.listen", "php-fpm.pm", "php-fpm.slowlog"),
+    *_keys(FPM_KINDS, "int", "php-fpm.pm.max_children", "php-fpm.pm.start_servers", "php-fpm.pm.min_spare_servers",
+           "php-fpm.pm.max_spare_servers", "php-fpm.pm.max_requests"),
+    *_keys(FPM_KINDS, "duration", "php-fpm.request_terminate_timeout", "php-fpm.request_slowlog_timeout",
+           "php-fpm.process_control_timeout", "php-fpm.pm.process_idle_timeout"),
+    # Who the pool's children run as, and who owns its socket (the master creates it as root)
+    *_keys(FPM_KINDS, "str", "php-fpm.user", "php-fpm.group", "php-fpm.listen.owner", "php-fpm.listen.group",
+           "php-fpm.listen.mode", fact=True),
+    *_keys(FPM_KINDS, "str", "php-fpm.include", "php-fpm.pool", audited=True),
+    # Which phpX.Y-fpm master serves the pool: pools of one master share its [global] values
+    *_keys(FPM_KINDS, "str", "php-fpm.version", fact=True),
+    # PHP's own settings (php.ini's names; the pool sets them with php_admin_value)
+    *_keys(FPM_KINDS, "duration", "php.max_execution_time", "php.session.gc_maxlifetime",
+           "php.session.cookie_lifetime"),
+    *_keys(FPM_KINDS, "int", "php.session.gc_probability", "php.session.gc_divisor"),
+    *_keys(FPM_KINDS, "bool", "php.session.use_strict_mode", "php.session.cookie_secure",
+           "php.session.cookie_httponly"),
+    *_keys(FPM_KINDS, "str", "php.session.save_handler", "php.session.save_path", "php.session.name",
+           "php.session.cookie_domain", "php.session.cookie_samesite", "php.memory_limit",
+           "php.upload_max_filesize", "php.post_max_size"),
+    # The session cleaner the system runs (Debian's phpsessionclean): which lifetime and folder it sees
+    *_keys(FPM_KINDS, "duration", "php.sessionclean.gc_maxlifetime", audited=True, fact=True),
+    *_keys(FPM_KINDS, "str", "php.sessionclean.save_path", audited=True, fact=True),
+    # The connection string the pool gives the app (env[DATABASE_DSN]), statement_timeout in its options
+    *_keys(FPM_KINDS, "str", "php.DATABASE_DSN"),
     # SQLAlchemy's pool, as Flask-SQLAlchemy's SQLALCHEMY_ENGINE_OPTIONS
     *_keys(_FLASK, "int", "sqlalchemy.pool_size", "sqlalchemy.max_overflow"),
     *_keys(_FLASK, "duration", "sqlalchemy.pool_timeout", "sqlalchemy.pool_recycle"),
@@ -121,7 +159,7 @@ _DECLARED = [
            "flask.REMEMBER_COOKIE_SAMESITE", "flask.SESSION_TYPE", "flask.SESSION_KEY_PREFIX",
            "flask.SESSION_SERIALIZATION_FORMAT", "flask.SESSION_FILE_DIR"),
     # The Redis server behind a session store
-    *_keys(_SESSIONS, "duration", "redis.timeout"),
+    *_keys(_SESSIONS - FPM_KINDS, "duration", "redis.timeout"),
     # Django
     *_keys(_DJANGO, "str", "django.DJANGO_SETTINGS_MODULE", "django.SESSION_ENGINE", "django.SESSION_COOKIE_NAME",
            "django.SESSION_COOKIE_DOMAIN", "django.SESSION_COOKIE_SAMESITE", "django.SESSION_FILE_PATH",

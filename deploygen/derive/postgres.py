@@ -6,17 +6,18 @@ from deploygen.derive.deriver import SECOND, Deriver, margin
 from deploygen.sitefile.duration import Duration
 
 
-def derive_postgres(d: Deriver) -> None:
+def derive_postgres(d: Deriver, worker_timeout: str = "gunicorn.timeout") -> None:
+    """`worker_timeout`: the app server's limit on a request (its kind's), which statements stay under."""
     t = d.loaded.site.timeouts
     _derive_server(d)
-    timeout = d.value("gunicorn.timeout")
+    timeout = d.value(worker_timeout)
     request = d.value("deploygen.request")
     pg = t.postgres
     statement = d.put(
         "postgres.statement_timeout", pg.statement_timeout, ("timeouts", "postgres", "statement_timeout"),
         lambda: timeout - margin(timeout),
-        "gunicorn.timeout - min(10s, gunicorn.timeout/10): the query is cancelled (57014) "
-        "while the worker can still answer", "gunicorn.timeout")
+        f"{worker_timeout} - min(10s, {worker_timeout}/10): the query is cancelled (57014) "
+        "while the worker can still answer", worker_timeout)
     d.put("postgres.lock_timeout", pg.lock_timeout, ("timeouts", "postgres", "lock_timeout"),
           lambda: min(Duration.seconds_(10), statement.scaled(1, 2)),
           "min(10s, statement_timeout/2): a lock wait fails (55P03) long before the statement limit",

@@ -14,10 +14,11 @@ from deploygen.kinds.asgi import ASGI
 from deploygen.kinds.base import Kind
 from deploygen.kinds.django import DJANGO
 from deploygen.kinds.flask import FLASK
+from deploygen.kinds.php import PHP
 from deploygen.kinds.wsgi import WSGI
 from deploygen.sitefile.model import SiteBase
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (FLASK, DJANGO, WSGI, ASGI)}
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (FLASK, DJANGO, WSGI, ASGI, PHP)}
 
 
 def kind_of(site: SiteBase) -> Kind:

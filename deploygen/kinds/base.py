@@ -31,6 +31,57 @@ class Kind:
     concepts: ClassVar[dict[str, str]] = {}
     # The line the app's own code adds, shown by README and `explain` (empty: nothing to add).
     app_snippet: ClassVar[str] = ""
+    # The app server's limit on one request (what PostgreSQL's statement_timeout stays under),
+    # and nginx's wait for the app's reply (which stays above it).
+    worker_timeout: ClassVar[str] = "gunicorn.timeout"
+    # How many processes serve requests, each holding its connections (DG402's count).
+    process_count: ClassVar[str] = "gunicorn.workers"
+    upstream_read_timeout: ClassVar[str] = "nginx.proxy_read_timeout"
+    # The first install adds nginx's user to the app's group, for a socket only that group may
+    # reach (gunicorn's, in the unit's RuntimeDirectory=0750); False where the socket is
+    # nginx's user's already (php-fpm's listen.owner).
+    nginx_joins_group: ClassVar[bool] = True
+
+    def derive_server(self, d: Deriver) -> None:
+        """The process that runs requests: gunicorn unless the kind has its own."""
+        from deploygen.derive.gunicorn import derive_gunicorn
+
+        derive_gunicorn(d, self)
+
+    def derive_upstream(self, d: Deriver) -> None:
+        """What nginx speaks to the app: proxy_* to gunicorn unless the kind has its own."""
+        from deploygen.derive.nginx import derive_nginx_proxy
+
+        derive_nginx_proxy(d)
+
+    def derive_stop(self, d: Deriver) -> None:
+        """How systemd stops and restarts the app's service."""
+        from deploygen.derive.systemd import derive_systemd
+
+        derive_systemd(d)
+
+    def server_targets(self, site: SiteBase) -> list[Target]:
+        """The app server's files: gunicorn's config and the site's own unit."""
+        from deploygen.render.layout import Target
+
+        name = site.name
+        return [Target("gunicorn-config", "gunicorn-config", "gunicorn/gunicorn.conf.py.j2",
+                       f"/etc/deploygen/{name}/gunicorn.conf.py"),
+                Target("app-service", "systemd-service", "systemd/site.service.j2",
+                       f"/etc/systemd/system/{name}.service")]
+
+    def services(self, site: SiteBase) -> tuple[str, ...]:
+        """The units the first install enables and restarts: the site's own."""
+        return (f"{site.name}.service",)
+
+    def directories(self, site: SiteBase) -> tuple[tuple[str, str, str, str], ...]:
+        """(path, mode, owner, group) of folders the first install creates, no unit doing it in time."""
+        return ()
+
+    def reloads(self, site: SiteBase) -> tuple[tuple[str, str], ...]:
+        """(check command, unit) pairs: a service the site shares with others, reloaded (never
+        restarted) after its whole configuration passed the check."""
+        return ()
 
     def derive_pool(self, d: Deriver) -> None:
         """The app's connections to PostgreSQL (called only for a site with a database)."""
@@ -73,6 +124,10 @@ class Kind:
         bound, so the budget rule fires only when even that cannot fit."""
         threads = site.effective["gunicorn.threads"]
         return threads.value, [threads]
+
+    def explain_neighbours(self, site: SiteContext) -> dict[str, str | None] | None:
+        """For `explain`'s margins: each setting -> the one it must outlast; None: gunicorn's chain."""
+        return None
 
     def explain_session(self, site: SiteContext) -> tuple[dict | None, list[str]]:
         """The session part of `explain`: its JSON object and its lines of text."""

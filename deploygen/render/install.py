@@ -59,6 +59,11 @@ class InstallPlan:
     # systemd: the app's service(s), enabled and restarted after daemon-reload; timers.
     services: tuple[str, ...]
     timers: tuple[str, ...]
+    # Services other sites share (php-fpm's master): each reloaded after its check passes.
+    reloads: tuple[tuple[str, str], ...] = ()
+    # Folders no running unit creates: (path, mode, owner, group) (PHP's session files, the
+    # pool's socket folder, which the php-fpm unit's RuntimeDirectory= makes only at its start).
+    directories: tuple[tuple[str, str, str, str], ...] = ()
     # Where the SQL runs: `database.host` and `database.port` (None without a database, or
     # for libpq's default port). `postgres_local`: the server is this machine's (localhost,
     # a loopback address or a socket folder), so its superuser is reached as the `postgres` OS
@@ -83,6 +88,7 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
     if bad:
         raise ValueError(f"{site.app.framework}: secret key {bad[0]!r} is no environment variable name")
     create_group = not is_system_account(app.group)
+    kind = kind_of(site)
     return InstallPlan(
         site=name,
         user=app.user,
@@ -91,7 +97,8 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
         create_user=not is_system_account(app.user),
         create_group=create_group,
         nginx_user=nginx_user,
-        join_group=site.server.bind.is_unix and create_group and nginx_user not in (app.group, app.user),
+        join_group=kind.nginx_joins_group and site.server.bind.is_unix and create_group
+        and nginx_user not in (app.group, app.user),
         database=database.name if database is not None else None,
         role=database.role if database is not None else None,
         bootstrap_sql=paths.get("postgres-bootstrap"),
@@ -103,7 +110,9 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
         nginx_enabled=f"/etc/nginx/sites-enabled/{name}.conf",
         nginx_check=paths["nginx-check"],
         acme_webroot=ACME_WEBROOT,
-        services=(f"{name}.service",),
+        services=kind.services(site),
+        reloads=kind.reloads(site),
+        directories=kind.directories(site),
         timers=(f"{name}{CLEANUP_SUFFIX}.timer",) if "cleanup-timer" in paths else (),
         postgres_host=database.host if database is not None else None,
         postgres_port=database.port if database is not None else None,
@@ -144,8 +153,14 @@ def post_install(plan: InstallPlan) -> list[str]:
     if plan.timeouts_sql and plan.database:
         commands.append(_psql(plan, plan.database, plan.timeouts_sql))
     commands.append("systemctl daemon-reload")
+    for path, mode, owner, group in plan.directories:
+        commands.append(f"install -d -m {mode} -o {q(owner)} -g {q(group)} {q(path)}")
     for service in plan.services:
         commands += [f"systemctl enable {q(service)}", f"systemctl restart {q(service)}"]
+    for check, service in plan.reloads:
+        # Shared with other sites: a reload keeps their requests, and a failed check keeps the
+        # running configuration (a restart with a broken pool would stop every site).
+        commands += [check, f"systemctl reload-or-restart {q(service)}"]
     commands += [f"systemctl enable --now {q(timer)}" for timer in plan.timers]
     # A candidate that passes alone can still fail with the rest (an upstream name another
     # enabled file uses): the whole test takes back the link it fails with, so sites-enabled

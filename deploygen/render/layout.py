@@ -32,12 +32,11 @@ def targets(site: SiteBase) -> list[Target]:
     from deploygen.kinds import kind_of
 
     name = site.name
+    kind = kind_of(site)
     found = [
         Target("nginx-site", "nginx-site", "nginx/site.conf.j2", f"/etc/nginx/sites-available/{name}.conf"),
-        Target("gunicorn-config", "gunicorn-config", "gunicorn/gunicorn.conf.py.j2",
-               f"/etc/deploygen/{name}/gunicorn.conf.py"),
-        Target("app-service", "systemd-service", "systemd/site.service.j2", f"/etc/systemd/system/{name}.service"),
-        *kind_of(site).targets(site),
+        *kind.server_targets(site),
+        *kind.targets(site),
     ]
     if site.nginx.snippet is not None:
         # The locations the site carries (sitefile.snippet), included by its server block.

@@ -112,6 +112,8 @@ def template_context(loaded: LoadedSite, eff: Effective, site_targets: list[Targ
         "environment": kind.environment(site, eff),
         "environment_files": kind.environment_files(site, paths),
         **{layer: values.get(layer, {}) for layer in LAYERS},
+        # php-fpm's values under a name a template can spell.
+        "fpm": values.get("php-fpm", {}),
     }
     if site.database is not None:
         context.update(_sql_context(site.database.role, site.database.name, values["postgres"], notes["postgres"],

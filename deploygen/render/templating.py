@@ -35,6 +35,11 @@ def _py(value: object) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
+def _fpm(value: Duration) -> str:
+    """A PHP-FPM time: whole seconds with their suffix (FPM reads `1.5s` as 1 s, `100ms` as 100 s)."""
+    return f"{value.ceil_seconds().seconds}s"
+
+
 class _Environment(jinja2.Environment):
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Templates read layer values as `nginx.proxy_read_timeout` from plain dicts. Jinja tries
@@ -60,6 +65,7 @@ def environment() -> jinja2.Environment:
     env.filters["systemd"] = Duration.systemd
     env.filters["py"] = _py
     env.filters["seconds"] = _seconds
+    env.filters["fpm"] = _fpm
     return env
 
 

@@ -12,14 +12,18 @@ from deploygen.derive.settings import Setting
 from deploygen.kinds import kind_of
 
 # Client to PostgreSQL: the order a request meets the layers.
-LAYERS = ("nginx", "gunicorn", "systemd", "sqlalchemy", "psycopg_pool", "postgres", "redis", "flask", "django")
+LAYERS = ("nginx", "gunicorn", "php-fpm", "php", "systemd", "sqlalchemy", "psycopg_pool", "postgres", "redis", "flask",
+          "django")
 
 
 def _neighbour(key: str, ctx: SiteContext) -> str | None:
     """The setting `key` must outlast (its margin is measured against it)."""
     eff = ctx.effective
-    sync = eff.value("gunicorn.worker_class") == "sync"
+    own = kind_of(ctx.loaded.site).explain_neighbours(ctx)
+    if own is not None:
+        return own.get(key)
     has_db = "postgres.statement_timeout" in eff
+    sync = eff.value("gunicorn.worker_class") == "sync"
     inner_of_nginx = "gunicorn.timeout" if sync or not has_db else "postgres.statement_timeout"
     table = {
         "nginx.proxy_read_timeout": inner_of_nginx,
@@ -78,19 +82,27 @@ def explain_json(sites: list[SiteContext]) -> str:
         out.append({
             "site": ctx.name, "file": ctx.loaded.file,
             "request": eff["deploygen.request"].display,
-            "worker_class": eff.value("gunicorn.worker_class"),
+            "worker_class": _worker_class(ctx),
             "settings": as_rows(ctx),
             **({"session": session} if session is not None else {}),
         })
     return json.dumps(out, indent=2, sort_keys=True) + "\n"
 
 
+def _worker_class(ctx: SiteContext) -> str | None:
+    """gunicorn's worker class; None for an app PHP-FPM runs."""
+    if kind_of(ctx.loaded.site).worker_timeout != "gunicorn.timeout":
+        return None
+    return ctx.effective.value("gunicorn.worker_class")
+
+
 def explain_text(ctx: SiteContext) -> str:
     eff = ctx.effective
     request = eff["deploygen.request"]
-    worker_class = eff.value("gunicorn.worker_class")
+    worker_class = _worker_class(ctx)
+    server = f"{worker_class} workers" if worker_class else f"php-fpm pm = {eff.value('php-fpm.pm')}"
     lines = [f"{ctx.name} ({ctx.loaded.file}): request budget {request.display} "
-             f"(line {request.provenance.location.line}), {worker_class} workers", ""]
+             f"(line {request.provenance.location.line}), {server}", ""]
     table = [("setting", "value", "margin", "source")]
     for row in as_rows(ctx):
         margin = ""
@@ -103,7 +115,7 @@ def explain_text(ctx: SiteContext) -> str:
     for r in table:
         lines.append(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip())
     lines.append("")
-    if worker_class != "sync":
+    if worker_class not in ("sync", None):
         lines.append(f"{worker_class} workers: gunicorn.timeout is a heartbeat and bounds no request; "
                      "statement_timeout and nginx close the chain.")
     lines += kind_of(ctx.loaded.site).explain_session(ctx)[1]

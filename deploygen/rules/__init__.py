@@ -3,7 +3,7 @@
 Codes are grouped by the layers they relate: DG1xx nginx and gunicorn,
 DG2xx PostgreSQL and the worker, DG3xx systemd, DG4xx connection pools,
 DG5xx sessions and cookies, DG6xx proxy headers and buffering, DG7xx what the service may do
-(privileges), DG9xx collisions between sites.
+(privileges), DG8xx PHP-FPM and PHP, DG9xx collisions between sites.
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ from deploygen.rules.dg605_domain_not_in_allowed_hosts import DomainNotInAllowed
 from deploygen.rules.dg701_service_runs_as_root import ServiceRunsAsRoot
 from deploygen.rules.dg702_socket_in_tmp import SocketInTmp
 from deploygen.rules.dg703_nginx_cannot_reach_socket import NginxCannotReachSocket
+from deploygen.rules.dg801_fastcgi_timeout_below_terminate_timeout import FastcgiTimeoutBelowTerminateTimeout
+from deploygen.rules.dg802_statement_outlives_terminate_timeout import StatementOutlivesTerminateTimeout
+from deploygen.rules.dg803_request_terminate_timeout_off import RequestTerminateTimeoutOff
+from deploygen.rules.dg804_process_control_timeout_below_terminate import ProcessControlTimeoutBelowTerminate
+from deploygen.rules.dg805_stop_timeout_below_process_control import StopTimeoutBelowProcessControl
+from deploygen.rules.dg806_php_fpm_stops_with_sigterm import PhpFpmStopsWithSigterm
+from deploygen.rules.dg807_slowlog_never_written import SlowlogNeverWritten
+from deploygen.rules.dg808_pm_counts_inconsistent import PmCountsInconsistent
+from deploygen.rules.dg809_session_lifetime_cleaner_cannot_see import SessionLifetimeCleanerCannotSee
+from deploygen.rules.dg810_cookie_lifetime_makes_idle_absolute import CookieLifetimeMakesIdleAbsolute
+from deploygen.rules.dg811_session_strict_mode_off import SessionStrictModeOff
 from deploygen.rules.dg901_duplicate_site_name import DuplicateSiteName
 from deploygen.rules.dg902_duplicate_bind import DuplicateBind
 from deploygen.rules.dg903_duplicate_domain import DuplicateDomain
@@ -53,6 +64,7 @@ from deploygen.rules.dg904_duplicate_database_role import DuplicateDatabaseRole
 from deploygen.rules.dg905_shared_session_cookie import SharedSessionCookie
 from deploygen.rules.dg906_shared_session_directory import SharedSessionDirectory
 from deploygen.rules.dg907_shared_secrets_file import SharedSecretsFile
+from deploygen.rules.dg908_php_fpm_master_settings_differ import PhpFpmMasterSettingsDiffer
 
 RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowWorkerTimeout,
@@ -92,6 +104,17 @@ RULES: tuple[type[Rule], ...] = (
     ServiceRunsAsRoot,
     SocketInTmp,
     NginxCannotReachSocket,
+    FastcgiTimeoutBelowTerminateTimeout,
+    StatementOutlivesTerminateTimeout,
+    RequestTerminateTimeoutOff,
+    ProcessControlTimeoutBelowTerminate,
+    StopTimeoutBelowProcessControl,
+    PhpFpmStopsWithSigterm,
+    SlowlogNeverWritten,
+    PmCountsInconsistent,
+    SessionLifetimeCleanerCannotSee,
+    CookieLifetimeMakesIdleAbsolute,
+    SessionStrictModeOff,
     DuplicateSiteName,
     DuplicateBind,
     DuplicateDomain,
@@ -99,6 +122,7 @@ RULES: tuple[type[Rule], ...] = (
     SharedSessionCookie,
     SharedSessionDirectory,
     SharedSecretsFile,
+    PhpFpmMasterSettingsDiffer,
 )
 
 BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in RULES}

@@ -47,11 +47,12 @@ class ConnectionBudgetExceeded(Rule):
     name = "connection-budget-exceeded"
     severity = "error"
     summary = "sum of workers x (pool_size + max_overflow) above max_connections - reserved"
-    keys = ("gunicorn.workers", "postgres.host", "postgres.max_connections", "postgres.superuser_reserved_connections")
+    keys = ("postgres.host", "postgres.max_connections", "postgres.superuser_reserved_connections")
     # What each kind's pool spells its size with (Kind.connections_per_process): Flask's SQLAlchemy
     # pool, Django's psycopg pool or persistent connections, else one connection per thread.
+    # The processes are each kind's (Kind.process_count): gunicorn's workers, FPM's pm.max_children.
     optional = ("sqlalchemy.pool_size", "sqlalchemy.max_overflow", "psycopg_pool.max_size", "django.CONN_MAX_AGE",
-                "gunicorn.threads", "postgres.port")
+                "gunicorn.threads", "postgres.port", "gunicorn.workers", "php-fpm.pm.max_children")
 
     def check_all(self, sites: list[SiteContext]) -> Iterator[Finding]:
         by_host: dict[str, list[SiteContext]] = defaultdict(list)
@@ -59,17 +60,17 @@ class ConnectionBudgetExceeded(Rule):
             by_host[site.postgres_server].append(site)
         for host, group in by_host.items():
             per_process = {id(s): KINDS[s.kind].connections_per_process(s) for s in group}
-            group = [s for s in group if per_process[id(s)] is not None]
+            group = [s for s in group if per_process[id(s)] is not None and _processes(s) is not None]
             if not group:
                 continue
-            shares = {id(s): s.effective.value("gunicorn.workers") * per_process[id(s)][0] for s in group}
+            shares = {id(s): _processes(s).value * per_process[id(s)][0] for s in group}
             total = sum(shares.values())
             available = min(limit - reserved for limit, reserved in map(_server_limits, group))
             if total <= available:
                 continue
             for site in group:
                 eff = site.effective
-                workers = eff["gunicorn.workers"]
+                workers = _processes(site)
                 count, counted = per_process[id(site)]
                 # The server's line in the site file: its `database` block (where postgres.host points).
                 location = eff["postgres.host"].provenance.location
@@ -78,12 +79,22 @@ class ConnectionBudgetExceeded(Rule):
                     location.file, location.line, location.column, self.code, self.severity, site.name,
                     f"the sites on {host} can open {total} connections{others}, the server allows "
                     f"{available}: under load requests fail with \"remaining connection slots are reserved\"",
-                    f"{workers.value} workers x ({' + '.join(s.display for s in counted)}) = {shares[id(site)]}; "
+                    f"{workers.value} {_PROCESSES.get(workers.key, 'processes')} x "
+                    f"({' + '.join(s.display for s in counted) or '1'}) = {shares[id(site)]}; "
                     f"all sites on {host}: {total} > {available}",
                     {workers.key: workers.display, **{s.key: s.display for s in counted},
                      **dict(zip(("postgres.max_connections", "postgres.superuser_reserved_connections"),
                                 map(str, _server_limits(site))))},
                 )
+
+
+_PROCESSES = {"gunicorn.workers": "workers", "php-fpm.pm.max_children": "FPM children"}
+
+
+def _processes(site: SiteContext):
+    """The setting that counts the site's processes, or None when the source has none."""
+    key = KINDS[site.kind].process_count
+    return site.effective[key] if key in site.effective else None
 
 
 def _server_limits(site: SiteContext) -> tuple[int, int]:

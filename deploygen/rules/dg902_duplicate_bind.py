@@ -27,13 +27,23 @@ class DuplicateBind(CollisionRule):
     code = "DG902"
     name = "duplicate-bind"
     severity = "error"
-    summary = "two sites with the same gunicorn bind"
-    keys = ("gunicorn.bind",)
+    summary = "two sites with the same gunicorn bind or FPM listen"
+    # gunicorn's bind, or the FPM pool's listen (a socket path or ADDRESS:PORT), as gunicorn writes it.
+    optional = ("gunicorn.bind", "php-fpm.listen")
     what = "bind"
     consequence = "one gunicorn cannot start, or takes the other's traffic"
 
     def claims(self, site):
-        bind = site.effective["gunicorn.bind"]
+        eff = site.effective
+        if "php-fpm.listen" in eff:
+            listen = eff["php-fpm.listen"]
+            value = listen.value
+            if isinstance(value, str):
+                yield (f"unix:{value}" if value.startswith("/") else value), listen.key, listen.provenance.location
+            return
+        if "gunicorn.bind" not in eff:
+            return
+        bind = eff["gunicorn.bind"]
         for value in bind.value if isinstance(bind.value, list) else [bind.value]:  # a server's config may list them
             if isinstance(value, str):
                 yield value, bind.key, bind.provenance.location

@@ -22,7 +22,7 @@ UVICORN_WORKER = "uvicorn_worker.UvicornWorker"
 class AsgiApp(GunicornApp):
     """An ASGI callable (`module:app`) gunicorn runs with uvicorn's worker."""
 
-    framework: Literal["asgi"] = Field(description="flask | django | wsgi | asgi")
+    framework: Literal["asgi"] = Field(description="flask | django | wsgi | asgi | php")
     wsgi: WsgiTarget = Field(description="module:callable of the ASGI app gunicorn loads")
 
 

@@ -28,7 +28,7 @@ def _the_projects_own(value: str) -> str:
 class DjangoApp(GunicornApp):
     """A Django project gunicorn runs (`PROJECT.wsgi:application`)."""
 
-    framework: Literal["django"] = Field(description="flask | django | wsgi | asgi")
+    framework: Literal["django"] = Field(description="flask | django | wsgi | asgi | php")
     secrets_file: AbsPath | None = Field(
         None, description="environment file with DJANGO_SECRET_KEY, DATABASE_PASSWORD, REDIS_URL; never rendered")
 

@@ -11,7 +11,7 @@ from deploygen.sitefile.model import GunicornApp, SessionBase, SiteBase
 class FlaskApp(GunicornApp):
     """A Flask app gunicorn runs; it reads flask.env with `app.config.from_prefixed_env()`."""
 
-    framework: Literal["flask"] = Field(description="flask | django | wsgi | asgi")
+    framework: Literal["flask"] = Field(description="flask | django | wsgi | asgi | php")
     secrets_file: AbsPath | None = Field(
         None, description="environment file with FLASK_SECRET_KEY, DATABASE_URL, REDIS_URL; never rendered")
 

@@ -13,7 +13,7 @@ from deploygen.sitefile.model import GunicornApp, SiteBase
 class WsgiApp(GunicornApp):
     """A WSGI callable gunicorn runs; deploygen renders no settings for it."""
 
-    framework: Literal["wsgi"] = Field(description="flask | django | wsgi | asgi")
+    framework: Literal["wsgi"] = Field(description="flask | django | wsgi | asgi | php")
 
 
 class WsgiSite(SiteBase):

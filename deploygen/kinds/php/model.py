@@ -1,0 +1,187 @@
+"""The PHP kind's keys: the app and its document root, the FPM pool, PHP's sessions.
+
+PHP-FPM replaces gunicorn, so `server:` is the pool (`pm` and its counts) and
+`timeouts:` names FPM's and PHP's own limits; the `php:` section speaks php.ini's
+names for what only PHP has.
+"""
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from deploygen.errors import shown
+from deploygen.sitefile.fields import AbsPath, Bind, PosixName, Seconds, SecondsOrZero, Span, StaticDir
+from deploygen.sitefile.model import (
+    AppBase,
+    PostgresTimeouts,
+    SessionBase,
+    SessionRedis,
+    SiteBase,
+    Strict,
+    SystemdTimeouts,
+)
+
+# The PHP versions Debian and sury.org package as phpX.Y-fpm (the pool folder and unit name carry it).
+PhpVersion = Literal["7.4", "8.0", "8.1", "8.2", "8.3", "8.4"]
+
+
+def _script(value: str) -> str:
+    # The front controller lands in nginx's try_files and location: plain path characters only.
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\.php", value) or ".." in value.split("/"):
+        raise PydanticCustomError("value", f"{shown(value)} is not a PHP script under the document root: "
+                                  "write a relative path ending in .php, e.g. index.php")
+    return value
+
+
+Script = Annotated[str, Field(max_length=255), AfterValidator(_script)]
+
+
+def _fpm_user(value: str) -> str:
+    if value == "root":
+        # php-fpm refuses a pool that runs as root unless started with --allow-to-run-as-root.
+        raise PydanticCustomError("value", "root: php-fpm refuses to run a pool as root; name the app's own user")
+    return value
+
+
+class PhpApp(AppBase):
+    """A PHP application PHP-FPM runs: its document root and front controller."""
+
+    framework: Literal["php"] = Field(description="flask | django | wsgi | asgi | php")
+    docroot: StaticDir = Field(description="nginx's root: the folder served, holding the front controller",
+                               examples=["/srv/yayin/public"])
+    front_controller: Script = Field("index.php", description="the script every path without a file goes to "
+                                     "(try_files), relative to docroot")
+    php_version: PhpVersion = Field("8.2", description="which phpX.Y-fpm runs the pool (its pool.d and unit)")
+    user: Annotated[PosixName, AfterValidator(_fpm_user)] = "www-data"
+    secrets_file: AbsPath | None = Field(
+        None, description="environment file php-fpm's unit loads; its keys are the site's name in capitals, "
+        "then _ (YAYIN_DATABASE_PASSWORD), passed to the pool without it (DATABASE_PASSWORD); never rendered")
+
+    @model_validator(mode="after")
+    def _docroot_inside(self) -> "PhpApp":
+        if not (self.docroot == self.root or self.docroot.startswith(self.root.rstrip("/") + "/")):
+            raise PydanticCustomError("value", f"docroot {self.docroot!r} is outside app.root {self.root!r}: "
+                                      "the pool's chdir and open files are the app's own folder")
+        return self
+
+
+class Pool(Strict):
+    """The FPM pool: where it listens and how many children serve it (php-fpm's `pm`)."""
+
+    bind: Bind = Field(description="the pool's `listen`", examples=["unix:/run/yayin/php-fpm.sock"])
+    pm: Literal["static", "dynamic", "ondemand"] = Field("dynamic", description="how FPM spawns children")
+    max_children: int | None = Field(None, ge=1, le=10_000, description="pm.max_children (default 5)")
+    start_servers: int | None = Field(None, ge=1, le=10_000)
+    min_spare_servers: int | None = Field(None, ge=1, le=10_000)
+    max_spare_servers: int | None = Field(None, ge=1, le=10_000)
+    max_requests: int | None = Field(None, ge=0, le=10_000_000, description="pm.max_requests (default 500)")
+    process_idle_timeout: Seconds | None = Field(None, description="pm.process_idle_timeout (ondemand)")
+    slowlog: AbsPath | None = Field(None, description="where request_slowlog_timeout writes its traces")
+
+
+class PhpFpmTimeouts(Strict):
+    """FPM's own limits, whole seconds; 0 is FPM's `off` (the rules say what that costs)."""
+
+    request_terminate_timeout: SecondsOrZero | None = None
+    request_slowlog_timeout: SecondsOrZero | None = None
+    process_control_timeout: SecondsOrZero | None = None
+
+
+class PhpIniTimeouts(Strict):
+    max_execution_time: SecondsOrZero | None = None
+
+
+class PhpNginxTimeouts(Strict):
+    """nginx's limits in front of FastCGI: its fastcgi_* names instead of proxy_*."""
+
+    fastcgi_connect_timeout: Span | None = None
+    fastcgi_read_timeout: Span | None = None
+    fastcgi_send_timeout: Span | None = None
+    send_timeout: Span | None = None
+    client_header_timeout: Span | None = None
+    client_body_timeout: Span | None = None
+    keepalive_timeout: Span | None = None
+
+
+class PhpTimeouts(Strict):
+    """`request` is the budget; FPM's request_terminate_timeout and everything around it follow."""
+
+    request: Seconds = Field(description="how long one request may legitimately run", examples=["60s"])
+    nginx: PhpNginxTimeouts = PhpNginxTimeouts()
+    php_fpm: PhpFpmTimeouts = Field(PhpFpmTimeouts(), alias="php-fpm")
+    php: PhpIniTimeouts = PhpIniTimeouts()
+    postgres: PostgresTimeouts = PostgresTimeouts()
+    systemd: SystemdTimeouts = SystemdTimeouts()
+
+
+def _redis_address(value: str) -> str:
+    if not re.fullmatch(r"tcp://(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):\d{1,5}|unix:///[A-Za-z0-9._/-]+",
+                        value):
+        raise PydanticCustomError("value", f"{shown(value)} is not a Redis address phpredis reads: write "
+                                  "tcp://127.0.0.1:6379 or unix:///run/redis/redis-server.sock")
+    return value
+
+
+class PhpSessionRedis(SessionRedis):
+    """phpredis's session server (`session.save_path`); its key prefix is the site's name."""
+
+    address: Annotated[str, Field(max_length=200), AfterValidator(_redis_address)] = "tcp://127.0.0.1:6379"
+    database: int = Field(0, ge=0, le=15)
+
+
+class PhpSession(SessionBase):
+    """PHP's sessions: session.gc_maxlifetime, its cookie, the files or phpredis handler."""
+
+    store: Literal["files", "filesystem", "redis"] = Field(
+        "files", description="session.save_handler: files (in session.directory) or redis (phpredis)")
+    redis: PhpSessionRedis = PhpSessionRedis()
+
+    @model_validator(mode="after")
+    def _one_age(self) -> "PhpSession":
+        if self.idle_timeout is not None and self.lifetime is not None:
+            raise PydanticCustomError("value", "write idle_timeout or lifetime, not both: PHP has one "
+                                      "session.gc_maxlifetime (idle_timeout keeps the cookie until the browser "
+                                      "closes; lifetime also ends the cookie that long after login)")
+        if self.refresh_each_request is False:
+            raise PydanticCustomError("value", "refresh_each_request: false: PHP refreshes every session it starts "
+                                      "(the files handler touches the file, phpredis sends EXPIRE); write "
+                                      "lifetime for a cookie that ends a fixed time after login")
+        return self
+
+
+class PhpSection(Strict):
+    """php.ini settings only PHP has, under their own names; each is derived when left out."""
+
+    session_cookie_lifetime: SecondsOrZero | None = Field(
+        None, alias="session.cookie_lifetime", description="0 (default): the cookie lasts until the browser "
+        "closes and the session slides; above 0 it ends that long after login, however active the user is")
+    session_gc_probability: int | None = Field(
+        None, ge=0, le=1_000_000, alias="session.gc_probability",
+        description="above 0: PHP's own GC on session_start instead of the cleanup timer (default 0)")
+    session_gc_divisor: int | None = Field(None, ge=1, le=1_000_000, alias="session.gc_divisor")
+    session_use_strict_mode: bool | None = Field(None, alias="session.use_strict_mode")
+    memory_limit: Annotated[str, Field(pattern=r"^[0-9]{1,6}[KMG]?$")] | None = Field(
+        None, description="php.ini's memory_limit (128M)")
+    upload_max_filesize: Annotated[str, Field(pattern=r"^[0-9]{1,6}[KMG]?$")] | None = None
+    post_max_size: Annotated[str, Field(pattern=r"^[0-9]{1,6}[KMG]?$")] | None = None
+
+
+class PhpSite(SiteBase):
+    app: PhpApp
+    server: Pool
+    timeouts: PhpTimeouts
+    session: PhpSession = PhpSession()
+    php: PhpSection = PhpSection()
+
+    @model_validator(mode="after")
+    def _fastcgi_locations(self) -> "PhpSite":
+        # nginx speaks FastCGI to the pool: locations that proxy HTTP to it would reach nothing.
+        if self.nginx.websockets:
+            raise PydanticCustomError("value", "nginx.websockets: PHP-FPM speaks FastCGI, not websockets; "
+                                      "proxy them to the server that holds them")
+        if self.nginx.app_paths is not None:
+            raise PydanticCustomError("value", "nginx.app_paths: a PHP site sends every path without a file "
+                                      "to app.front_controller; leave app_paths out")
+        return self
