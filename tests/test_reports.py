@@ -53,12 +53,24 @@ def test_report_format_golden(cli, fmt):
     _check(f"dokon-before-fix.{fmt}", result.stdout)
 
 
-@pytest.mark.parametrize("site", ["dokon", "sergeli0606"])
+@pytest.mark.parametrize("site", ["dokon", "sergeli0606", "yayin"])
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_explain_golden(cli, site, fmt):
     result = cli("explain", "--format", fmt, f"sites/{site}.yaml")
     assert result.exit_code == 0
     _check(f"explain-{site}.{'txt' if fmt == 'text' else 'json'}", result.stdout)
+
+
+def test_explain_margins_of_a_php_site_are_fpms_chain(cli):
+    [report] = json.loads(cli("explain", "--format", "json", "sites/yayin.yaml").stdout)
+    rows = {r["setting"]: r for r in report["settings"]}
+    assert report["worker_class"] is None
+    assert rows["nginx.fastcgi_read_timeout"]["margin"] == {"over": "php-fpm.request_terminate_timeout", "seconds": 6.0}
+    assert rows["php-fpm.request_terminate_timeout"]["margin"] == {"over": "postgres.statement_timeout",
+                                                                  "seconds": 6.0}
+    assert rows["systemd.TimeoutStopSec"]["margin"] == {"over": "php-fpm.process_control_timeout", "seconds": 30.0}
+    # A file left by the files handler is a live session until the timer deletes it.
+    assert report["session"]["idle_session_ends"]["latest_seconds"] == 7200 + 3600
 
 
 def test_explain_margins_are_the_derived_gaps(cli):

@@ -105,6 +105,11 @@ class PhpKind(Kind):
             "systemd.TimeoutStopSec": "php-fpm.process_control_timeout",
         }
 
+    def explain_session(self, site):
+        from deploygen.kinds.php.explain import explain_session
+
+        return explain_session(site)
+
     def connections_per_process(self, site):
         # A child holds one connection during a request (PDO closes it at the end, a persistent
         # one stays open between requests): one per child either way.
