@@ -208,3 +208,172 @@ class Postgres(_Server):
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 
+
+
+def _dies_with_us(sig: int):
+    """preexec_fn: the kernel sends `sig` when the test process ends. Servers that run children of
+    their own get a signal they stop them on, where SIGKILL would orphan them."""
+    parent = os.getpid()
+    return lambda: die_with_parent(sig, parent)
+
+
+def _stop_group(proc: subprocess.Popen | None, sig: int) -> None:
+    """`sig` to the leader of a session started for it, then SIGKILL to whatever is left of its
+    process group: a server's children (FPM's pool, nginx's workers) keep the group."""
+    if proc is None:
+        return
+    _kill(proc, sig)
+    deadline = time.monotonic() + 10
+    while (members := _live_members(proc.pid)) and time.monotonic() < deadline:
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Live processes of a group, from /proc: killpg cannot tell, it also reaches zombies, which an
+    init that reaps no orphans keeps for ever."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        state, _, pgrp = stat[stat.rindex(b")") + 2:].split(b" ", 3)[:3]
+        if int(pgrp) == pgid and state != b"Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _can_connect(address: str) -> bool:
+    """Whether something accepts on `address`: a socket path, or HOST:PORT."""
+    if address.startswith("/"):
+        family, target = socket.AF_UNIX, address
+    else:
+        host, port = address.rsplit(":", 1)
+        family, target = socket.AF_INET, (host, int(port))
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect(target)
+        except OSError:
+            return False
+    return True
+
+
+class PhpFpm(_Server):
+    """`php-fpm --nodaemonize` on one config file (a rendered pool, adapted), in the foreground.
+
+    Its prefix (`-p`) is a temporary folder: the config, `log/php-fpm.log` (FPM's error_log, where
+    the master and `catch_workers_output` write). As root the master stays root and forks the
+    pool's children as the pool's user, as Debian's service runs it. The master re-executes
+    itself on SIGUSR2 (a reload) under the same pid, so `pid` and the stop below hold across it.
+    """
+
+    READY = "ready to handle connections"
+
+    def __init__(self, php_fpm: str, config: str, listen: str, env: dict[str, str] | None = None) -> None:
+        self.php_fpm = php_fpm
+        self.base = Path(tempfile.mkdtemp(prefix="deploygen-fpm-"))
+        self.config_text, self.listen, self.env = config, listen, env
+        self.config = self.base / "php-fpm.conf"
+        self.log_file = self.base / "log" / "php-fpm.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Self:
+        (self.base / "log").mkdir()
+        self.config.write_text(self.config_text)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(self.env or {})}
+        self.proc = subprocess.Popen(
+            [self.php_fpm, "--nodaemonize", "--fpm-config", str(self.config), "-p", str(self.base)],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            # SIGTERM: the master then ends its children too (SIGKILL would leave them serving).
+            preexec_fn=_dies_with_us(signal.SIGTERM))  # noqa: PLW1509
+        self.wait_ready(1)
+        return self
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+    def wait_ready(self, count: int, timeout: float = 20) -> None:
+        """Until the master has said it is ready `count` times (once per start or reload) and accepts."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"php-fpm exited with {self.proc.returncode}: {self.log()}")
+            if self.log().count(self.READY) >= count and _can_connect(self.listen):
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"php-fpm was not ready on {self.listen} within {timeout}s: {self.log()}")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.log()
+        os.kill(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        try:
+            _stop_group(self.proc, signal.SIGTERM)  # FPM's immediate stop
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Nginx(_Server):
+    """nginx in the foreground on one server block (its `listen` already 127.0.0.1:`port`).
+
+    The main config, pid, error log and temp folders are in a temporary folder that the workers
+    can use: as root they run as `user` (Debian's www-data, which a pool's listen.owner names),
+    otherwise as the current user.
+    """
+
+    TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+    def __init__(self, nginx: str, site_conf: str, port: int, user: str | None = None) -> None:
+        self.nginx = nginx
+        self.base = Path(tempfile.mkdtemp(prefix="deploygen-nginx-"))
+        os.chmod(self.base, 0o755)
+        self.site_conf, self.port = site_conf, port
+        self.user = user if os.geteuid() == 0 else None
+        self.error_log = self.base / "error.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Self:
+        base = self.base
+        for temp in self.TEMP_PATHS:
+            (base / temp).mkdir()
+            os.chmod(base / temp, 0o777)
+        (base / "site.conf").write_text(self.site_conf)
+        user = f"user {self.user};\n" if self.user else ""
+        (base / "nginx.conf").write_text(
+            f"daemon off;\n{user}pid {base}/nginx.pid;\nerror_log {self.error_log} warn;\nworker_processes 1;\n"
+            "events { worker_connections 256; }\nhttp {\n    access_log off;\n"
+            + "".join(f"    {t}_temp_path {base}/{t};\n" for t in self.TEMP_PATHS)
+            + f"    include {base}/site.conf;\n}}\n")
+        self.proc = subprocess.Popen(
+            [self.nginx, "-c", str(base / "nginx.conf"), "-p", f"{base}/", "-e", str(self.error_log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            # SIGTERM is nginx's fast shutdown, in which the master ends its workers.
+            preexec_fn=_dies_with_us(signal.SIGTERM))  # noqa: PLW1509
+        _wait_for_port(self.port, self.proc, "nginx", self.error_log)
+        return self
+
+    def log(self) -> str:
+        return self.error_log.read_text(errors="replace") if self.error_log.exists() else ""
+
+    def stop(self) -> None:
+        try:
+            _stop_group(self.proc, signal.SIGTERM)
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)

@@ -68,7 +68,7 @@ def test_the_chain_is_derived_from_the_budget_in_whole_seconds(tmp_path):
 def test_a_written_neighbour_moves_what_is_derived_around_it(tmp_path):
     _, eff = _effective(tmp_path, {"timeouts": {"request": "60s",
                                                 "php-fpm": {"request_terminate_timeout": "30s"}}})
-    assert eff.value("nginx.fastcgi_read_timeout") == Duration.seconds_(33)
+    assert eff.value("nginx.fastcgi_read_timeout") == Duration.seconds_(43)  # 30 + a third + 3
     assert eff.value("postgres.statement_timeout") == Duration.seconds_(27)
 
 
@@ -95,7 +95,7 @@ def test_nginx_runs_only_existing_php_files_and_clears_httpoxy(tmp_path):
     assert "root /srv/yayin/public;" in conf
     assert "try_files $uri $uri/ /app/front.php$is_args$args;" in conf
     assert "try_files $uri =404;" in conf and 'fastcgi_param HTTP_PROXY "";' in conf
-    assert "fastcgi_param HTTPS on;" in conf and "fastcgi_read_timeout 66s;" in conf
+    assert "fastcgi_param HTTPS on;" in conf and "fastcgi_read_timeout 86s;" in conf
     assert "proxy_pass" not in conf
 
 

@@ -65,7 +65,7 @@ def test_explain_margins_of_a_php_site_are_fpms_chain(cli):
     [report] = json.loads(cli("explain", "--format", "json", "sites/yayin.yaml").stdout)
     rows = {r["setting"]: r for r in report["settings"]}
     assert report["worker_class"] is None
-    assert rows["nginx.fastcgi_read_timeout"]["margin"] == {"over": "php-fpm.request_terminate_timeout", "seconds": 6.0}
+    assert rows["nginx.fastcgi_read_timeout"]["margin"] == {"over": "php-fpm.request_terminate_timeout", "seconds": 26.0}
     assert rows["php-fpm.request_terminate_timeout"]["margin"] == {"over": "postgres.statement_timeout",
                                                                   "seconds": 6.0}
     assert rows["systemd.TimeoutStopSec"]["margin"] == {"over": "php-fpm.process_control_timeout", "seconds": 30.0}

@@ -23,6 +23,13 @@ DEFAULT_MAX_CHILDREN = 5
 PHP_GC_MAXLIFETIME = Duration.seconds_(1440)
 
 
+def fpm_latest_end(terminate: Duration) -> Duration:
+    """When FPM has ended a request past `request_terminate_timeout` at the latest: its master
+    checks the limit on a timer every third of the smallest terminate (or slowlog) timeout of
+    its pools, in whole ms (fpm_conf.c: heartbeat), so a request runs up to a third longer."""
+    return terminate + Duration(terminate.ms // 3)
+
+
 def session_handler(site) -> str:
     """session.save_handler: phpredis's `redis`, else PHP's `files`."""
     return "redis" if site.session.store == "redis" else "files"
@@ -94,9 +101,9 @@ def derive_fastcgi(d: Deriver) -> None:
     n = site.timeouts.nginx
     terminate = d.value("php-fpm.request_terminate_timeout")
     read = d.put("nginx.fastcgi_read_timeout", n.fastcgi_read_timeout, ("timeouts", "nginx", "fastcgi_read_timeout"),
-                 lambda: terminate + margin(terminate),
-                 "request_terminate_timeout + min(10s, a tenth): FPM ends the request before nginx gives up",
-                 "php-fpm.request_terminate_timeout")
+                 lambda: fpm_latest_end(terminate) + margin(terminate),
+                 "request_terminate_timeout + a third + min(10s, a tenth): FPM checks the limit every third of "
+                 "it, and ends the request before nginx gives up", "php-fpm.request_terminate_timeout")
     d.put("nginx.fastcgi_send_timeout", n.fastcgi_send_timeout, ("timeouts", "nginx", "fastcgi_send_timeout"),
           lambda: read, "= fastcgi_read_timeout", "nginx.fastcgi_read_timeout")
     d.put("nginx.fastcgi_connect_timeout", n.fastcgi_connect_timeout,
