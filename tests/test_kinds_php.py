@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import merge
+from test_first_install import private_folder  # noqa: F401  (a fixture)
 from deploygen.derive import derive
 from deploygen.render.site import render_site
 from deploygen.sitefile.duration import Duration
@@ -76,17 +77,13 @@ def test_the_pool_file_carries_the_derived_values(tmp_path):
     pool = _files(tmp_path)["php-fpm-pool"]
     assert "request_terminate_timeout = 60s\n" in pool and "process_control_timeout = 60s\n" in pool
     assert 'listen = "/run/yayin/php-fpm.sock"' in pool and 'listen.owner = "www-data"' in pool
+    assert "listen.mode = 0600" in pool and 'user = "yayin"' in pool and 'group = "yayin"' in pool
     assert "php_admin_value[session.gc_maxlifetime] = 1800 " in pool
     assert "php_admin_flag[session.use_strict_mode] = on" in pool
     assert "clear_env = yes" in pool
-    assert "env[DATABASE_PASSWORD] = $YAYIN_DATABASE_PASSWORD\n" in pool
+    # The secrets reach this pool's children only: included by the pool, never the master's environment.
+    assert pool.endswith("include = /etc/yayin/secrets.env\n") and "$" not in pool.split("include")[0]
     assert "options='-c statement_timeout=54s -c lock_timeout=10s" in pool
-
-
-def test_the_pool_is_tcp_only_for_loopback_clients(tmp_path):
-    pool = _files(tmp_path, {"server": {"bind": "127.0.0.1:9001"}})["php-fpm-pool"]
-    assert 'listen = "127.0.0.1:9001"' in pool and "listen.allowed_clients = 127.0.0.1,::1" in pool
-    assert "listen.owner" not in pool
 
 
 def test_nginx_runs_only_existing_php_files_and_clears_httpoxy(tmp_path):
@@ -95,6 +92,7 @@ def test_nginx_runs_only_existing_php_files_and_clears_httpoxy(tmp_path):
     assert "root /srv/yayin/public;" in conf
     assert "try_files $uri $uri/ /app/front.php$is_args$args;" in conf
     assert "try_files $uri =404;" in conf and 'fastcgi_param HTTP_PROXY "";' in conf
+    assert conf.index("location ~ /\\.(?!well-known/) {\n        deny all;") < conf.index("location ~ \\.php$")
     assert "fastcgi_param HTTPS on;" in conf and "fastcgi_read_timeout 86s;" in conf
     assert "proxy_pass" not in conf
 
@@ -102,7 +100,9 @@ def test_nginx_runs_only_existing_php_files_and_clears_httpoxy(tmp_path):
 def test_the_drop_in_stops_gracefully_and_creates_the_socket_folder(tmp_path):
     dropin = _files(tmp_path)["php-fpm-dropin"]
     assert "KillSignal=SIGQUIT\n" in dropin and "TimeoutStopSec=90s\n" in dropin
-    assert "RuntimeDirectory=yayin\n" in dropin and "EnvironmentFile=/etc/yayin/secrets.env\n" in dropin
+    assert "RuntimeDirectory=yayin\n" in dropin
+    # php-fpm's one master serves every PHP site: no site's secrets in its environment.
+    assert "EnvironmentFile" not in dropin
 
 
 @pytest.mark.parametrize(("overrides", "timer"), [
@@ -134,12 +134,14 @@ def test_redis_sessions_carry_the_sites_prefix(tmp_path):
 def test_the_first_install_creates_folders_then_reloads_the_shared_master(tmp_path):
     loaded, _ = _effective(tmp_path)
     commands = json.loads(render_site(loaded).manifest)["post_install"]
-    sessions = commands.index("install -d -m 0700 -o www-data -g www-data /var/lib/yayin/sessions")
+    sessions = commands.index("install -d -m 0700 -o yayin -g yayin /var/lib/yayin/sessions")
     socket_dir = commands.index("install -d -m 0755 -o root -g root /run/yayin")
     check = commands.index("php-fpm8.2 -t")
     assert commands.index("systemctl daemon-reload") < socket_dir < check and sessions < check
     assert commands[check + 1] == "systemctl reload-or-restart php8.2-fpm.service"
     assert not any("restart yayin.service" in c or "usermod" in c for c in commands)
+    # The pool's own account, created first.
+    assert commands[0] == "getent group yayin >/dev/null || groupadd --system yayin"
     assert "systemctl enable --now yayin-session-cleanup.timer" in commands
 
 
@@ -172,6 +174,17 @@ def test_rendering_is_deterministic(tmp_path):
     ({"nginx": {"websockets": {"/ws/": {}}}}, "nginx"),
     ({"nginx": {"app_paths": ["/api/"]}}, "nginx"),
     ({"timeouts": {"gunicorn": {"timeout": "30s"}}}, "timeouts.gunicorn"),
+    # FastCGI has no authentication: on a port any local user could set PHP's ini.
+    ({"server": {"bind": "127.0.0.1:9000"}}, "server.bind"),
+    # nginx's user owns every pool's socket.
+    ({"app": {"user": "www-data"}}, "app.user"),
+    ({"app": {"group": "root"}}, "app.group"),
+    ({"app": {"user": "postgres"}}, "app.user"),
+    ({"server": {"slowlog": "/etc/nologin"}}, "server.slowlog"),
+    ({"name": "php", "server": {"bind": "unix:/run/php/php-fpm.sock"}}, ""),
+    ({"name": "www", "server": {"bind": "unix:/run/www/php-fpm.sock"}}, ""),
+    ({"name": "global", "server": {"bind": "unix:/run/global/php-fpm.sock"}}, ""),
+    ({"session": {"cookie": {"name": "12345"}}}, ""),
     ({"timeouts": {"nginx": {"proxy_read_timeout": "30s"}}}, "timeouts.nginx.proxy_read_timeout"),
 ])
 def test_bad_php_input_is_one_located_line_and_exit_2(tmp_path, cli, overrides, key):
@@ -182,3 +195,53 @@ def test_bad_php_input_is_one_located_line_and_exit_2(tmp_path, cli, overrides, 
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith(f"{site}:") and f" {key}" in lines[0], lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_check_secrets_reads_fpms_env_lines(tmp_path, cli, private_folder):
+    """The PHP site's secrets file is php-fpm's `env[NAME] = "..."`, which the pool includes."""
+    import os
+    import subprocess
+
+    file = private_folder / "secrets.conf"
+    site = _write(tmp_path, merge(MINIMAL, {"app": {"secrets_file": str(file)}}))
+    assert cli("render", site, "-o", tmp_path / "out").exit_code == 0
+    script = tmp_path / "out/yayin/root/etc/deploygen/yayin/check-secrets"
+    for text, status, said in [
+        ('env[DATABASE_PASSWORD] = "s3cret"\n', 0, "with DATABASE_PASSWORD"),
+        ("DATABASE_PASSWORD=s3cret\n", 1, 'env[DATABASE_PASSWORD] = "..."'),
+        ('env[DATABASE_PASSWORD] = ""\n', 1, "sets DATABASE_PASSWORD to nothing"),
+        ("env[DATABASE_PASSWORD] =\n", 1, "sets DATABASE_PASSWORD to nothing"),
+    ]:
+        file.write_text(text)
+        os.chmod(file, 0o600)
+        if os.getuid() != 0:
+            pytest.skip("check-secrets refuses a file root does not own")
+        proc = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True, timeout=30)
+        assert proc.returncode == status and said in proc.stdout + proc.stderr, (text, proc.stdout, proc.stderr)
+        assert "s3cret" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("location", "said"), [
+    # Any site's snippet could reach a pool's socket, and through PHP_VALUE run code as the pool.
+    ("location /x/ { fastcgi_pass unix:/run/yayin/php-fpm.sock; }", "fastcgi_pass"),
+    ("location /x/ { fastcgi_pass yayin_fpm; }", "fastcgi_pass"),
+    ("location /x/ { uwsgi_pass unix:/run/yayin/uwsgi.sock; }", "uwsgi_pass"),
+    ("location /x/ { fastcgi_param PHP_VALUE auto_prepend_file=php://input; }", "PHP_VALUE"),
+    ("location /x/ { fastcgi_param php_admin_value allow_url_include=On; }", "php_admin_value"),
+])
+def test_a_snippet_reaches_no_pool_but_its_own(tmp_path, cli, location, said):
+    (tmp_path / "evil.locations.conf").write_text(location + "\n")
+    site = _write(tmp_path, {"name": "evil", "domains": ["evil.example.org"],
+                             "app": {"framework": "flask", "wsgi": "app:app", "root": "/srv/evil",
+                                     "venv": "/srv/evil/venv"},
+                             "server": {"bind": "unix:/run/evil/gunicorn.sock"}, "timeouts": {"request": "30s"},
+                             "nginx": {"snippet": "evil.locations.conf"}}, "evil.yaml")
+    result = cli("validate", site)
+    assert result.exit_code == 2 and said in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_php_sites_snippet_may_pass_to_its_own_pool(tmp_path, cli):
+    (tmp_path / "yayin.locations.conf").write_text("location = /status.php { fastcgi_pass yayin_fpm; }\n")
+    site = _write(tmp_path, merge(MINIMAL, {"nginx": {"snippet": "yayin.locations.conf"}}))
+    result = cli("validate", site)
+    assert result.exit_code == 0, result.stderr

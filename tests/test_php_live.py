@@ -41,11 +41,13 @@ from click.testing import CliRunner
 from conftest import merge, require_binary
 from local_servers import Nginx, PhpFpm, free_port
 from test_php_real import (
+    POOL_GROUP,
     POOL_USER,
     Rendered,
     local_pool,
     php_fpm_binary,
     php_site,
+    replace_line,
     replace_once,
     write_site,
 )
@@ -58,8 +60,9 @@ postgres = pg_cluster.postgres  # this module's cluster
 
 HERE = Path(__file__).resolve().parent
 NAME = "phplive"
-SECRET_ENV = "PHPLIVE_DATABASE_PASSWORD"  # what the site's secrets file (EnvironmentFile=) would hold
-SECRET = "not-a-real-password"
+SECRET = "not-a-real-password"  # what the site's secrets file (env[...] lines the pool includes) holds
+# In the master's environment under the app's own name: the pool's include, not the master, gives it.
+SECRET_ENV = "DATABASE_PASSWORD"
 # In the master's environment but not passed to the pool: clear_env must keep it from the app.
 MASTER_ONLY_ENV = "PHPLIVE_MASTER_ONLY"
 SLACK = 0.35  # scheduling and HTTP round trips on a loaded 2-core box, in seconds
@@ -92,6 +95,7 @@ def live_data(base: Path, **sections) -> dict:
                     server={"bind": f"unix:/run/{NAME}/php-fpm.sock", "pm": "static", "max_children": 4},
                     timeouts={"request": "3s"},
                     session={"idle_timeout": "3s"})
+    data["app"]["secrets_file"] = f"/etc/{NAME}/secrets.conf"
     return merge(data, sections)
 
 
@@ -198,7 +202,11 @@ def launch(rendered: Rendered, base: Path) -> Iterator[Stack]:
     if (account := pool_account()) is not None:
         os.chown(sessions, account.pw_uid, account.pw_gid)
     pool = local_pool(rendered.pool.read_text(), listen=str(socket), session_dir=sessions)
-    env = {SECRET_ENV: SECRET, MASTER_ONLY_ENV: "the master's"}
+    secrets = folder / "secrets.conf"
+    secrets.write_text(f'env[DATABASE_PASSWORD] = "{SECRET}"\n')
+    os.chmod(secrets, 0o600)
+    pool = replace_line(pool, "include", f"include = {secrets}")
+    env = {SECRET_ENV: "the master's", MASTER_ONLY_ENV: "the master's"}
     port = free_port()
     with PhpFpm(php_fpm, pool, str(socket), env=env) as fpm, \
             Nginx(nginx, nginx_site(rendered, socket, port), port, user=rendered.eff.value("nginx.user")) as ng:
@@ -412,14 +420,14 @@ def test_pool_values_reach_php_and_cannot_be_changed_by_the_app(stack):
         "session.name": "PHPSESSID",
         "session.lazy_write": "1",  # PHP's default, which the read-only story below rests on
     }
-    env = ["DATABASE_DSN", "DATABASE_USER", "DATABASE_PASSWORD", MASTER_ONLY_ENV, SECRET_ENV]
+    env = ["DATABASE_DSN", "DATABASE_USER", "DATABASE_PASSWORD", MASTER_ONLY_ENV]
     reply = stack.get(f"/ini.php?ini={','.join(ini)}&env={','.join(env)}"
                       "&set=session.gc_maxlifetime,max_execution_time")
     assert reply.status == 200, (reply, stack.logs())
     answer = reply.json()
     assert answer["ini"] == ini
     assert answer["env"] == {"DATABASE_DSN": eff.value("php.DATABASE_DSN"), "DATABASE_USER": NAME,
-                             "DATABASE_PASSWORD": SECRET, MASTER_ONLY_ENV: False, SECRET_ENV: False}
+                             "DATABASE_PASSWORD": SECRET, MASTER_ONLY_ENV: False}
     assert answer["set"] == {"session.gc_maxlifetime": False, "max_execution_time": False}
 
 
@@ -443,7 +451,9 @@ def cleaner(stack: Stack) -> subprocess.CompletedProcess:
     words[words.index(folder)] = str(stack.sessions)
     account = {}
     if os.geteuid() == 0:
-        account = {"user": fields["User"], "group": fields["Group"], "extra_groups": []}
+        # The unit's own account is the site's, which this machine lacks: the pool's stand-in.
+        assert (fields["User"], fields["Group"]) == (NAME, NAME), fields
+        account = {"user": POOL_USER, "group": POOL_GROUP, "extra_groups": []}
     return subprocess.run(words, capture_output=True, text=True, timeout=30, check=False, **account)
 
 

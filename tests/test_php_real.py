@@ -40,9 +40,13 @@ from test_real_tools import effective, explain, run, tls_pair  # noqa: F401 (tls
 from deploygen.cli import main
 from deploygen.derive.settings import Effective
 
-# An account every Debian system has (Debian's own www.conf runs as it). Not nobody: systemd
-# warns on a unit with User=nobody ("this is not safe"), and the loader refuses group nogroup.
+# The account the pools run as here, one every Debian system has (Debian's own www.conf runs as
+# it). A site may not name it (nginx's user owns every socket), so each pool's own account, the
+# site's name by default, is swapped for it in the copy FPM checks (local_pool): the test needs
+# no account of its own on the machine.
 POOL_USER, POOL_GROUP = "www-data", "www-data"
+# Where the copy FPM checks writes its slow log (the rendered one is under /var/log).
+SLOWLOG = "/tmp/deploygen-php-real.slow.log"
 FPM_EXIT_CONFIG = 78  # php-fpm's exit status for a configuration it refuses (EX_CONFIG)
 
 
@@ -58,8 +62,7 @@ def php_site(name: str, root: Path, **sections) -> dict:
     site = {
         "name": name,
         "domains": [f"{name}.example.org"],
-        "app": {"framework": "php", "root": str(root), "docroot": str(root / "public"),
-                "user": POOL_USER, "group": POOL_GROUP},
+        "app": {"framework": "php", "root": str(root), "docroot": str(root / "public")},
         "server": {"bind": f"unix:/run/{name}/php-fpm.sock"},
         "timeouts": {"request": "60s"},
     }
@@ -78,17 +81,13 @@ def variant_data(variant: str, folder: Path, tls: tuple[Path, Path]) -> dict:
     with_tls = {"certificate": str(tls[0]), "certificate_key": str(tls[1])}
     if variant == "shipped-yayin":
         data = yaml.safe_load((SITES / "yayin.yaml").read_text())
-        return merge(data, {"app": {"root": str(root), "docroot": str(root / "public"),
-                                    "user": POOL_USER, "group": POOL_GROUP},
-                            "tls": with_tls})
+        return merge(data, {"app": {"root": str(root), "docroot": str(root / "public")}, "tls": with_tls})
     if variant == "static-tcp-nodb-plain":
-        return php_site("statictcp", root, server={"bind": f"127.0.0.1:{free_port()}", "pm": "static",
-                                                   "max_children": 3},
+        return php_site("statictcp", root, server={"pm": "static", "max_children": 3},
                         session={"idle_timeout": "30m"})
     if variant == "ondemand-slowlog-tls":
         return php_site("ondemand", root, tls=with_tls,
-                        server={"pm": "ondemand", "max_children": 6, "process_idle_timeout": "7s",
-                                "slowlog": str(folder / "slow.log")},
+                        server={"pm": "ondemand", "max_children": 6, "process_idle_timeout": "7s"},
                         timeouts={"request": "45s", "php-fpm": {"request_slowlog_timeout": "5s"}},
                         database={"name": "ondemand", "role": "ondemand", "host": "/var/run/postgresql"},
                         session={"lifetime": "12h", "directory": "/var/lib/ondemand/s"})
@@ -130,6 +129,13 @@ class Rendered:
     @property
     def pool(self) -> Path:
         return self.file(f"/etc/php/8.2/fpm/pool.d/{self.name}.conf")
+
+    @property
+    def local(self) -> Path:
+        """The rendered pool as FPM can check it here (local_pool): this machine's account."""
+        path = self.folder / "local-pool.conf"
+        path.write_text(local_pool(self.pool.read_text()))
+        return path
 
     @property
     def dropin(self) -> Path:
@@ -195,7 +201,13 @@ def local_pool(text: str, *, listen: str | None = None, session_dir: Path | None
                             f'php_admin_value[session.save_path] = "{session_dir}"')
     if debug:
         text = replace_once(text, "\n[global]\n", "\n[global]\nlog_level = debug\n")
-    if os.geteuid() != 0:
+    if "\nslowlog = " in text:
+        # php-fpm -t creates the slow log as root: never under this machine's /var/log.
+        text = replace_line(text, "slowlog", f'slowlog = "{SLOWLOG}"')
+    if os.geteuid() == 0:
+        text = replace_line(text, "user", f'user = "{POOL_USER}"')
+        text = replace_line(text, "group", f'group = "{POOL_GROUP}"')
+    else:
         for key in ("user", "group", *(("listen.owner", "listen.group") if "\nlisten.owner = " in text else ())):
             text = replace_line(text, key, None)
     return text
@@ -232,8 +244,9 @@ def expected_fpm(eff: Effective, pool: str) -> dict[str, dict[str, str]]:
         return "1" if value(key) else "0"
 
     ours = {
-        "user": value("php-fpm.user"),
-        "group": value("php-fpm.group"),
+        # The pool's own account, swapped for POOL_USER's in the copy FPM checks (local_pool).
+        "user": POOL_USER if os.geteuid() == 0 else value("php-fpm.user"),
+        "group": POOL_GROUP if os.geteuid() == 0 else value("php-fpm.group"),
         "listen": value("php-fpm.listen"),
         "pm": value("php-fpm.pm"),
         "pm.max_children": str(value("php-fpm.pm.max_children")),
@@ -241,7 +254,7 @@ def expected_fpm(eff: Effective, pool: str) -> dict[str, dict[str, str]]:
         "request_terminate_timeout": seconds("php-fpm.request_terminate_timeout"),
         "request_slowlog_timeout": ("0s" if value("php-fpm.request_slowlog_timeout") is None
                                     else seconds("php-fpm.request_slowlog_timeout")),
-        "slowlog": value("php-fpm.slowlog") or "undefined",
+        "slowlog": SLOWLOG if value("php-fpm.slowlog") else "undefined",
     }
     if value("php-fpm.listen").startswith("/"):
         ours.update({key: value(f"php-fpm.{key}") for key in ("listen.owner", "listen.group", "listen.mode")})
@@ -290,10 +303,10 @@ FPM_TIMES = ("process_control_timeout", "request_terminate_timeout", "request_sl
 def test_pool_passes_php_fpm_t_and_reads_back_as_derived(rendered, tmp_path):
     php_fpm = php_fpm_binary()
     (tmp_path / "log").mkdir()
-    check = run([php_fpm, "-t", "-p", tmp_path, "-y", rendered.pool])
+    check = run([php_fpm, "-t", "-p", tmp_path, "-y", rendered.local])
     assert check.returncode == 0, explain(check)
 
-    proc, dumped = fpm_dump(rendered.pool, tmp_path)
+    proc, dumped = fpm_dump(rendered.local, tmp_path)
     assert proc.returncode == 0, explain(proc)
     expected = expected_fpm(rendered.eff, rendered.name)
     assert differences(expected, dumped) == {}, proc.stderr
@@ -317,7 +330,7 @@ def test_pool_included_from_debians_php_fpm_conf_sets_the_masters_global(rendere
         pytest.fail(f"{debian} is missing although php-fpm8.2 is installed")
     pool_d = tmp_path / "pool.d"
     pool_d.mkdir()
-    shutil.copy(rendered.pool, pool_d / f"{rendered.name}.conf")
+    shutil.copy(rendered.local, pool_d / f"{rendered.name}.conf")
     text = debian.read_text()
     text = replace_once(text, "\npid = /run/php/php8.2-fpm.pid\n", f"\npid = {tmp_path}/fpm.pid\n")
     text = replace_once(text, "\nerror_log = /var/log/php8.2-fpm.log\n", f"\nerror_log = {tmp_path}/fpm.log\n")
@@ -375,19 +388,19 @@ BROKEN_POOL_LINES = [
 def test_php_fpm_t_refuses_a_hand_broken_pool(key, line, message, tmp_path, tls_pair):  # noqa: F811
     r = render_variant(variant_data("shipped-yayin", tmp_path, tls_pair), tmp_path)
     broken = tmp_path / "broken.conf"
-    broken.write_text(replace_line(r.pool.read_text(), key, line))
+    broken.write_text(replace_line(r.local.read_text(), key, line))
     (tmp_path / "log").mkdir()
     proc = run([php_fpm_binary(), "-t", "-p", tmp_path, "-y", broken])
     assert proc.returncode == FPM_EXIT_CONFIG, explain(proc)
     assert message in proc.stderr, explain(proc)
-    ok = run([php_fpm_binary(), "-t", "-p", tmp_path, "-y", r.pool])
+    ok = run([php_fpm_binary(), "-t", "-p", tmp_path, "-y", r.local])
     assert ok.returncode == 0, explain(ok)
 
 
 def test_tt_comparison_sees_a_hand_changed_value(tmp_path, tls_pair):  # noqa: F811
     r = render_variant(variant_data("shipped-yayin", tmp_path, tls_pair), tmp_path)
     changed = tmp_path / "changed.conf"
-    text = replace_line(r.pool.read_text(), "process_control_timeout", "process_control_timeout = 59s")
+    text = replace_line(r.local.read_text(), "process_control_timeout", "process_control_timeout = 59s")
     changed.write_text(replace_line(text, "pm.max_children", "pm.max_children = 11"))
     proc, dumped = fpm_dump(changed, tmp_path)
     assert proc.returncode == 0, explain(proc)
@@ -400,7 +413,7 @@ def test_fpm_reads_only_whole_seconds(written, read, tmp_path, tls_pair):  # noq
     """Why deploygen writes whole seconds: FPM silently misreads anything else."""
     r = render_variant(variant_data("shipped-yayin", tmp_path, tls_pair), tmp_path)
     pool = tmp_path / "misread.conf"
-    pool.write_text(replace_line(r.pool.read_text(), "request_terminate_timeout",
+    pool.write_text(replace_line(r.local.read_text(), "request_terminate_timeout",
                                  f"request_terminate_timeout = {written}"))
     proc, dumped = fpm_dump(pool, tmp_path)
     assert proc.returncode == 0, explain(proc)
@@ -415,7 +428,7 @@ def test_fpm_reads_only_whole_seconds(written, read, tmp_path, tls_pair):  # noq
     ("timeouts", "request"),
 ])
 def test_a_fraction_of_a_second_for_fpm_is_refused_at_load(path, tmp_path):
-    data = php_site("frac", app_folder(tmp_path), server={"pm": "ondemand", "slowlog": str(tmp_path / "s.log")})
+    data = php_site("frac", app_folder(tmp_path), server={"pm": "ondemand"})
     node = data
     for key in path[:-1]:
         node = node.setdefault(key, {})

@@ -107,9 +107,8 @@ PHP_CROSS = {
     "DG908": (both(OTHER_PHP, {"timeouts": {"request": "300s"}}),
               both(OTHER_PHP, {"timeouts": {"request": "300s", "php-fpm": {"process_control_timeout": "60s"},
                                             "systemd": {"TimeoutStopSec": "90s"}}})),
-    "DG902": (both(OTHER_PHP, {"server": {"bind": "127.0.0.1:9000"}}), OTHER_PHP),
 }
-PHP_FIRST = {"DG902": {"server": {"bind": "127.0.0.1:9000"}}}
+PHP_FIRST: dict = {}
 
 
 def _split(case):

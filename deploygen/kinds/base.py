@@ -41,6 +41,9 @@ class Kind:
     # reach (gunicorn's, in the unit's RuntimeDirectory=0750); False where the socket is
     # nginx's user's already (php-fpm's listen.owner).
     nginx_joins_group: ClassVar[bool] = True
+    # How the secrets file is written and read: systemd's EnvironmentFile= (`env`), which the
+    # app's units load, or php-fpm's `env[NAME] = "..."` (`fpm`), which its pool includes.
+    secrets_format: ClassVar[str] = "env"
 
     def derive_server(self, d: Deriver) -> None:
         """The process that runs requests: gunicorn unless the kind has its own."""

@@ -64,6 +64,9 @@ class InstallPlan:
     # Folders no running unit creates: (path, mode, owner, group) (PHP's session files, the
     # pool's socket folder, which the php-fpm unit's RuntimeDirectory= makes only at its start).
     directories: tuple[tuple[str, str, str, str], ...] = ()
+    # How the secrets file says a key: systemd's `NAME=value` (`env`), or php-fpm's
+    # `env[NAME] = "value"` (`fpm`), which the pool includes.
+    secrets_format: str = "env"
     # Where the SQL runs: `database.host` and `database.port` (None without a database, or
     # for libpq's default port). `postgres_local`: the server is this machine's (localhost,
     # a loopback address or a socket folder), so its superuser is reached as the `postgres` OS
@@ -106,6 +109,7 @@ def install_plan(site: SiteBase, paths: dict[str, str], nginx_user: str = "www-d
         secrets_file=str(app.secrets_file) if app.secrets_file else None,
         secret_keys=keys,
         secrets_check=paths.get("secrets-check"),
+        secrets_format=kind.secrets_format,
         nginx_site=paths["nginx-site"],
         nginx_enabled=f"/etc/nginx/sites-enabled/{name}.conf",
         nginx_check=paths["nginx-check"],
@@ -198,5 +202,6 @@ def install_context(plan: InstallPlan) -> dict:
     if plan.role is not None and plan.database is not None:
         context["bootstrap"] = {"role": quote_literal(plan.role), "database": quote_literal(plan.database)}
     if plan.secrets_file is not None:
-        context["secrets"] = {"file": q(plan.secrets_file), "key_names": q(" ".join(plan.secret_keys))}
+        context["secrets"] = {"file": q(plan.secrets_file), "key_names": q(" ".join(plan.secret_keys)),
+                              "fpm": plan.secrets_format == "fpm"}
     return context

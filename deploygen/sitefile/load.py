@@ -181,7 +181,8 @@ def _snippet(file: str, site: SiteBase, document: Document) -> tuple[list | None
     from deploygen.sitefile.snippet import load_snippet
 
     where = document.locate(("nginx", "snippet"))
-    return load_snippet(file, site.nginx.snippet, where, frozenset(rendered_locations(site)), servable_folder)
+    return load_snippet(file, site.nginx.snippet, where, frozenset(rendered_locations(site)), servable_folder,
+                        site_name=site.name)
 
 
 def rendered_locations(site: SiteBase) -> list[str]:

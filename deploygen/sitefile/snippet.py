@@ -58,7 +58,7 @@ _PREFIX = re.compile(r"(?:\^~\s+)?(\S+)")
 
 
 def load_snippet(site_file: str, name: str, key: Location, rendered: set[str] | frozenset[str] = frozenset(),
-                 servable=None) -> tuple[list | None, list[Problem]]:
+                 servable=None, site_name: str = "") -> tuple[list | None, list[Problem]]:
     """The snippet's parsed locations (crossplane's form), or the problems that refuse it,
     each located in the snippet (or at `key`, the site file's `nginx.snippet`, when unreadable).
     `rendered`: the locations deploygen's server block holds; `servable`: the check `alias`
@@ -74,7 +74,7 @@ def load_snippet(site_file: str, name: str, key: Location, rendered: set[str] | 
     parsed, problem = _parse(text, path)
     if parsed is None:
         return None, [problem]
-    problems = list(_checked(parsed, printable(path), rendered, servable))
+    problems = list(_checked(parsed, printable(path), rendered, servable, site_name))
     if not problems and bare(_parse(build(parsed), path)[0]) != bare(parsed):
         problems.append(Problem(Location(printable(path), 1, 1), "nginx.snippet",
                                 "it does not read back as written: nothing of it is used"))
@@ -111,7 +111,7 @@ def bare(block: list | None) -> list | None:
     return [(d["directive"], d["args"], bare(d["block"]) if "block" in d else None) for d in block]
 
 
-def _checked(parsed: list, path: str, rendered, servable):
+def _checked(parsed: list, path: str, rendered, servable, site_name: str = ""):
     """Every problem of the snippet's directives (see the module's docstring)."""
     seen: dict[str, int] = {}
     taken = {_key(p) for p in rendered}
@@ -130,10 +130,15 @@ def _checked(parsed: list, path: str, rendered, servable):
                           f"(line {seen[where]}): nginx refuses a duplicate location")
         seen.setdefault(where, d["line"])
     for d in _walk(parsed):
-        yield from _directive(d, path, servable)
+        yield from _directive(d, path, servable, site_name)
 
 
-def _directive(d: dict, path: str, servable):
+# FastCGI and uwsgi parameters that set PHP's ini (php_admin_value's too) for the one request:
+# whoever may send them runs code as the pool's user.
+_INI_PARAMS = frozenset({"PHP_VALUE", "PHP_ADMIN_VALUE"})
+
+
+def _directive(d: dict, path: str, servable, site_name: str = ""):
     at = Location(path, d["line"], 1)
     name = d["directive"]
     if name not in ALLOWED:
@@ -142,6 +147,14 @@ def _directive(d: dict, path: str, servable):
         return
     if name == "location" and not d["args"]:
         yield Problem(at, "nginx.snippet", "`location` without a path")
+    if name in ("fastcgi_pass", "uwsgi_pass") and d["args"] and d["args"][0] != f"{site_name}_fpm":
+        # nginx's workers may reach every site's socket: a pass to another's would run its code
+        # with whatever SCRIPT_FILENAME the snippet sets.
+        yield Problem(at, "nginx.snippet", f"`{name}` to {shown(d['args'][0], 60)}: a snippet passes FastCGI only to "
+                      f"the site's own pool ({site_name}_fpm), never to a socket or another site's upstream")
+    if name in ("fastcgi_param", "uwsgi_param") and d["args"] and d["args"][0].upper() in _INI_PARAMS:
+        yield Problem(at, "nginx.snippet", f"`{name} {d['args'][0]}` sets PHP's ini for the request, "
+                      "php_admin_value's too: it would override what the pool enforces")
     if name in _ONLY_OFF and d["args"] != ["off"]:
         yield Problem(at, "nginx.snippet", f"`{name}` other than `off`: nginx would create the file as root")
     for word in d["args"]:

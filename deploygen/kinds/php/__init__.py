@@ -19,12 +19,6 @@ from deploygen.kinds.php.derive import (
 from deploygen.kinds.php.model import PhpSite
 
 
-def secrets_prefix(site) -> str:
-    """How a site's keys are named in its secrets file: every PHP site's file is loaded into the one
-    php-fpm master, whose environment holds one value per name."""
-    return site.name.upper().replace("-", "_") + "_"
-
-
 class PhpKind(Kind):
     name = "php"
     site_model = PhpSite
@@ -32,6 +26,7 @@ class PhpKind(Kind):
     upstream_read_timeout = "nginx.fastcgi_read_timeout"
     process_count = "php-fpm.pm.max_children"
     nginx_joins_group = False
+    secrets_format = "fpm"
     concepts = {
         "session.store": "php.session.save_handler",
         "session.lifetime": "php.session.gc_maxlifetime",
@@ -79,10 +74,7 @@ class PhpKind(Kind):
 
     def context(self, loaded, eff, paths, values, notes):
         site = loaded.site
-        prefix = secrets_prefix(site)
-        return {"fastcgi": True, "upstream": f"{site.name}_fpm",
-                "passed_secrets": [(key[len(prefix):], key) for key in self.secret_keys(site)],
-                "fpm_service": files.fpm_service(site)}
+        return {"fastcgi": True, "upstream": f"{site.name}_fpm", "fpm_service": files.fpm_service(site)}
 
     def cleaner(self, site):
         # phpredis's keys expire in Redis; PHP's own GC (gc_probability > 0) needs no timer.
@@ -91,8 +83,10 @@ class PhpKind(Kind):
         return files.cleaner(site, gc_maxlifetime(site))
 
     def secret_keys(self, site):
+        # The pool includes the file: its env[] lines reach only this pool's children, never
+        # php-fpm's master environment, which every pool of the version shares.
         if site.database is not None and not site.database.host.startswith("/"):
-            return [secrets_prefix(site) + "DATABASE_PASSWORD"]
+            return ["DATABASE_PASSWORD"]
         return []
 
     def explain_neighbours(self, site):

@@ -83,8 +83,8 @@ def derive_fpm(d: Deriver) -> None:
                       "deploygen.request")
     slow = d.put("php-fpm.request_slowlog_timeout", f.request_slowlog_timeout,
                  ("timeouts", "php-fpm", "request_slowlog_timeout"), lambda: None, "off (FPM's default)")
-    d.put("php-fpm.slowlog", pool.slowlog, ("server", "slowlog"),
-          lambda: None if slow is None else f"/var/log/php{site.app.php_version}-fpm.{site.name}.slow.log",
+    d.put("php-fpm.slowlog", None, ("timeouts", "php-fpm", "request_slowlog_timeout"),
+          lambda: None if not slow else f"/var/log/php{site.app.php_version}-fpm.{site.name}.slow.log",
           "beside FPM's own log, when request_slowlog_timeout is set", "php-fpm.request_slowlog_timeout")
     d.put("php.max_execution_time", t.php.max_execution_time, ("timeouts", "php", "max_execution_time"),
           lambda: terminate, "= request_terminate_timeout: a CPU-bound loop ends with PHP's own error",
@@ -128,9 +128,8 @@ def derive_stop(d: Deriver) -> None:
     socket_dir = site.server.bind.runtime_directory
     d.put("systemd.RuntimeDirectory", None, ("server", "bind"), lambda: [socket_dir] if socket_dir else [],
           "the socket's folder: php-fpm's unit creates it (root's, 0755) before the master binds")
-    secrets = site.app.secrets_file
-    d.put("systemd.EnvironmentFile", [secrets] if secrets is not None else None, ("app", "secrets_file"),
-          lambda: [], "none: no app.secrets_file")
+    d.put("systemd.EnvironmentFile", None, ("app", "secrets_file"), lambda: [],
+          "none: the master loads no site's secrets, each pool includes its own")
 
 
 def derive_php(d: Deriver, tls: bool) -> None:
@@ -141,7 +140,8 @@ def derive_php(d: Deriver, tls: bool) -> None:
           "nginx.user: nginx connects to the socket the master creates", "nginx.user")
     d.put("php-fpm.listen.group", None, ("server", "bind"), lambda: nginx_user,
           "nginx.user's own group", "nginx.user")
-    d.put("php-fpm.listen.mode", None, ("server", "bind"), lambda: "0660", "0660: nginx's user and group only")
+    d.put("php-fpm.listen.mode", None, ("server", "bind"), lambda: "0600",
+          "0600: nginx's user only (whoever reaches the socket can set PHP's ini and run code as the pool)")
     _derive_sessions(d, tls)
     _derive_limits(d)
     if site.database is not None:

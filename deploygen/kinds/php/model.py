@@ -12,7 +12,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from deploygen.errors import shown
-from deploygen.sitefile.fields import AbsPath, Bind, PosixName, Seconds, SecondsOrZero, Span, StaticDir
+from deploygen.sitefile.fields import AbsPath, AppGroup, AppUser, Bind, Seconds, SecondsOrZero, Span, StaticDir
 from deploygen.sitefile.model import (
     AppBase,
     PostgresTimeouts,
@@ -38,11 +38,28 @@ def _script(value: str) -> str:
 Script = Annotated[str, Field(max_length=255), AfterValidator(_script)]
 
 
-def _fpm_user(value: str) -> str:
-    if value == "root":
-        # php-fpm refuses a pool that runs as root unless started with --allow-to-run-as-root.
-        raise PydanticCustomError("value", "root: php-fpm refuses to run a pool as root; name the app's own user")
-    return value
+def _unix_only(bind: Bind) -> Bind:
+    if not bind.is_unix:
+        # FastCGI has no authentication and PHP_VALUE sets any ini: on a port every local
+        # user could run code as the pool; a socket is nginx's user's alone (listen.owner, 0600).
+        raise PydanticCustomError("value", f"{bind}: a PHP pool listens on a unix socket (unix:/run/NAME/php-fpm.sock): "
+                                  "on a TCP port every local user could send it PHP_VALUE and run code as the pool")
+    return bind
+
+
+def _fpm_account(what: str):
+    def check(value: str) -> str:
+        if value == "root":
+            # php-fpm refuses such a pool at a reload, and the master exits: every PHP site goes down.
+            raise PydanticCustomError("value", f"root: php-fpm refuses a pool whose {what} is root (and its master "
+                                      f"exits at the reload); name the app's own {what}")
+        if what == "user" and value == "www-data":
+            raise PydanticCustomError("value", "www-data is nginx's user, which owns every pool's socket: a pool "
+                                      "running as it could reach the others' and run code as them; leave app.user "
+                                      "out (the site's name) or name the app's own user")
+        return value
+
+    return AfterValidator(check)
 
 
 class PhpApp(AppBase):
@@ -54,10 +71,13 @@ class PhpApp(AppBase):
     front_controller: Script = Field("index.php", description="the script every path without a file goes to "
                                      "(try_files), relative to docroot")
     php_version: PhpVersion = Field("8.2", description="which phpX.Y-fpm runs the pool (its pool.d and unit)")
-    user: Annotated[PosixName, AfterValidator(_fpm_user)] = "www-data"
+    user: Annotated[AppUser, _fpm_account("user")] = Field(
+        "www-data", description="the pool's user; default: the site's name, created by the first install")
+    group: Annotated[AppGroup, _fpm_account("group")] = Field(
+        "www-data", description="the pool's group; default: the site's name")
     secrets_file: AbsPath | None = Field(
-        None, description="environment file php-fpm's unit loads; its keys are the site's name in capitals, "
-        "then _ (YAYIN_DATABASE_PASSWORD), passed to the pool without it (DATABASE_PASSWORD); never rendered")
+        None, description="php-fpm's env[DATABASE_PASSWORD] = \"...\" lines, included by the pool as root "
+        "(only its children see them); never rendered")
 
     @model_validator(mode="after")
     def _docroot_inside(self) -> "PhpApp":
@@ -70,7 +90,8 @@ class PhpApp(AppBase):
 class Pool(Strict):
     """The FPM pool: where it listens and how many children serve it (php-fpm's `pm`)."""
 
-    bind: Bind = Field(description="the pool's `listen`", examples=["unix:/run/yayin/php-fpm.sock"])
+    bind: Annotated[Bind, AfterValidator(_unix_only)] = Field(
+        description="the pool's `listen`, a unix socket under /run/NAME/", examples=["unix:/run/yayin/php-fpm.sock"])
     pm: Literal["static", "dynamic", "ondemand"] = Field("dynamic", description="how FPM spawns children")
     max_children: int | None = Field(None, ge=1, le=10_000, description="pm.max_children (default 5)")
     start_servers: int | None = Field(None, ge=1, le=10_000)
@@ -78,7 +99,6 @@ class Pool(Strict):
     max_spare_servers: int | None = Field(None, ge=1, le=10_000)
     max_requests: int | None = Field(None, ge=0, le=10_000_000, description="pm.max_requests (default 500)")
     process_idle_timeout: Seconds | None = Field(None, description="pm.process_idle_timeout (ondemand)")
-    slowlog: AbsPath | None = Field(None, description="where request_slowlog_timeout writes its traces")
 
 
 class PhpFpmTimeouts(Strict):
@@ -168,6 +188,11 @@ class PhpSection(Strict):
     post_max_size: Annotated[str, Field(pattern=r"^[0-9]{1,6}[KMG]?$")] | None = None
 
 
+# Names php-fpm and Debian's PHP packages own: /var/lib/php and /run/php are every PHP app's,
+# pool.d/www.conf is Debian's pool, and a pool named global is FPM's [global] section.
+PHP_OWN_NAMES = frozenset({"php", "www", "global"})
+
+
 class PhpSite(SiteBase):
     app: PhpApp
     server: Pool
@@ -175,8 +200,24 @@ class PhpSite(SiteBase):
     session: PhpSession = PhpSession()
     php: PhpSection = PhpSection()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_account_by_default(cls, data):
+        # Each pool its own account: www-data is nginx's, which owns every pool's socket.
+        if isinstance(data, dict) and isinstance(data.get("app"), dict) and isinstance(data.get("name"), str):
+            app = dict(data["app"])
+            app.setdefault("user", data["name"])
+            app.setdefault("group", data["name"])
+            data = {**data, "app": app}
+        return data
+
     @model_validator(mode="after")
     def _fastcgi_locations(self) -> "PhpSite":
+        if self.name in PHP_OWN_NAMES:
+            raise PydanticCustomError("value", f"name {self.name!r} is PHP's own ({'/var/lib/php, /run/php' if self.name == 'php' else 'pool.d/www.conf' if self.name == 'www' else 'php-fpm.conf [global]'}): choose another site name")
+        if self.session.cookie.name is not None and self.session.cookie.name.isdigit():
+            raise PydanticCustomError("value", f"session.cookie.name {self.session.cookie.name!r}: PHP refuses a numeric "
+                                      "session.name and silently uses PHPSESSID")
         # nginx speaks FastCGI to the pool: locations that proxy HTTP to it would reach nothing.
         if self.nginx.websockets:
             raise PydanticCustomError("value", "nginx.websockets: PHP-FPM speaks FastCGI, not websockets; "
