@@ -107,6 +107,8 @@ PHP_CROSS = {
     "DG908": (both(OTHER_PHP, {"timeouts": {"request": "300s"}}),
               both(OTHER_PHP, {"timeouts": {"request": "300s", "php-fpm": {"process_control_timeout": "60s"},
                                             "systemd": {"TimeoutStopSec": "90s"}}})),
+    # The same user for a PHP pool and another PHP site's; a gunicorn site's below.
+    "DG909": (both(OTHER_PHP, {"app": {"user": "shop", "group": "other"}}), OTHER_PHP),
 }
 PHP_FIRST: dict = {}
 
@@ -211,3 +213,18 @@ def test_dg402_counts_fpm_children_of_php_and_workers_of_flask_on_one_server(mak
     # 60 children x 1 + 4 workers x (5 + 10) = 120 > 97
     assert {f["site"] for f in budget} == {"shop", "other"}
     assert "60 FPM children x (1) = 60" in next(f["detail"] for f in budget if f["site"] == "shop")
+
+
+def test_dg909_a_gunicorn_site_and_a_pool_of_one_user(make_site, cli, tmp_path):
+    php = make_site(PHP, folder=tmp_path / "a")  # runs as shop, its name
+    flask = make_site({"name": "other", "domains": ["other.example.com"], "app": {"user": "shop", "group": "shop"},
+                       "database": {"name": "other_db", "role": "other"}}, folder=tmp_path / "b")
+    findings, _ = _codes(cli, php, flask)
+    assert {f["site"] for f in findings if f["code"] == "DG909"} == {"shop", "other"}
+    # www-data, nginx's user, is every default gunicorn site's: not counted.
+    flask = make_site({"name": "other", "domains": ["other.example.com"],
+                       "database": {"name": "other_db", "role": "other"}}, folder=tmp_path / "c")
+    third = make_site({"name": "third", "domains": ["third.example.com"],
+                       "database": {"name": "third_db", "role": "third"}}, folder=tmp_path / "d")
+    findings, _ = _codes(cli, php, flask, third)
+    assert [f for f in findings if f["code"] == "DG909"] == []

@@ -65,6 +65,7 @@ from deploygen.rules.dg905_shared_session_cookie import SharedSessionCookie
 from deploygen.rules.dg906_shared_session_directory import SharedSessionDirectory
 from deploygen.rules.dg907_shared_secrets_file import SharedSecretsFile
 from deploygen.rules.dg908_php_fpm_master_settings_differ import PhpFpmMasterSettingsDiffer
+from deploygen.rules.dg909_shared_app_user import SharedAppUser
 
 RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowWorkerTimeout,
@@ -123,6 +124,7 @@ RULES: tuple[type[Rule], ...] = (
     SharedSessionDirectory,
     SharedSecretsFile,
     PhpFpmMasterSettingsDiffer,
+    SharedAppUser,
 )
 
 BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in RULES}
