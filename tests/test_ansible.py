@@ -27,7 +27,7 @@ import yaml
 from conftest import BASE_SITE, merge, require_binary
 from local_servers import Postgres, Sshd
 
-from deploygen.ansible.host_data import STEPS
+from deploygen.ansible.host_data import SHARED, STEPS
 from deploygen.fleet.model import INVENTORY_VARIABLES
 
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+skipped=(\d+)",
@@ -398,12 +398,12 @@ def test_site_yml_handlers_and_steps(cli, tmp_path):
     site_file(tmp_path / "sites", "shop")
     out = project(cli, fleet_file(tmp_path, {"web1": {"sites": ["sites"]}}), tmp_path / "deploy")
     handlers = yaml.safe_load((out / "handlers.yml").read_text())
-    assert [h["name"] for h in handlers] == ["Reload systemd", "Restart the changed sites",
+    assert [h["name"] for h in handlers] == ["Reload systemd", "Restart the changed sites", *SHARED,
                                             "Test the nginx configuration", "Reload nginx"]
     assert all(h["when"] == "deploygen_manage_services | bool" for h in handlers)
     assert handlers[0]["ansible.builtin.systemd_service"] == {"daemon_reload": True}
-    assert handlers[2]["ansible.builtin.command"]["argv"] == ["nginx", "-t"]
-    assert handlers[3]["ansible.builtin.systemd_service"] == {"name": "nginx", "state": "reloaded"}
+    assert handlers[4]["ansible.builtin.command"]["argv"] == ["nginx", "-t"]
+    assert handlers[5]["ansible.builtin.systemd_service"] == {"name": "nginx", "state": "reloaded"}
     for playbook in ("site.yml", "rollback.yml"):
         play_ = yaml.safe_load((out / playbook).read_text())[0]
         assert play_["serial"] == 1 and play_["max_fail_percentage"] == 0

@@ -138,6 +138,7 @@ def test_the_first_install_creates_folders_then_reloads_the_shared_master(tmp_pa
     socket_dir = commands.index("install -d -m 0755 -o root -g root /run/yayin")
     check = commands.index("php-fpm8.2 -t")
     assert commands.index("systemctl daemon-reload") < socket_dir < check and sessions < check
+    assert commands[sessions - 1].startswith("test ! -L /var/lib/yayin/sessions || {")
     assert commands[check + 1] == "systemctl reload-or-restart php8.2-fpm.service"
     assert not any("restart yayin.service" in c or "usermod" in c for c in commands)
     # The pool's own account, created first.

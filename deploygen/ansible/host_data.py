@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import shlex
 from dataclasses import dataclass
 
 from deploygen.ansible.postgres import database_entry
 from deploygen.ansible.yaml_text import Template, Unsafe
 from deploygen.render.install import InstallPlan
 
+# A service other sites share (php-fpm's master) is checked, then reloaded, once per host: a
+# pool file is the app's configuration, a drop-in a unit; both change what the master runs.
+SHARED = ("Check the shared services' configuration", "Reload the shared services")
 # The site.yml task that installs each kind of file, in site.yml's order, and its handlers.
 STEPS = {
     "support": (),
     "nginx": ("Test the nginx configuration", "Reload nginx"),
-    "units": ("Reload systemd", "Restart the changed sites"),
-    "app": ("Restart the changed sites",),
+    "units": ("Reload systemd", "Restart the changed sites", *SHARED),
+    "app": ("Restart the changed sites", *SHARED),
 }
 _STEP_OF_KIND = {
     "check-script": "support",
@@ -104,7 +108,9 @@ def host_data(host_name: str, sites: list, contexts: list) -> tuple[dict, list[P
     directories = _unique([posixpath.dirname(f["dest"]) for f in files]
                           + [posixpath.dirname(p.nginx_enabled) for p in plans] + ["/etc/deploygen", RECORD_FOLDER])
     webroots = _unique(p.acme_webroot for p in plans if p.acme_webroot)
-    managed = [f["dest"] for f in files] + [p.nginx_enabled for p in plans] + directories + webroots
+    site_directories = _site_directories(plans, set(directories) | set(webroots))
+    managed = ([f["dest"] for f in files] + [p.nginx_enabled for p in plans] + directories + webroots
+               + [d["path"] for d in site_directories])
     data = {
         "deploygen_sites": entries,
         "deploygen_groups": _unique(p.group for p in plans if p.create_group),
@@ -112,6 +118,7 @@ def host_data(host_name: str, sites: list, contexts: list) -> tuple[dict, list[P
         "deploygen_group_members": _members(plans),
         "deploygen_acme_webroots": webroots,
         "deploygen_directories": directories,
+        "deploygen_site_directories": site_directories,
         "deploygen_files": files,
         "deploygen_databases": databases,
         "deploygen_probe": probe(managed),
@@ -143,7 +150,49 @@ def _site_entry(plan: InstallPlan) -> dict:
         "secrets_file": Unsafe(plan.secrets_file or ""),
         "secrets_check": Unsafe(plan.secrets_check or ""),
         "secret_keys": [Unsafe(k) for k in plan.secret_keys],
+        # The check runs as the manual path's does, without a shell: its words, split once here.
+        "reloads": [{"unit": Unsafe(unit), "check": [Unsafe(word) for word in shlex.split(check)]}
+                    for check, unit in plan.reloads],
     }
+
+
+def _site_directories(plans: list[InstallPlan], root_folders: set[str]) -> list[dict]:
+    """The folders the sites' services need that no unit creates in time, each after its parent.
+
+    A parent inside a site's own folder (/var/lib/NAME for /var/lib/NAME/sessions) comes first,
+    root:root 0755 as systemd's StateDirectory= makes it: Ansible's file module would give a
+    missing parent the child's owner and mode (the app's, 0700). A folder site.yml makes
+    root:root 0755 before (`root_folders`), or a parent of one (/var/lib), needs no entry."""
+    wanted: dict[str, tuple[str, str, str]] = {}
+    sites: dict[str, str] = {}
+    made = set(root_folders)
+    for folder in root_folders:
+        while folder.count("/") > 1:
+            folder = posixpath.dirname(folder)
+            made.add(folder)
+
+    def want(path: str, attributes: tuple[str, str, str], site: str) -> None:
+        if path in wanted and wanted[path] != attributes:
+            raise ValueError(f"{path} is a folder of both {sites[path]} ({' '.join(wanted[path])}) "
+                             f"and {site} ({' '.join(attributes)})")
+        wanted.setdefault(path, attributes)
+        sites.setdefault(path, site)
+
+    for plan in plans:
+        for path, mode, owner, group in plan.directories:
+            want(path, (mode, owner, group), plan.site)
+    for path in list(wanted):
+        parent = posixpath.dirname(path)
+        # A top folder (/run, /var) is on every server, and site.yml makes it under a root.
+        if parent.count("/") > 1 and parent not in wanted and parent not in made:
+            want(parent, ("0755", "root", "root"), sites[path])
+    for path in sorted(root_folders & set(wanted)):
+        if wanted[path] != ("0755", "root", "root"):
+            raise ValueError(f"{path}: a folder of {sites[path]} ({' '.join(wanted[path])}) that deploygen "
+                             "keeps root:root 0755")
+    # A parent's path sorts before its children's.
+    return [{"site": Unsafe(sites[path]), "path": Unsafe(path), "mode": Unsafe(mode), "owner": Unsafe(owner),
+             "group": Unsafe(group)} for path, (mode, owner, group) in sorted(wanted.items())]
 
 
 def _unique(values) -> list:

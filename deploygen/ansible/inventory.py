@@ -9,7 +9,7 @@ from deploygen.fleet.load import LoadedFleet
 DEFAULTS = {
     # Every destination is under this folder: / on a server, a temp folder for a tree.
     "deploygen_root": "/",
-    # false: no systemctl, no nginx -t or reload (a tree that is not a live system).
+    # false: no systemctl, no nginx -t or php-fpm -t, no reload (a tree that is not a live system).
     "deploygen_manage_services": True,
     # false: no PostgreSQL role, database or timeout settings.
     "deploygen_manage_postgres": True,
@@ -21,7 +21,7 @@ HEADER = """\
 # Every host of {fleet}, in its order (site.yml deploys them one at a time).
 # Variables (all hosts here; set them per host in an inventory of your own, or with -e):
 #   deploygen_root             / : every destination is under it
-#   deploygen_manage_services  true; false: no systemctl, no nginx -t or reload
+#   deploygen_manage_services  true; false: no systemctl, no nginx -t or php-fpm -t, no reload
 #   deploygen_manage_postgres  true; false: no PostgreSQL role, database or settings
 #   deploygen_manage_users     deploygen_manage_services; false: no system users or groups
 # PostgreSQL, when a site's server is the host's own (database.host localhost or a socket

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import PurePosixPath
@@ -72,7 +73,9 @@ def release(files: dict[str, tuple[bytes, int]]) -> str:
 
 
 def _host_header(host: str, source: str) -> str:
-    steps = "\n".join(f"#   {step:<8} {', '.join(handlers) or 'nothing'}" for step, handlers in STEPS.items())
+    steps = "\n".join(textwrap.fill(f"#   {step:<8} {', '.join(handlers) or 'nothing'}", width=100,
+                                     subsequent_indent="#" + " " * 12, break_on_hyphens=False)
+                       for step, handlers in STEPS.items())
     return (f"# Written by {GENERATOR} from {source}: what site.yml installs on {host}.\n"
             "# Edit the fleet or its sites and run `deploygen ansible` again, not this file.\n"
             "# Paths are the server's, under deploygen_root; each file's bytes are in the project at `src`.\n"

@@ -158,7 +158,10 @@ def post_install(plan: InstallPlan) -> list[str]:
         commands.append(_psql(plan, plan.database, plan.timeouts_sql))
     commands.append("systemctl daemon-reload")
     for path, mode, owner, group in plan.directories:
-        commands.append(f"install -d -m {mode} -o {q(owner)} -g {q(group)} {q(path)}")
+        # install -d follows a link in the folder's place, and would chown and chmod its target.
+        refused = q(f"{path} is a symbolic link: remove it, then run post_install again")
+        commands += [f"test ! -L {q(path)} || {{ echo {refused} >&2; exit 1; }}",
+                     f"install -d -m {mode} -o {q(owner)} -g {q(group)} {q(path)}"]
     for service in plan.services:
         commands += [f"systemctl enable {q(service)}", f"systemctl restart {q(service)}"]
     for check, service in plan.reloads:
