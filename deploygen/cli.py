@@ -219,11 +219,12 @@ def rules(code: str | None) -> None:
 @main.command()
 @click.argument("site", type=click.Path())
 @click.option("--scale", type=str, default=None,
-              help="Multiply every duration by this factor (e.g. 0.01 or 1/75); default: gunicorn's timeout "
-                   "becomes 4s.")
+              help="Multiply every duration by this factor (e.g. 0.01 or 1/75); default: the app server's "
+                   "timeout (gunicorn's timeout, php-fpm's request_terminate_timeout) becomes 4s.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def drill(site: str, scale: str | None, fmt: str) -> None:
-    """Start SITE's real nginx, gunicorn and PostgreSQL on 127.0.0.1 and see which layer gives up first."""
+    """Start SITE's real nginx, app server (gunicorn, or php-fpm for PHP) and PostgreSQL on 127.0.0.1 and see
+    which layer gives up first."""
     import signal
     from fractions import Fraction
 
@@ -267,6 +268,9 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
             signal.signal(sig, handler)
     for report in reports:
         click.echo(format_json(report) if fmt == "json" else format_table(report), nl=False)
+        if fmt == "json":  # the table says it last; stdout stays one JSON array
+            for line in report.chain_lines():
+                click.echo(f"deploygen: {report.site}: {line}", err=True)
     if not all(r.passed for r in reports):
         sys.exit(1)
 
@@ -302,13 +306,18 @@ def _sources(command):
     # audit says `FILE:1:1: could not be read: why`, as for every file it reads.
     options = [
         click.option("--root", "root", type=click.Path(),
-                     help="A server's file tree: every gunicorn unit in ROOT/etc/systemd/system, linked to its "
-                          "files. Every path in it is resolved inside ROOT."),
+                     help="A server's file tree: every gunicorn unit in ROOT/etc/systemd/system and every PHP-FPM "
+                          "pool (ROOT/etc/php/X.Y/fpm, RHEL's /etc/php-fpm.conf), linked to its files. Every path "
+                          "in it is resolved inside ROOT."),
         click.option("--nginx", type=click.Path(), help="nginx.conf or one site file."),
         click.option("--gunicorn", type=click.Path(), help="gunicorn's Python config."),
         click.option("--unit", type=click.Path(), help="The systemd service."),
         click.option("--sql", type=click.Path(), help="ALTER ROLE/DATABASE ... SET statements."),
         click.option("--flask-env", type=click.Path(), help="An env file of FLASK_* lines."),
+        click.option("--fpm", type=click.Path(),
+                     help="php-fpm.conf (with its includes, kept inside its folder) or one pool file: one app per "
+                          "pool; --unit is then php-fpm's service."),
+        click.option("--php-ini", type=click.Path(), help="The php.ini PHP-FPM's pools read (with --fpm)."),
         click.option("--role", help="The app's PostgreSQL role (for --sql)."),
         click.option("--database", help="The app's database (for --sql)."),
     ]
@@ -317,21 +326,30 @@ def _sources(command):
     return command
 
 
-def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, role, database, fmt: str = "text"):
+def _read_existing(command: str, root, nginx, gunicorn, unit, sql, flask_env, role, database, fpm=None, php_ini=None,
+                   fmt: str = "text"):
     """What the named files describe (`Audit`); exit 2 when nothing is named or a file cannot be read,
     with every problem in the report's format."""
     from deploygen.audit.assemble import audit_files, audit_root
 
-    if root is None and not any((nginx, gunicorn, unit, sql, flask_env)):
+    if root is None and not any((nginx, gunicorn, unit, sql, flask_env, fpm)):
         click.echo(f"deploygen: {command} needs --root or at least one of --nginx, --gunicorn, --unit, --sql, "
-                   "--flask-env", err=True)
+                   "--flask-env, --fpm", err=True)
         sys.exit(2)
-    if root and (nginx or gunicorn or unit):
-        click.echo("deploygen: --root finds nginx, gunicorn and the units itself; name files with --nginx, "
-                   "--gunicorn, --unit without --root (--sql and --flask-env add to what --root reads)", err=True)
+    if root and (nginx or gunicorn or unit or fpm or php_ini):
+        click.echo("deploygen: --root finds nginx, gunicorn and the units itself (php-fpm's too); name files with "
+                   "--nginx, --gunicorn, --unit, --fpm, --php-ini without --root (--sql and --flask-env add to what "
+                   "--root reads)", err=True)
+        sys.exit(2)
+    if fpm and (gunicorn or flask_env):
+        click.echo("deploygen: --fpm audits PHP-FPM's pools: name --gunicorn and --flask-env in another call",
+                   err=True)
+        sys.exit(2)
+    if php_ini and not fpm:
+        click.echo("deploygen: --php-ini is the php.ini of the pools --fpm names: name --fpm too", err=True)
         sys.exit(2)
     result = audit_root(root, role, database, sql, flask_env) if root else audit_files(
-        nginx, gunicorn, unit, sql, flask_env, role, database)
+        nginx, gunicorn, unit, sql, flask_env, role, database, fpm, php_ini)
     if result.problems:
         _bad_input(InputError(result.problems), fmt)
     return result
@@ -352,7 +370,10 @@ def _said(result) -> list[str]:
 def audit(fmt, **sources) -> None:
     """Run the rules on configuration that already exists: findings point at its files and lines.
 
-    A rule whose settings the files do not say is skipped: `--format json` lists each, with why."""
+    Each gunicorn unit is an app, and so is each PHP-FPM pool (kind php: php-fpm.conf with its
+    includes, the FPM php.ini, php-fpm's unit and drop-ins, the nginx location whose fastcgi_pass
+    reaches the pool's listen). A rule whose settings the files do not say is skipped:
+    `--format json` lists each, with why."""
     from deploygen.audit.checking import audit_rules
     from deploygen.report.formats import format_findings, skipped_summary, summary
 
@@ -382,9 +403,11 @@ def audit(fmt, **sources) -> None:
               help="The site file to write (written beside it, then renamed over it).")
 @click.option("--name", help="The site's name; default: the unit's, else one from server_name or the folder "
                               "(said at the top of the file).")
-@click.option("--app", "unit_name", help="With --root: the app to import, by its unit's name (shop for shop.service).")
+@click.option("--app", "unit_name", help="With --root: the app to import, by its unit's name (shop for shop.service) "
+                                         "or its PHP-FPM pool's.")
 def import_(output, name, unit_name, **sources) -> None:
-    """Write a site file that reproduces existing configuration (what `audit` reads)."""
+    """Write a site file that reproduces existing configuration (what `audit` reads): a gunicorn
+    app's, or a PHP-FPM pool's (`app.framework: php`)."""
     from dataclasses import replace
 
     from deploygen.audit.checking import check_audited
@@ -394,15 +417,16 @@ def import_(output, name, unit_name, **sources) -> None:
     if unit_name is not None:
         chosen = [a for a in apps if a.name == unit_name.removesuffix(".service")]
         if not chosen:
-            click.echo(printable(f"deploygen: no app here runs from {unit_name}.service; found: "
-                                 f"{', '.join(a.name for a in apps) or 'none'}"), err=True)
+            pool = f" or pool [{unit_name}]" if any(a.kind == "php" for a in apps) else ""
+            click.echo(printable(f"deploygen: no app here runs from {unit_name}.service{pool}; "
+                                 f"found: {', '.join(a.name for a in apps) or 'none'}"), err=True)
             sys.exit(2)
         apps = chosen
     if len(apps) != 1:
         click.echo(printable(f"deploygen: found {len(apps)} apps ({', '.join(a.name for a in apps)}); "
                              "import one at a time with --app UNIT"), err=True)
         sys.exit(2)
-    if "gunicorn" not in apps[0].layers:
+    if "gunicorn" not in apps[0].layers and apps[0].kind != "php":
         click.echo(printable(f"{apps[0].file}:1:1: no unit runs gunicorn as audit can see: import needs the app's "
                              "unit (name it with --unit, and its config with --gunicorn); nothing written"), err=True)
         sys.exit(2)

@@ -262,7 +262,7 @@ def test_asgi_site_is_refused_in_one_line(tmp_path, make_site):
     result = _drill(site, tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines()[-1] == (f"{site}: deploygen drill needs a probe for asgi sites, and has one "
-                                              "for django, flask, wsgi only")
+                                              "for django, flask, php, wsgi only")
     assert "Traceback" not in result.stderr
     assert _ours(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["shop.yaml"]
 

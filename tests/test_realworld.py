@@ -18,8 +18,10 @@ from realworld import audit, cases, deploygen, expected, linked_right, round_tri
 NGINX_ALONE = {"flask-lacus", "flask-lookyloo"}
 # Locations import leaves out, said in the imported file, and why they must be.
 LEFT_OUT = {
-    # As published, their `alias` is the installer's placeholder (`@@STORAGE_PATH@@`): no folder.
-    "asgi-libretime": {"/api/_media", "/hls"},
+    # As published, their `alias` is the installer's placeholder (`@@STORAGE_PATH@@`): no folder;
+    # and its legacy PHP app's location passes to another pool than the site's own (a snippet
+    # passes FastCGI only to the site's own pool).
+    "asgi-libretime": {"/api/_media", "/hls", "~ \\.php$"},
 }
 
 

@@ -79,6 +79,8 @@ class AuditedApp:
     bind: str = ""
     reaching: list[ProxiedLocation] = field(default_factory=list)
     named: bool = False  # its name given on the command line (`import --name`): used as it is
+    # A PHP-FPM pool's facts beyond its settings (audit.fpm_apps.PoolFacts), for import.
+    pool: object | None = None
 
 
 def as_setting(read: ReadSetting) -> Setting:
@@ -196,6 +198,8 @@ class Audit:
     extra: tuple[str | None, str | None] = (None, None)
     # Units read that start no gunicorn audit can see: (unit, its command's words).
     units: list[tuple[str, list[str]]] = field(default_factory=list)
+    # Their ExecStart= commands, located: a `find ... -delete` among them cleans session files.
+    commands: list[ReadSetting] = field(default_factory=list)
     # ROOT's /etc/group and /etc/passwd, read once when an app is linked to nginx.
     accounts: Accounts | None = None
 
@@ -211,13 +215,27 @@ class Audit:
 
 
 def audit_files(nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
-                flask_env: str | None, role: str | None = None, database: str | None = None) -> Audit:
-    """An app from the files named on the command line (this machine's paths)."""
+                flask_env: str | None, role: str | None = None, database: str | None = None,
+                fpm: str | None = None, php_ini: str | None = None) -> Audit:
+    """An app from the files named on the command line (this machine's paths); with `fpm`
+    (php-fpm.conf or a pool file), one app per pool, `unit` being php-fpm's."""
     result = Audit([], [], Tree())
     try:
+        if fpm is not None:
+            return _audit_fpm_files(result, fpm, php_ini, nginx, unit, sql, role, database)
         return _audit_files(result, nginx, gunicorn, unit, sql, flask_env, role, database)
     except TooManyFiles as exc:
         return _stopped(result, exc)
+
+
+def _audit_fpm_files(result: Audit, fpm: str, php_ini: str | None, nginx: str | None, unit: str | None,
+                     sql: str | None, role: str | None, database: str | None) -> Audit:
+    from deploygen.audit.fpm_apps import audit_fpm_files
+
+    servers = (result.attempt(read_nginx_file, nginx, result.tree) or []) if nginx else []
+    audit_fpm_files(result, fpm, php_ini, unit, servers, sql, role, database)
+    result.notes[:0] = _nginx_note(result.tree)
+    return result
 
 
 def _audit_files(result: Audit, nginx: str | None, gunicorn: str | None, unit: str | None, sql: str | None,
@@ -323,6 +341,9 @@ def audit_root(root: str, role: str | None = None, database: str | None = None, 
         index = ServerIndex(servers)
         for unit_path in tree.glob("/etc/systemd/system/*.service"):
             _audit_unit(result, unit_path, index, role, database)
+        from deploygen.audit.fpm_apps import audit_fpm_root
+
+        audit_fpm_root(result, servers, role, database)
     except TooManyFiles as exc:
         return _stopped(result, exc)
     if not result.apps and not result.problems:
@@ -330,8 +351,8 @@ def audit_root(root: str, role: str | None = None, database: str | None = None, 
     if not result.apps and not result.problems:
         units = printable(tree.local("/etc/systemd/system"))
         result.problems.append(Problem(Location(units, 1, 1), "systemd",
-                                       "no unit here runs gunicorn and no nginx server block proxies: "
-                                       "nothing was audited"))
+                                       "no unit here runs gunicorn, no PHP-FPM pool is configured and no nginx "
+                                       "server block proxies: nothing was audited"))
     result.notes[:0] = _nginx_note(tree)
     return result
 
@@ -395,6 +416,7 @@ def _audit_unit(result: Audit, unit_path: str, servers: ServerIndex, role: str |
         words = unit.get("systemd.ExecStart")
         if words is not None:
             result.units.append((local, words.value))
+            result.commands.append(words)
         return
     _socket_activation(result, loaded, unit, files)
     environment = {**(unit["systemd.Environment"].value if "systemd.Environment" in unit else {}), **env}

@@ -72,7 +72,9 @@ def _seen_from(app: AuditedApp, server: ProxiedServer) -> Effective:
     for key, read in located.items():
         if not read.unknown:
             settings[key] = as_setting(read)
-    if "nginx.upstream.keepalive" not in located:
+    if "nginx.upstream.keepalive" not in located and "nginx.proxy_read_timeout" in server.settings:
+        # A proxy_pass straight to an address keeps no idle connections; a fastcgi_pass location
+        # has no proxy settings at all, and no such key.
         where = server.settings["nginx.proxy_read_timeout"].location
         settings["nginx.upstream.keepalive"] = as_setting(ReadSetting("nginx.upstream.keepalive", 0, where, default=True))
     return Effective(dict(sorted(settings.items())))

@@ -115,7 +115,7 @@ def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: 
             elif path and _only_proxy(location):
                 out.app_paths.append(path)
             else:
-                _carry(out, _pointed(location, upstream, to_app=True))
+                _carry(out, _pointed(location, upstream, to_app=True), upstream)
         elif path and path.endswith("/") and location.folder and not location.proxy_pass \
                 and _servable_folder(location.folder) and _only_files(location):
             folder = os.path.normpath(location.folder)
@@ -127,7 +127,8 @@ def locations(server: ProxiedServer, reaching: list[ProxiedLocation], upstream: 
             out.app_paths.append(path)
             out.notes.append(f"nginx: location {path} tried files first (try_files); deploygen's proxies to the app")
         else:
-            _carry(out, _pointed(location, upstream, to_app=False) if location.proxy_pass else location.directive)
+            _carry(out, _pointed(location, upstream, to_app=False) if location.proxy_pass else location.directive,
+                   upstream)
     return out
 
 
@@ -162,9 +163,9 @@ def _only_files(location: ProxiedLocation) -> bool:
     return not alias or alias[-1].endswith("/")
 
 
-def _carry(out: Locations, location: dict) -> None:
+def _carry(out: Locations, location: dict, upstream: str = "") -> None:
     """The location into the snippet, less what a snippet may not hold (sitefile.snippet), said."""
-    kept, dropped = _allowed(location)
+    kept, dropped = _allowed(location, _own_pool(upstream))
     if kept is None:
         out.notes.append(f"nginx: location {' '.join(location['args'])} left out: {dropped[0]}")
         return
@@ -172,12 +173,28 @@ def _carry(out: Locations, location: dict) -> None:
     out.snippet.append(kept)
 
 
-def _allowed(d: dict) -> tuple[dict | None, list[str]]:
+def _own_pool(upstream: str) -> str:
+    """The one FastCGI upstream a site's snippet may pass to: its own pool's (sitefile.snippet)."""
+    return upstream.rsplit("_", 1)[0] + "_fpm" if upstream else ""
+
+
+# FastCGI parameters that set PHP's ini for one request, over the pool's php_admin_value.
+_INI_PARAMS = ("PHP_VALUE", "PHP_ADMIN_VALUE")
+
+
+def _allowed(d: dict, own_pool: str = "") -> tuple[dict | None, list[str]]:
     """`d` without the directives a snippet refuses (and why each went), or None when `d` itself
-    cannot be carried (a folder nginx may not serve, a location without a path)."""
+    cannot be carried (a folder nginx may not serve, a location without a path, a pass to
+    FastCGI that is not the site's own pool)."""
     name = d["directive"]
     if name not in ALLOWED:
         return None, [f"`{name}` is no directive a snippet holds: left out"]
+    if name in ("fastcgi_pass", "uwsgi_pass") and d["args"] and d["args"][0] != own_pool:
+        # Without its pass the location would serve the scripts' source: the whole of it goes.
+        return None, [(f"`{name} {d['args'][0]}` passes to another pool than the site's own (a snippet passes "
+                       "FastCGI only to it)")]
+    if name in ("fastcgi_param", "uwsgi_param") and d["args"] and d["args"][0].upper() in _INI_PARAMS:
+        return None, [f"`{name} {d['args'][0]}` sets PHP's ini over the pool's php_admin_value: left out"]
     if name == "access_log" and d["args"] != ["off"]:
         return None, ["`access_log` to a file: left out (the server's log, not the site's)"]
     if any(REFUSED_CHARS.search(word) for word in d["args"]):
@@ -191,9 +208,9 @@ def _allowed(d: dict) -> tuple[dict | None, list[str]]:
         return d, []
     block, dropped = [], []
     for inner in d["block"]:
-        kept, why = _allowed(inner)
+        kept, why = _allowed(inner, own_pool)
         dropped += why
-        if kept is None and inner["directive"] in ("alias", "root", "location"):
+        if kept is None and inner["directive"] in ("alias", "root", "location", "fastcgi_pass", "uwsgi_pass"):
             return None, why
         if kept is not None:
             block.append(kept)

@@ -46,6 +46,10 @@ def _value(setting: Setting | None):
 def site_dict(app: AuditedApp, snippet_name: str | None = None) -> tuple[dict, list[str], list[dict]]:
     """The site file's data, the comments to put above it, and the snippet's locations
     (import_locations; none: no snippet). `snippet_name` is the file the site names for them."""
+    if app.kind == "php":
+        from deploygen.audit.import_php import php_site_dict
+
+        return php_site_dict(app, snippet_name)
     notes = [f"could not be read: {r.key} at {r.location} ({r.unknown})" for r in app.unknown]
     exec_start = _value(_read(app, "systemd.ExecStart")) or []
     command = _value(_read(app, "gunicorn.command"))
@@ -260,7 +264,9 @@ def derived_differences(data: dict) -> list[str]:
         return [f"(not comparable: {str(exc).splitlines()[0]})"]
     out = []
     for setting in today:
-        if setting.layer in _TIMEOUTS and setting.provenance.kind == "written" and setting.key in derived:
+        timeout = setting.layer in _TIMEOUTS or setting.layer in ("php-fpm", "php") and \
+            isinstance(setting.value, Duration)
+        if timeout and setting.provenance.kind == "written" and setting.key in derived:
             other = derived[setting.key]
             if other.value != setting.value:
                 out.append(f"{setting.key}: {setting.display} today, {other.display} derived "
@@ -308,6 +314,12 @@ _ORIGINS = (
 def origin(app: AuditedApp, key: str) -> Location | None:
     """Where the value at site key `key` (`server.bind`, `domains[0]`) was read, when audit knows."""
     parts = key.replace("[", ".[").split(".")
+    if app.kind == "php":
+        from deploygen.audit.import_php import php_origin
+
+        found = php_origin(app, key)
+        if found is not None:
+            return found
     if parts[0] in ("domains", "tls") or key.startswith("app.static"):
         return Location(app.nginx.file, app.nginx.line, 1) if app.nginx else None
     if parts[0] == "timeouts" and len(parts) == 3:

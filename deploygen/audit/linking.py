@@ -45,14 +45,17 @@ class ServerIndex:
     port (whose hosts `Endpoint.reaches` then compares). Built once per audit, so that linking
     500 units to 500 server blocks looks each bind up instead of scanning every location."""
 
-    def __init__(self, servers: list[ProxiedServer]) -> None:
+    def __init__(self, servers: list[ProxiedServer], via: str = "locations") -> None:
+        # `via`: which locations reach an app, `locations` (proxy_pass, for gunicorn) or
+        # `fastcgi` (fastcgi_pass, for PHP-FPM's pools).
         self.servers = servers
-        self.proxying = [s for s in servers if s.locations]
+        self.via = via
+        self.proxying = [s for s in servers if getattr(s, via)]
         # One entry per target, holding that target: an upstream of 10,000 servers is 10,000
         # entries, each compared once, never each against all of its location's targets.
         self._by: dict[tuple, list[tuple[int, int, ProxiedServer, ProxiedLocation, Endpoint]]] = {}
         for order, server in enumerate(servers):
-            for place, location in enumerate(server.locations):
+            for place, location in enumerate(getattr(server, via)):
                 for target in location.targets:
                     key = ("unix", target.path) if target.path else ("tcp", target.port)
                     self._by.setdefault(key, []).append((order, place, server, location, target))
@@ -71,24 +74,25 @@ class ServerIndex:
     def seen(self) -> list[str]:
         """Every address a location proxies to, for the note of an app no block reaches."""
         if self._seen is None:
-            self._seen = sorted({str(t) for s in self.servers for loc in s.locations for t in loc.targets})
+            self._seen = sorted({str(t) for s in self.servers for loc in getattr(s, self.via) for t in loc.targets})
         return self._seen
 
 
-def link(servers: list[ProxiedServer] | ServerIndex, bind: str, also: list[str] = ()) -> Link:
+def link(servers: list[ProxiedServer] | ServerIndex, bind: str, also: list[str] = (), what: str = "gunicorn's bind",
+         verb: str = "proxy") -> Link:
     """The server block whose locations reach gunicorn's bind (by address: `localhost:8000` is
     `127.0.0.1:8000`, a bind on `0.0.0.0` takes both); a location that proxies elsewhere (a
     Node frontend on `/`) is never the app's. `location /` first when it is one of them."""
     index = servers if isinstance(servers, ServerIndex) else ServerIndex(servers)
     target = from_bind(bind) if bind else None
     if target is None:
-        return Link(None, [], f"gunicorn's bind {shown(bind)} is no address audit can match: nginx not linked")
+        return Link(None, [], f"{what} {shown(bind)} is no address audit can match: nginx not linked")
     # gunicorn listens on every bind it is given (`-b` twice, a socket unit's ListenStream=s).
     targets = [target, *(t for t in map(from_bind, also) if t is not None and t != target)]
     matches = index.reaching(targets)
     if not matches:
         seen = index.seen()
-        elsewhere = f" (they proxy to {', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''})" if seen else ""
+        elsewhere = f" (they {verb} to {', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''})" if seen else ""
         return Link(None, [], f"no server block reaches {target}{elsewhere}: its rules were skipped")
     notes = [f"{server.file}:{server.line} server block, "
              + ", ".join(f"location {loc.path} -> {loc.proxy_pass}" for loc in reaching) for server, reaching in matches]

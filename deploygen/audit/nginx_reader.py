@@ -40,6 +40,15 @@ _TIMES = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w":
 # Debian's nginx.conf includes two levels deep (nginx.conf -> sites-enabled/x -> snippets/y);
 # a chain past 16 is a loop through differently named links, or built to exhaust the reader.
 MAX_INCLUDE_DEPTH = 16
+# What a location that passes requests to FastCGI (PHP-FPM) reads, nginx's defaults
+# (ngx_http_fastcgi_module), beside the client side every location has.
+FASTCGI_DEFAULTS = {"fastcgi_connect_timeout": "60s", "fastcgi_read_timeout": "60s", "fastcgi_send_timeout": "60s"}
+_CLIENT_SIDE = ("send_timeout", "client_header_timeout", "client_body_timeout", "keepalive_timeout",
+                "client_max_body_size")
+# nginx's compiled-in `root html` (under its prefix) and `index index.html`.
+FILES_DEFAULTS = {"root": "html", "index": "index.html"}
+# Every directive a level passes on to the levels inside it, that audit reads somewhere.
+_INHERITED = frozenset(DEFAULTS) | frozenset(FASTCGI_DEFAULTS) | frozenset(FILES_DEFAULTS)
 # Directives walked once includes are expanded. A server with a thousand sites of 100 lines
 # each walks 100,000, about 50 MB parsed; one file included from every block of another, level
 # after level, would grow without bound (as an alias bomb does in YAML): the count is capped.
@@ -88,6 +97,7 @@ class ProxiedLocation:
     # The addresses it reaches: proxy_pass's own, or each server of the upstream it names.
     targets: list[Endpoint] = field(default_factory=list)
     websocket: bool = False  # it passes `Upgrade` on
+    fastcgi: bool = False  # `fastcgi_pass` (its address in `proxy_pass`), not an HTTP proxy
     folder: str = ""  # what `alias` (or `root` + the path) serves, for a location of files
     # The location as crossplane reads it, its includes expanded: what import carries.
     directive: dict = field(default_factory=dict, repr=False)
@@ -111,6 +121,10 @@ class ProxiedServer:
     files: list[ProxiedLocation] = field(default_factory=list)
     # Locations that neither proxy nor serve files (`return`, fastcgi_pass, ...): kept for import.
     others: list[ProxiedLocation] = field(default_factory=list)
+    # Locations that pass requests to FastCGI (nested ones too), each with its effective fastcgi_*
+    # timeouts, root and index: what a PHP-FPM pool is linked by. They stay in `files` or `others`
+    # too, where an app behind `proxy_pass` sees them.
+    fastcgi: list[ProxiedLocation] = field(default_factory=list)
     # The block's own directives other than its locations, includes expanded: (name, args, file,
     # line); import says which of them a site file does not carry.
     directives: list[tuple[str, list[str], str, int]] = field(default_factory=list)
@@ -264,11 +278,11 @@ class _Configuration:
         server.directives = [(x["directive"], list(x["args"]), f, x["line"]) for x, f in block
                              if x["directive"] != "location"]
         self.locations(server, block, here, headers, chain)
-        if not server.locations:
+        if not server.locations and not server.fastcgi:
             return
         # `location /` first when it proxies: the app's front door, whose settings most requests get.
         server.locations.sort(key=lambda loc: loc.path != "/")
-        first = server.locations[0]
+        first = (server.locations or server.fastcgi)[0]
         server.upstream, server.settings = first.proxy_pass, first.settings
         self.found.append(server)
 
@@ -302,6 +316,10 @@ class _Configuration:
                                                     directive=expanded))
             elif depth == 0:
                 server.others.append(ProxiedLocation(path, loc_file, loc["line"], "", directive=expanded))
+            fastcgi = [_arg(x, f, "an address") for x, f in inner_block if x["directive"] == "fastcgi_pass"]
+            if fastcgi and not proxies:
+                server.fastcgi.append(_fastcgi_location(path, loc_file, loc["line"], fastcgi[-1], inner,
+                                                        where_default, expanded))
             self.locations(server, inner_block, inner, inner_headers, chain, depth + 1)
 
     def expanded(self, block: list[tuple[dict, str]], chain: tuple[str, ...]) -> list[dict]:
@@ -312,6 +330,18 @@ class _Configuration:
                 d = {**d, "block": self.expanded(self.inline(d["block"], file, chain), chain)}
             out.append(d)
         return out
+
+
+def _fastcgi_location(path: str, file: str, line: int, address: str, inner: dict, where_default: Location,
+                      expanded: dict) -> ProxiedLocation:
+    """A location that passes requests to FastCGI: its fastcgi_* timeouts, the client side,
+    and the root and index it serves scripts from, each inherited or nginx's default."""
+    found = ProxiedLocation(path, file, line, address, directive=expanded, fastcgi=True)
+    for key, default in (*FASTCGI_DEFAULTS.items(), *((k, DEFAULTS[k]) for k in _CLIENT_SIDE),
+                         *FILES_DEFAULTS.items()):
+        value, location = inner.get(key, (default, where_default))
+        found.settings[f"nginx.{key}"] = _read(f"nginx.{key}", value, location, key not in inner)
+    return found
 
 
 def _folder(loc: dict, block: list[tuple[dict, str]]) -> str:
@@ -384,6 +414,8 @@ def _servers(tree: Tree, path: str, main: bool | None) -> list[ProxiedServer]:
         server.user, server.user_group = user, group
         for location in server.locations:
             _upstream_settings(location, config.upstreams)
+        for location in server.fastcgi:
+            _fastcgi_targets(location, config.upstreams)
     return config.found
 
 
@@ -417,15 +449,34 @@ def _worker_user(found: tuple[list[str], str, int] | None, local: str,
 
 
 def _set_here(items: list[tuple[dict, str]]) -> dict:
-    """The directives read here that one level sets: `{name: (argument, location)}`, the last one kept."""
-    return {x["directive"]: (x["args"][0], Location(file, x["line"], 1))
-            for x, file in items if x["directive"] in DEFAULTS and x["args"]}
+    """The directives read here that one level sets: `{name: (argument, location)}`, the last one kept.
+    `index` is its first script ending in .php (the front controller), else its first name."""
+    return {x["directive"]: (_index(x["args"]) if x["directive"] == "index" else x["args"][0],
+                             Location(file, x["line"], 1))
+            for x, file in items if x["directive"] in _INHERITED and x["args"]}
+
+
+def _index(names: list[str]) -> str:
+    return next((n for n in names if n.endswith(".php")), names[0])
 
 
 def _headers(items: list[tuple[dict, str]]) -> dict:
     """`proxy_set_header`s of one level; nginx inherits them only into levels that set none."""
     return {x["args"][0].lower(): (x["args"][1] if len(x["args"]) > 1 else "", Location(file, x["line"], 1))
             for x, file in items if x["directive"] == "proxy_set_header" and x["args"]}
+
+
+def _fastcgi_targets(location: ProxiedLocation, upstreams: dict[str, dict]) -> None:
+    """Where a fastcgi_pass goes: the servers of the upstream block it names, else its address."""
+    upstream = upstreams.get(location.proxy_pass)
+    if upstream is None:
+        target = from_upstream_server(location.proxy_pass)
+        location.targets = [target] if target else []
+        return
+    servers = [x["args"][0] for x, _ in upstream["block"] if x["directive"] == "server" and x["args"]]
+    location.targets = [t for t in map(from_upstream_server, servers) if t is not None]
+    location.settings["nginx.upstream.server"] = ReadSetting("nginx.upstream.server", servers,
+                                                             Location(upstream["file"], upstream["line"], 1))
 
 
 def _upstream_settings(location: ProxiedLocation, upstreams: dict[str, dict]) -> None:

@@ -4,7 +4,9 @@ The expected layer is read from the (scaled) effective settings: of the
 limits that apply to a request, the shortest one that is shorter than the
 request's own duration gives up first. The observed layer is read from what
 the client got: 200 from the app, 503 with the probe's SQLSTATE from
-PostgreSQL, 500/502 without it from gunicorn killing the worker, 504 from nginx.
+PostgreSQL, 500/502 without it from the app server ending the worker (gunicorn,
+or php-fpm ending the child), 504 from nginx; `systemd` when the drill, in
+systemd's place, killed what was still running after TimeoutStopSec.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from dataclasses import dataclass, field
 from deploygen.sitefile.duration import Duration
 from deploygen.derive.settings import Effective
 
+# The layers results name (`none`: no answer that tells). The app server is gunicorn for the
+# Python kinds and php-fpm for PHP.
+LAYERS = ("app", "postgres", "gunicorn", "php-fpm", "nginx", "systemd")
+
 
 @dataclass
 class Outcome:
@@ -28,10 +34,17 @@ class Outcome:
     seconds: float
     note: str = ""
     detail: dict = field(default_factory=dict)
+    # The layer that stops this request when the chain holds (the innermost limit that applies to
+    # it), whatever the settings predict; None where the scenario asks only for the prediction.
+    holds: str | None = None
 
     @property
     def verdict(self) -> str:
         return "pass" if self.observed_layer == self.expected_layer else "fail"
+
+    @property
+    def chain_holds(self) -> bool:
+        return self.holds is None or self.observed_layer == self.holds
 
     def as_dict(self) -> dict:
         return {"scenario": self.scenario, "expected_layer": self.expected_layer,
@@ -39,12 +52,15 @@ class Outcome:
                 "seconds": round(self.seconds, 3), "verdict": self.verdict, "note": self.note}
 
 
-def limits(eff: Effective) -> dict[str, list[tuple[str, Duration]]]:
-    """The limits a slow request can meet, per kind of slowness."""
+def limits(eff: Effective, server: tuple[str, str] | None = ("gunicorn", "gunicorn.timeout"),
+           read_timeout: str = "nginx.proxy_read_timeout") -> dict[str, list[tuple[str, Duration]]]:
+    """The limits a slow request can meet, per kind of slowness, innermost first. `server`: the
+    app server's layer and the key of its limit, None when it bounds no request (gunicorn's
+    threads); `read_timeout`: nginx's wait for it."""
     outer: list[tuple[str, Duration]] = []
-    if eff.value("gunicorn.worker_class") == "sync":
-        outer.append(("gunicorn", eff.value("gunicorn.timeout")))
-    outer.append(("nginx", eff.value("nginx.proxy_read_timeout")))
+    if server is not None:
+        outer.append((server[0], eff.value(server[1])))
+    outer.append(("nginx", eff.value(read_timeout)))
     statement = eff.value("postgres.statement_timeout")
     lock = min(eff.value("postgres.lock_timeout"), statement)
     return {"outer": outer, "query": [("postgres", statement), *outer], "lock": [("postgres", lock), *outer]}
@@ -56,7 +72,9 @@ def first_to_fire(candidates: list[tuple[str, Duration]], lasts: Duration) -> st
     return min(firing, key=lambda pair: pair[0].ms)[1] if firing else "app"
 
 
-def observed(status: int | None, body: bytes) -> str:
+def observed(status: int | None, body: bytes, server: str = "gunicorn") -> str:
+    """Who gave up, by the answer; `server`: the app server's layer, which a 500/502 without the
+    probe's body names."""
     if status == 200:
         return "app"
     if status == 503:
@@ -65,7 +83,7 @@ def observed(status: int | None, body: bytes) -> str:
         except ValueError:
             return "nginx"
     if status in (500, 502):
-        return "gunicorn"
+        return server
     if status == 504:
         return "nginx"
     return "none"

@@ -1,5 +1,7 @@
 """Start the site's real servers on 127.0.0.1 from rendered files, and always stop them.
 
+The app server is gunicorn for the Python kinds and php-fpm for PHP (`Stack.app` either way).
+
 Every server runs in its own process group inside one temporary folder; `Stack.stop()`
 stops them all (each its own stop signal, then SIGKILL), and the drill calls it also
 when it fails or is interrupted. When the drill itself is
@@ -11,6 +13,7 @@ the folders (see sweeper.py).
 from __future__ import annotations
 
 import glob
+import grp
 import os
 import pwd
 import shutil
@@ -31,6 +34,7 @@ from deploygen.errors import DeploygenError
 from deploygen.parent_death import die_with_parent
 from deploygen.render.site import quote_ident
 from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.fields import SOCKET_PATH_MAX
 
 # nginx's temp folders, moved into the drill's folder: the compiled-in ones need root.
 _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -41,8 +45,10 @@ _NGINX_TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 # in which the postmaster still stops every backend and removes its shared memory and pid
 # file, which SIGKILL would leave behind; gunicorn's SIGINT stops its workers at once
 # (SIGTERM would wait graceful_timeout for requests nobody is left to read); nginx's SIGTERM
-# is its fast shutdown, in which the master stops its workers.
+# is its fast shutdown, in which the master stops its workers; php-fpm's SIGTERM is its immediate
+# stop, which ends the children at once (SIGQUIT would wait process_control_timeout for them).
 POSTGRES_STOP, GUNICORN_STOP, NGINX_STOP = signal.SIGQUIT, signal.SIGINT, signal.SIGTERM
+PHP_FPM_STOP = signal.SIGTERM
 # Redis (a Django site's cache) saves nothing here (`--save ""`), so its SIGTERM shutdown is quick.
 REDIS_STOP = signal.SIGTERM
 # initdb removes the data folder it was creating on SIGTERM; psql just stops.
@@ -69,22 +75,28 @@ def _find(name: str, hint: str) -> str:
     return found
 
 
-# The Debian package of each further program a probe may need.
-_PACKAGES = {"redis-server": "redis-server"}
+def _package(name: str) -> str:
+    """The Debian package of a further program a probe may need: php-fpm8.2 is php8.2-fpm's."""
+    if name.startswith("php-fpm"):
+        return f"php{name.removeprefix('php-fpm')}-fpm"
+    return name
 
 
 def check_programs(packages: tuple[tuple[str, str], ...] = (("flask", "Flask"),),
-                   extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Paths of nginx, initdb, postgres and psql (and of `extra`), and that gunicorn, psycopg and
-    the probe's `packages` ((module, package) pairs) import."""
+                   extra: tuple[str, ...] = (),
+                   server: tuple[tuple[str, str], ...] = (("gunicorn", "gunicorn"),)) -> dict[str, str]:
+    """Paths of nginx, initdb, postgres and psql (and of `extra`), and that the app `server`'s
+    packages (gunicorn's; none for php-fpm, a program of `extra`), psycopg and the probe's
+    `packages` ((module, package) pairs) import."""
     apt = "install it with: apt-get install -y nginx postgresql"
     programs = {name: _find(name, apt) for name in ("nginx", "initdb", "psql")}
     # The server of initdb's own version, which is not on PATH on Debian (only the clients are).
     beside = Path(os.path.realpath(programs["initdb"])).with_name("postgres")
     programs["postgres"] = str(beside) if os.access(beside, os.X_OK) else _find("postgres", apt)
     for name in extra:
-        programs[name] = _find(name, f"install it with: apt-get install -y {_PACKAGES.get(name, name)}")
-    for module, package in (("gunicorn", "gunicorn"), ("psycopg", "psycopg[binary]"), *packages):
+        programs[name] = _find(name, f"install it with: apt-get install -y {_package(name)}")
+    # psycopg for the drill itself: it holds the lock of the lock scenario.
+    for module, package in (*server, ("psycopg", "psycopg[binary]"), *packages):
         try:
             __import__(module)
         except ImportError:
@@ -142,6 +154,22 @@ def signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def wait_for_socket(path: Path, seconds: float, process: subprocess.Popen) -> None:
+    """Until a server accepts connections on the unix socket `path`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DeploygenError(f"a server exited while starting (status {process.returncode})")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(0.2)
+            try:
+                s.connect(str(path))
+                return
+            except OSError:
+                time.sleep(0.05)
+    raise DeploygenError(f"nothing answered on {path} within {seconds:g}s")
+
+
 def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -167,7 +195,9 @@ class Stack:
         self.pg_data: Path | None = None
         self.pg_port = free_port()
         self.nginx_port = free_port()
-        self.gunicorn: subprocess.Popen | None = None
+        # The app server's master (gunicorn's arbiter, php-fpm's master) and its log.
+        self.app: subprocess.Popen | None = None
+        self.app_log_path: Path | None = None
         self._pg_user = "postgres" if os.geteuid() == 0 else None
         self._cleanup: list[Path] = []
 
@@ -280,12 +310,13 @@ class Stack:
 
     # -- Redis ----------------------------------------------------------------
 
-    def start_redis(self, timeout: Duration | None) -> str:
+    def start_redis(self, timeout: Duration | None, port: int | None = None) -> str:
         """A Redis on 127.0.0.1 that keeps nothing on disk; its URL. `timeout`: the server's
-        idle-client timeout (redis.timeout), in the whole seconds Redis takes, 0 for none."""
+        idle-client timeout (redis.timeout), in the whole seconds Redis takes, 0 for none; `port`:
+        one the rendered files already name (a PHP pool's session.save_path), else a free one."""
         folder = self.folder / "redis"
         folder.mkdir()
-        port = free_port()
+        port = port if port is not None else free_port()
         seconds = 0 if timeout is None or timeout.ms == 0 else timeout.ceil_seconds().seconds
         process = self._start([self.programs["redis-server"], "--port", str(port), "--bind", "127.0.0.1",
                                "--save", "", "--appendonly", "no", "--dir", str(folder), "--daemonize", "no",
@@ -294,15 +325,62 @@ class Stack:
         wait_for_port(port, 20, process)
         return f"redis://127.0.0.1:{port}/0"
 
-    # -- gunicorn and nginx ---------------------------------------------------
+    # -- the app server and nginx ----------------------------------------------
 
     def start_gunicorn(self, config: Path, probe_dir: Path, env: dict[str, str], port: int) -> None:
-        with open(self.folder / "gunicorn.log", "w") as log:  # gunicorn writes to its own copy
-            self.gunicorn = self._start([sys.executable, "-m", "gunicorn", "-c", str(config)], GUNICORN_STOP,
-                                        cwd=probe_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(port, 30, self.gunicorn)  # generous: a loaded 2-core box imports Flask slowly
+        self.app_log_path = self.folder / "gunicorn.log"
+        with open(self.app_log_path, "w") as log:  # gunicorn writes to its own copy
+            self.app = self._start([sys.executable, "-m", "gunicorn", "-c", str(config)], GUNICORN_STOP,
+                                   cwd=probe_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(port, 30, self.app)  # generous: a loaded 2-core box imports Flask slowly
 
-    def start_nginx(self, site_conf: Path, rendered_root: Path | None = None) -> None:
+    @property
+    def pool_account(self) -> tuple[str, str] | None:
+        """As root, the account FPM's pool and nginx's workers run as: nobody, never root (FPM runs
+        what any client of its socket sends; the site's own user is not on this machine).
+        Unprivileged, None: both run as the drill's user, the only one they can be."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            entry = pwd.getpwnam("nobody")
+        except KeyError:
+            raise MissingProgram("deploygen drill runs a PHP pool as nobody when run as root, and this "
+                                 "machine has no user nobody") from None
+        return entry.pw_name, grp.getgrgid(entry.pw_gid).gr_name
+
+    def give_pool(self, path: Path) -> None:
+        """`path` made the pool's account's, for its children to write in."""
+        account = self.pool_account
+        if account is not None:
+            shutil.chown(path, *account)
+
+    def start_php_fpm(self, program: str, pool: Path, env: dict[str, str], socket_path: Path) -> None:
+        """php-fpm's master in the foreground, with the rendered pool as Debian's php-fpm.conf
+        includes it from pool.d (its `[global]` process_control_timeout too), made this machine's
+        by `_loopback_pool`; the pid file and FPM's logs in the drill's folder."""
+        if len(os.fsencode(socket_path)) > SOCKET_PATH_MAX:
+            raise DeploygenError(f"{socket_path}: too long for a unix socket ({SOCKET_PATH_MAX} bytes at most); "
+                                 "set TMPDIR to a shorter folder")
+        prefix = self.folder / "php-fpm"
+        prefix.mkdir()
+        local = prefix / "pool.conf"
+        _loopback_pool(pool, local, env.get("DRILL_STATE_DIR"), self.pool_account, prefix / "slow.log")
+        main = prefix / "php-fpm.conf"
+        self.app_log_path = prefix / "error.log"
+        main.write_text(f"[global]\npid = {prefix}/php-fpm.pid\nerror_log = {self.app_log_path}\n"
+                        f"daemonize = no\ninclude = {local}\n")
+        with open(prefix / "stderr.log", "w") as log:
+            self.app = self._start([program, "--nodaemonize", "--fpm-config", str(main), "-p", str(prefix)],
+                                   PHP_FPM_STOP, cwd=prefix, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_socket(socket_path, 20, self.app)
+        except DeploygenError as exc:
+            tail = " / ".join((self.app_log() or (prefix / "stderr.log").read_text()).strip().splitlines()[-3:])
+            raise DeploygenError(f"php-fpm did not start: {exc}: {tail}") from None
+
+    def start_nginx(self, site_conf: Path, rendered_root: Path | None = None,
+                    user: tuple[str, str] | None = None) -> None:
+        """`user`: the account and group nginx's workers run as, as root (else nginx's default)."""
         prefix = self.folder / "nginx"
         prefix.mkdir()
         for temp in _NGINX_TEMP_PATHS:
@@ -312,7 +390,8 @@ class Stack:
         _loopback_listen(site_conf, local, self.nginx_port, rendered_root)
         main = prefix / "nginx.conf"
         main.write_text(
-            f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
+            (f"user {user[0]} {user[1]};\n" if user is not None else "")
+            + f"daemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
             "worker_processes 1;\nevents { worker_connections 256; }\nhttp {\n    access_log off;\n"
             + "".join(f"    {t}_temp_path {prefix}/{t};\n" for t in _NGINX_TEMP_PATHS)
             + f"    include {local};\n}}\n"
@@ -327,13 +406,33 @@ class Stack:
         path = self.folder / "nginx" / "error.log"
         return path.read_text() if path.exists() else ""
 
-    def gunicorn_log(self) -> str:
-        path = self.folder / "gunicorn.log"
-        return path.read_text() if path.exists() else ""
+    def app_log(self) -> str:
+        path = self.app_log_path
+        return path.read_text(errors="replace") if path is not None and path.exists() else ""
 
-    def signal_gunicorn(self, sig: int) -> None:
-        if self.gunicorn is not None and self.gunicorn.poll() is None:
-            os.kill(self.gunicorn.pid, sig)
+    def signal_app(self, sig: int) -> None:
+        """`sig` to the app server's master only (`systemctl reload`'s `kill -HUP $MAINPID`)."""
+        if self.app is not None and self.app.poll() is None:
+            os.kill(self.app.pid, sig)
+
+    def signal_app_group(self, sig: int) -> None:
+        """`sig` to the master and every child, as systemd's stop sends KillSignal to the whole
+        control group (KillMode=control-group, the default): the process group stands for it."""
+        if self.app is not None and self.app.poll() is None:
+            try:
+                os.killpg(self.app.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait_app(self, seconds: float) -> bool:
+        """Whether the app server's master has exited within `seconds`."""
+        if self.app is None:
+            return True
+        try:
+            self.app.wait(max(0.0, seconds))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
 
 def _reachable(folder: Path) -> bool:
@@ -364,6 +463,32 @@ def _loopback_listen(source: Path, target: Path, port: int, rendered_root: Path 
         return out
 
     target.write_text(crossplane.build(rewrite(parsed)) + "\n")
+
+
+def _loopback_pool(source: Path, target: Path, state_dir: str | None, account: tuple[str, str] | None,
+                   slowlog: Path) -> None:
+    """The rendered FPM pool as this machine can run it: the children, and the socket's owner
+    (nginx's user on the server), are `account`, the one account the drill runs both nginx's
+    workers and the pool as (their own users are not on this machine), or with None the drill's
+    user, whom FPM runs as unprivileged (the lines go: it could not switch or chown to another);
+    the slow log in the drill's folder; DRILL_STATE_DIR passed to the children, which
+    clear_env = yes keeps from the master's environment. Everything else, [global] included,
+    is the rendered file's."""
+    values = {"user": account[0], "listen.owner": account[0], "group": account[1],
+              "listen.group": account[1]} if account else {}
+    lines = []
+    for line in source.read_text().splitlines():
+        key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith(";") else ""
+        if key in ("user", "group", "listen.owner", "listen.group"):
+            if key in values:
+                lines.append(f'{key} = "{values[key]}"')
+            continue
+        if key == "slowlog":
+            line = f'slowlog = "{slowlog}"'
+        lines.append(line)
+        if line.strip().startswith("[") and line.strip() != "[global]" and state_dir is not None:
+            lines.append(f'env[DRILL_STATE_DIR] = "{state_dir}"')
+    target.write_text("\n".join(lines) + "\n")
 
 
 def _wait_for_postmaster(data: Path, process: subprocess.Popen, seconds: float, log: Path) -> None:
