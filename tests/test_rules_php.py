@@ -228,3 +228,27 @@ def test_dg909_a_gunicorn_site_and_a_pool_of_one_user(make_site, cli, tmp_path):
                        "database": {"name": "third_db", "role": "third"}}, folder=tmp_path / "d")
     findings, _ = _codes(cli, php, flask, third)
     assert [f for f in findings if f["code"] == "DG909"] == []
+
+
+def _as_audited(ctx: SiteContext, layers: frozenset[str]) -> SiteContext:
+    """The same settings as a server's files would give them: a source that read `layers`."""
+    from types import SimpleNamespace
+
+    source = SimpleNamespace(site=ctx.loaded.site, file=ctx.loaded.file, kind=ctx.loaded.kind, layers=layers)
+    return SiteContext(source, ctx.effective)
+
+
+def test_dg809_says_nothing_of_a_folder_when_audit_did_not_look_for_cleaners(make_site):
+    pool = {"php.session.save_path": "/srv/shop/sessions", "deploygen.cleanup_every": None}
+    ctx = _by_hand(make_site, pool)
+    assert _fired(_as_audited(ctx, frozenset({"php-fpm", "php", "sessionclean"})), "DG809")
+    assert not _fired(_as_audited(ctx, frozenset({"php-fpm", "php"})), "DG809")
+
+
+@pytest.mark.parametrize(("cookie", "fires"), [(43200, False), (3600, True), (86400, True)])
+def test_dg810_on_a_server_an_absolute_lifetime_is_one_the_cookie_and_session_share(make_site, cookie, fires):
+    ctx = _by_hand(make_site, {"php.session.gc_maxlifetime": Duration.seconds_(43200),
+                               "php.session.cookie_lifetime": Duration.seconds_(cookie)})
+    assert bool(_fired(_as_audited(ctx, frozenset({"php-fpm", "php"})), "DG810")) == fires
+    # A site file that writes both says it wants an idle timeout: the cookie makes it absolute.
+    assert _fired(ctx, "DG810")

@@ -64,6 +64,12 @@ class SiteContext:
     def kind(self) -> str:
         return self.loaded.kind
 
+    @property
+    def is_site_file(self) -> bool:
+        """Whether the source is a site file, which says what it means; a server's files (audit)
+        say only what they do."""
+        return getattr(self.loaded, "layers", None) is None
+
     def has_read(self, layer: str) -> bool:
         """Whether the source says everything about `layer`: a site file always does (what it
         lacks, it does not have); audit only for the layers whose files it read."""

@@ -46,5 +46,9 @@ class CookieLifetimeMakesIdleAbsolute(Rule):
             return
         if "php.session.gc_maxlifetime" in cookie.provenance.inputs:
             return  # derived from session.lifetime: the absolute limit the site asked for
+        if not site.is_site_file and cookie.value == lifetime.value:
+            # A server's pool says no intent: the cookie and the session ending together is what
+            # `session.lifetime` renders, an absolute lifetime; only a different one is a trap.
+            return
         yield self.finding(site, cookie, "with", lifetime,
                            "the browser drops the session cookie this long after login, however active the user is")

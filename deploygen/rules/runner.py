@@ -31,12 +31,20 @@ def applicable(rule: type[Rule], sites: list[SiteContext], skipped: list[Skipped
     for site in sites:
         if rule.kinds is not None and site.kind not in rule.kinds:
             continue  # not about this kind of app: nothing to say
+        if not _can_have(rule, site.kind):
+            continue  # it reads a key no site of this kind has (gunicorn's, for a PHP pool)
         reason = rule.needs(site)
         if reason is not None:
             skipped.append(Skipped(site.loaded.file, rule.code, site.name, reason))
             continue
         out.append(site)
     return out
+
+
+def _can_have(rule: type[Rule], kind: str) -> bool:
+    from deploygen.derive.catalogue import CATALOGUE
+
+    return all(key in CATALOGUE and kind in CATALOGUE[key].kinds for key in rule.keys)
 
 
 def run(sites: list[SiteContext], rules: tuple[type[Rule], ...] = RULES) -> tuple[list[Finding], list[Skipped]]:
