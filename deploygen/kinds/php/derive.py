@@ -1,7 +1,8 @@
 """PHP-FPM and PHP from the site's concepts: the pool, nginx's FastCGI limits, the stop, sessions.
 
 The chain (DOMAIN.md, PHP): statement_timeout < request_terminate_timeout (FPM's
-wall clock; max_execution_time counts CPU time only) < fastcgi_read_timeout, and
+wall clock; max_execution_time counts CPU time only) < fastcgi_read_timeout, which
+also outwaits FPM's heartbeat (it checks the limit every third of it), and
 TimeoutStopSec > process_control_timeout >= request_terminate_timeout so a stop
 or reload lets requests in flight finish. FPM reads `1.5s` as 1 s and `100ms`
 as 100 s: every FPM value is whole seconds.
@@ -41,23 +42,19 @@ def gc_maxlifetime(site) -> Duration:
     return s.idle_timeout or s.lifetime or PHP_GC_MAXLIFETIME
 
 
-def fpm_listen(bind) -> str:
-    """The pool's `listen` as FPM writes it: a socket path, or ADDRESS:PORT."""
-    return bind.unix_path if bind.is_unix else str(bind)
-
-
 def derive_fpm(d: Deriver) -> None:
     site = d.loaded.site
     pool = site.server
     t = site.timeouts
     request = d.value("deploygen.request")
-    d.put("php-fpm.listen", None, ("server", "bind"), lambda: fpm_listen(pool.bind), "server.bind")
+    # A socket path: the model refuses a TCP listen (FastCGI has no authentication).
+    d.put("php-fpm.listen", None, ("server", "bind"), lambda: pool.bind.unix_path, "server.bind")
     d.put("php-fpm.version", site.app.php_version if d.loaded.written("app", "php_version") else None,
           ("app", "php_version"), lambda: site.app.php_version, f"{site.app.php_version} (the site file's default)")
     for key, name in (("php-fpm.user", "user"), ("php-fpm.group", "group")):
         value = getattr(site.app, name)
         d.put(key, value if d.loaded.written("app", name) else None, ("app", name),
-              lambda value=value: value, f"{value} (the site file's default)")
+              lambda value=value: value, f"{value}: the site's own account, its name")
     pm = d.put("php-fpm.pm", pool.pm if d.loaded.written("server", "pm") else None, ("server", "pm"),
                lambda: "dynamic", "dynamic (FPM's default): children between the spare counts")
     children = d.put("php-fpm.pm.max_children", pool.max_children, ("server", "max_children"),
