@@ -747,3 +747,37 @@ def test_more_pools_than_audit_audits_is_one_located_line(cli, tmp_path):
     pool_file = root / "etc/php/8.2/fpm/pool.d/app.conf"
     assert line == (f"{pool_file}:{2 * MAX_POOLS + 1}:1: php-fpm: could not be read: its pools take audit past the "
                     f"{MAX_POOLS:,} PHP-FPM pools it audits in all")
+
+
+def test_a_php_ini_that_doubles_itself_is_one_located_line_not_a_gib(cli, tmp_path):
+    """`${a}${a}` on each line doubles the value before it: 27 lines would make a GiB."""
+    root = _copy(tmp_path)
+    ini = root / "etc/php/8.2/fpm/php.ini"
+    bomb = '\n[x]\nbomb0 = "AAAAAAAAAAAAAAAA"\n' + "".join(
+        f'bomb{i} = "${{bomb{i - 1}}}${{bomb{i - 1}}}"\n' for i in range(1, 27))
+    ini.write_text(ini.read_text() + bomb + 'session.save_path = "${bomb26}"\n')
+    started = time.monotonic()
+    result = cli("audit", "--root", root)
+    assert result.exit_code == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "a value longer than 65536 characters once its ${...} are expanded" in result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_named_files_never_make_audit_read_an_environment_file_elsewhere(cli, tmp_path):
+    """Without --root, a unit's EnvironmentFile= outside its folder stays unread: through ${VAR}
+    in a pool its values would reach audit's messages."""
+    elsewhere = tmp_path / "elsewhere.env"
+    elsewhere.write_text("DATABASE_PASSWORD=s3cr3t-elsewhere\n")
+    folder = tmp_path / "named"
+    (folder / "pool.d").mkdir(parents=True)
+    (folder / "php-fpm.conf").write_text(f"[global]\ninclude={folder}/pool.d/*.conf\n")
+    (folder / "pool.d/a.conf").write_text("[a]\nuser = a\ngroup = a\nlisten = /run/${DATABASE_PASSWORD}.sock\n"
+                                          "pm = static\npm.max_children = 1\n")
+    unit = folder / "php8.2-fpm.service"
+    for env_file, seen in ((elsewhere, False), (folder / "beside.env", True)):
+        (folder / "beside.env").write_text("DATABASE_PASSWORD=s3cr3t-beside\n")
+        unit.write_text(f"[Service]\nEnvironmentFile={env_file}\n"
+                        f"ExecStart=/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config {folder}/php-fpm.conf\n")
+        result = cli("audit", "--fpm", folder / "php-fpm.conf", "--unit", unit)
+        assert "s3cr3t-elsewhere" not in result.stdout + result.stderr
+        assert ("s3cr3t-beside" in result.stdout + result.stderr) == seen, result.stdout + result.stderr

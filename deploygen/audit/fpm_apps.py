@@ -161,6 +161,13 @@ def _unit(result, name: str) -> tuple[object | None, list[str], str | None]:
     return loaded, ([path, *dropins] if loaded is not None else []), note
 
 
+def _beside(path: str, named: str) -> bool:
+    """Whether `path` lies in the folder of `named`, a file named on the command line (or below it)."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(named)))
+    resolved = os.path.realpath(path)
+    return resolved == folder or resolved.startswith(folder.rstrip("/") + "/")
+
+
 def _environment(result, master: Master, loaded, settings: dict[str, ReadSetting]):
     """`${VAR}` as the master is started: Environment=, then its EnvironmentFile=s (a missing one
     makes every name it might set unknown), systemd's own names unknown."""
@@ -179,7 +186,9 @@ def _environment(result, master: Master, loaded, settings: dict[str, ReadSetting
             except OSError:
                 missing.append(named)
                 continue
-            if not os.path.lexists(local):
+            if not os.path.lexists(local) or (tree.root is None and not _beside(local, where.file)):
+                # Named files only (no --root): a unit may not make audit read, and quote through
+                # ${VAR}, a file elsewhere on this machine; its names stay unknown.
                 missing.append(named)
                 continue
             lines = result.attempt(lambda p: list(env_lines(p, tree)), local)

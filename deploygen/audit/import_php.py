@@ -17,7 +17,7 @@ import re
 from dataclasses import replace
 
 from deploygen.audit.import_locations import locations
-from deploygen.audit.import_values import domains, site_bind, site_name
+from deploygen.audit.import_values import site_bind, site_name
 from deploygen.derive.settings import Setting
 from deploygen.errors import shown
 from deploygen.sitefile.duration import Duration, Unbounded
@@ -56,7 +56,7 @@ def _positive(setting: Setting | None) -> bool:
 
 def php_site_dict(app, snippet_name: str | None = None) -> tuple[dict, list[str], list[dict]]:
     """The site file's data, the notes above it and the snippet's locations, for a pool."""
-    from deploygen.audit.importer import _safe
+    from deploygen.audit.importer import site_head
 
     notes = [f"could not be read: {r.key} at {r.location} ({r.unknown})" for r in app.unknown]
     facts = app.pool
@@ -76,22 +76,8 @@ def php_site_dict(app, snippet_name: str | None = None) -> tuple[dict, list[str]
         else:
             notes.append(f"app.docroot: no nginx location passes to this pool: {root} (its chdir) is a placeholder")
         docroot = root
-    name, why = (app.name, None) if app.named else _site_name(app.name, server.server_names if server else [], root)
-    notes += [why] if why else []
-    data: dict = {"name": name}
-    found, left_out = domains(server.server_names if server else [])
-    notes += left_out
-    if not found:
-        notes.append("domains: no nginx server_name was read: example.invalid is a placeholder")
-    data["domains"] = found or ["example.invalid"]
-    if server and server.tls.get("certificate") and server.tls.get("certificate_key"):
-        pair = {"certificate": server.tls["certificate"], "certificate_key": server.tls["certificate_key"]}
-        unsafe = [key for key, path in pair.items() if _path(path) != path or not _safe(path)]
-        if unsafe:
-            notes.append(f"tls: the server's {unsafe[0]} {shown(pair[unsafe[0]])} is no path a site file holds "
-                         "(a variable of a template?): imported without tls")
-        else:
-            data["tls"] = pair
+    data = site_head(app, root, _site_name, notes)
+    name = data["name"]
     data["app"] = _app(app, root, docroot, notes)
     bind, why = _bind(app.bind or "", name)
     notes += [why] if why else []

@@ -56,22 +56,8 @@ def site_dict(app: AuditedApp, snippet_name: str | None = None) -> tuple[dict, l
     program = getattr(command, "program", "") or (exec_start[0] if exec_start else "")
     root = _path(_value(_read(app, "gunicorn.chdir")) or _value(_read(app, "systemd.WorkingDirectory"))) or "/srv/app"
     server = app.nginx
-    name, why = (app.name, None) if app.named else site_name(app.name, server.server_names if server else [], root)
-    notes += [why] if why else []
-    data: dict = {"name": name}
-    found, left_out = domains(server.server_names if server else [])
-    notes += left_out
-    if not found:
-        notes.append("domains: no nginx server_name was read: example.invalid is a placeholder")
-    data["domains"] = found or ["example.invalid"]
-    if server and server.tls.get("certificate") and server.tls.get("certificate_key"):
-        pair = {"certificate": server.tls["certificate"], "certificate_key": server.tls["certificate_key"]}
-        unsafe = [key for key, path in pair.items() if _path(path) != path or not _safe(path)]
-        if unsafe:
-            notes.append(f"tls: the server's {unsafe[0]} {shown(pair[unsafe[0]])} is no path a site file holds "
-                         "(a variable of a template?): imported without tls")
-        else:
-            data["tls"] = pair
+    data = site_head(app, root, site_name, notes)
+    name = data["name"]
     kind = app.kind
     venv = _venv(program, root)
     if venv is None:
@@ -127,6 +113,30 @@ def site_dict(app: AuditedApp, snippet_name: str | None = None) -> tuple[dict, l
         if session:
             data["session"] = session
     return data, notes, snippet
+
+
+def site_head(app, root: str, name_of, notes: list[str]) -> dict:
+    """The site file's name, domains and tls, any kind's, from the app's nginx server block;
+    `name_of(app name, server names, root)` is the kind's way to name the site (and why)."""
+    server = app.nginx
+    names = server.server_names if server else []
+    name, why = (app.name, None) if app.named else name_of(app.name, names, root)
+    notes += [why] if why else []
+    data: dict = {"name": name}
+    found, left_out = domains(names)
+    notes += left_out
+    if not found:
+        notes.append("domains: no nginx server_name was read: example.invalid is a placeholder")
+    data["domains"] = found or ["example.invalid"]
+    if server and server.tls.get("certificate") and server.tls.get("certificate_key"):
+        pair = {"certificate": server.tls["certificate"], "certificate_key": server.tls["certificate_key"]}
+        unsafe = [key for key, path in pair.items() if _path(path) != path or not _safe(path)]
+        if unsafe:
+            notes.append(f"tls: the server's {unsafe[0]} {shown(pair[unsafe[0]])} is no path a site file holds "
+                         "(a variable of a template?): imported without tls")
+        else:
+            data["tls"] = pair
+    return data
 
 
 def _path(path: object) -> str | None:

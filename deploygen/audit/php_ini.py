@@ -193,6 +193,7 @@ def _value(line: str, pos: int, lines: list[str], index: int, number: int, whole
            unknown_var: Callable[[str], str]):
     # Each token is ("text", s), ("ws", s), ("op", c), ("bool", "1" or "") or ("unknown", why).
     tokens: list[tuple[str, str]] = []
+    total = 0
     while True:
         if pos >= len(line):
             break
@@ -211,6 +212,7 @@ def _value(line: str, pos: int, lines: list[str], index: int, number: int, whole
         elif c == '"':
             text, unknown, line, pos, index, number = _double_quoted(line, pos + 1, lines, index, number,
                                                                      whole_file, lookup, unknown_var)
+            total = _longer(total, text, pos)
             tokens.append(("unknown", unknown) if unknown else ("text", text))
             while pos < len(line) and line[pos] in " \t":
                 pos += 1  # the scanner eats the blanks after a closing quote
@@ -226,6 +228,8 @@ def _value(line: str, pos: int, lines: list[str], index: int, number: int, whole
         elif c == "$" and line.startswith("${", pos):
             name, pos = _variable(line, pos)
             found = lookup(name)
+            if found is not None:
+                total = _longer(total, found, pos)
             tokens.append(("text", found) if found is not None else ("unknown", unknown_var(name)))
         elif c in _OPERATORS:
             tokens.append(("op", c))
@@ -326,9 +330,22 @@ def _variable(line: str, pos: int) -> tuple[str, int]:
     return name, close + 1
 
 
+# The longest value audit builds: `${a}${a}` on each line doubles the one before it, and 27 lines
+# would make a GiB.
+MAX_VALUE = 64 * 1024
+
+
+def _longer(total: int, piece: str, pos: int) -> int:
+    total += len(piece)
+    if total > MAX_VALUE:
+        raise IniError(f"a value longer than {MAX_VALUE} characters once its ${{...}} are expanded", pos + 1)
+    return total
+
+
 def _double_quoted(line: str, pos: int, lines: list[str], index: int, number: int, whole_file: bool,
                    lookup: Lookup, unknown_var: Callable[[str], str]):
     out: list[str] = []
+    total = 0
     unknown = ""
     while True:
         if pos >= len(line):
@@ -353,6 +370,7 @@ def _double_quoted(line: str, pos: int, lines: list[str], index: int, number: in
             if found is None:
                 unknown = unknown or unknown_var(name)
             else:
+                total = _longer(total, found, pos)
                 out.append(found)
         elif c == "\0":
             raise IniError("a NUL byte", pos + 1)
