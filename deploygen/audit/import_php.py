@@ -463,10 +463,6 @@ def php_origin(app, key: str):
         candidates.insert(0, "php." + ".".join(parts[1:]))
     elif key.startswith("session.cookie.") and len(parts) == 3:
         candidates.insert(0, f"php.session.cookie_{parts[2]}")
-    for setting in candidates:
-        if setting in app.effective:
-            return app.effective[setting].provenance.location
-        for read in app.unknown:
-            if read.key == setting:
-                return read.location
-    return None
+    from deploygen.audit.importer import located
+
+    return located(app, candidates)

@@ -344,7 +344,12 @@ def origin(app: AuditedApp, key: str) -> Location | None:
         candidates = []
     candidates += [setting for prefix, setting in sorted(_ORIGINS, key=lambda o: -len(o[0]))
                    if key == prefix or key.startswith((prefix + ".", prefix + "["))]
-    for setting in candidates:
+    return located(app, candidates)
+
+
+def located(app: AuditedApp, settings: list[str]) -> Location | None:
+    """Where the first of `settings` the app has was read (or could not be), else None."""
+    for setting in settings:
         if setting in app.effective:
             return app.effective[setting].provenance.location
         for read in app.unknown:
