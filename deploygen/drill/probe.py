@@ -100,4 +100,5 @@ def stream():
 def session_view():
     if "n" not in session:
         session["n"] = os.getpid()
+    time.sleep(min(float(request.args.get("s", 0)), 1))  # holds the worker so that parallel requests spread
     return jsonify({"layer": "app", "pid": os.getpid(), "first_pid": session["n"]})

@@ -118,6 +118,7 @@ def stream(request):
 def session_view(request):
     if "n" not in request.session:
         request.session["n"] = os.getpid()
+    time.sleep(min(float(request.GET.get("s", 0)), 1))  # holds the worker so that parallel requests spread
     return JsonResponse({"layer": "app", "pid": os.getpid(), "first_pid": request.session["n"]})
 
 
