@@ -13,6 +13,7 @@ import click
 
 from deploygen import __version__
 from deploygen.errors import DeploygenError, InputError, Location, Problem, printable
+from deploygen.report.formats import FORMATS
 
 # Site files, folders of them (searched below too), or one fleet file (`hosts:`).
 SITES = click.argument("sites", nargs=-1, required=True, type=click.Path())
@@ -27,14 +28,65 @@ class _Exit(click.ClickException):
         click.echo(self.message, err=True)
 
 
-def _load(sites: tuple[str, ...], fmt: str = "text", *, fleet: bool = True):
+def _load(sites: tuple[str, ...], fmt: str = "text", *, fleet: bool = True, selection=None,
+          stdin_name: str | None = None):
+    """Each site's context and its findings, as the selection (default: the configuration
+    file's, if any) and the sites' own `ignore:` leave them."""
     from deploygen.rules.runner import check
 
-    ctx = _contexts(sites, fmt, fleet)
-    return ctx, check(ctx)
+    if selection is None:
+        selection = _selection((), (), (), fmt)
+    ctx = _contexts(sites, fmt, fleet, stdin_name)
+    return ctx, check(ctx, selection)
 
 
-def _contexts(sites: tuple[str, ...], fmt: str, fleet: bool = True):
+def _selection_options(command):
+    """--select, --extend-select and --ignore, as ruff spells them."""
+    what = "codes or prefixes, comma-separated or repeated (DG1,DG501)"
+    options = [
+        click.option("--select", multiple=True, metavar="CODES",
+                     help=f"Report only these rules: {what}; replaces `select` of [tool.deploygen]."),
+        click.option("--extend-select", multiple=True, metavar="CODES",
+                     help=f"Report these rules too: {what}."),
+        click.option("--ignore", multiple=True, metavar="CODES", help=f"Do not report these rules: {what}."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _selection(select, extend_select, ignore, fmt: str = "text"):
+    """The rules that report: every rule, then [tool.deploygen] (or deploygen.toml) found from the
+    current folder upwards, then the command line's options."""
+    from deploygen.config import find_config, load_config
+    from deploygen.rules.selection import Selection, command_line_layer
+
+    selection = Selection()
+    found = find_config()
+    if found is not None:
+        try:
+            selection = selection.then(load_config(found).layer)
+        except InputError as exc:
+            _bad_input(exc, fmt)
+    try:
+        return selection.then(command_line_layer(select, extend_select, ignore))
+    except ValueError as exc:
+        option = "--select" if select else "--extend-select" if extend_select else "--ignore"
+        raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+def _quiet_option(command):
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="Print the findings and nothing else (no summary, no progress).")(command)
+
+
+def _stdin_option(command):
+    return click.option("--stdin-filename", metavar="NAME", default=None,
+                        help="What to call the site read from `-` (standard input) in messages and in the rendered "
+                             "files' headers; default: -.")(command)
+
+
+def _contexts(sites: tuple[str, ...], fmt: str, fleet: bool = True, stdin_name: str | None = None):
     """The sites named, or a fleet file's sites, one context per host that runs each."""
     from deploygen.fleet.contexts import fleet_contexts
     from deploygen.fleet.load import is_fleet, load_fleet
@@ -49,7 +101,7 @@ def _contexts(sites: tuple[str, ...], fmt: str, fleet: bool = True):
                 raise InputError([Problem(Location(printable(sites[0]), 1, 1), "",
                                           "is a fleet file: this command takes a site file (one the fleet names)")])
             return fleet_contexts(load_fleet(sites[0]))
-        return contexts(load_sites(list(sites)))
+        return contexts(load_sites(list(sites), stdin_name or "-"))
     except InputError as exc:
         _bad_input(exc, fmt)
 
@@ -131,24 +183,36 @@ def main() -> None:
 @click.option("--force", is_flag=True,
               help="Write the files even when rules find errors (they are printed, and the exit status is 1): "
                    "to see what an imported site runs today.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 when OUT differs from what would be rendered (for CI and pre-commit).")
+@click.option("--diff", "show_diff", is_flag=True, help="With --check: show how each file would change.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes that render and write; default: one per core, each with at least 128 sites.")
-def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: int | None) -> None:
-    """Render every file of each SITE (a site file or a folder of them), or of every host of a fleet file."""
+@_selection_options
+@_quiet_option
+@_stdin_option
+def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, check: bool, show_diff: bool,
+           jobs: int | None, select, extend_select, ignore, quiet: bool, stdin_filename: str | None) -> None:
+    """Render every file of each SITE (a site file or a folder of them, `-` for standard input), or of every
+    host of a fleet file."""
     from deploygen.fleet.render import render_hosts
     from deploygen.render.output import default_jobs, write_sites
     from deploygen.render.site import render_site
     from deploygen.render.templating import compile_all
-    from deploygen.report.formats import format_findings, summary
+    from deploygen.report.formats import summary
 
-    ctx, findings = _load(sites)
-    if findings:
-        click.echo(format_findings(findings, "text"), nl=False, err=True)
+    if show_diff and not check:
+        raise click.UsageError("--diff shows what --check finds: use them together")
+    ctx, findings = _load(sites, selection=_selection(select, extend_select, ignore), stdin_name=stdin_filename)
+    _report(findings, "text", err=True)
     failed = any(f.severity == "error" or strict for f in findings)
     if failed and not force:
-        click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
+        _say(f"deploygen: {summary(findings)}; nothing written", failed=True)
         sys.exit(1)
     fleet = any(c.host is not None for c in ctx)
+    if check:
+        _check_render(ctx, fleet, out, show_diff, quiet)
+        return
     jobs = 1 if fleet else jobs or default_jobs(len(ctx))
     if jobs > 1:
         compile_all()
@@ -159,27 +223,86 @@ def render(sites: tuple[str, ...], out: str, strict: bool, force: bool, jobs: in
         else:
             written = write_sites(ctx, out, lambda c: render_site(c.loaded, c.effective), jobs,
                                   names=[c.name for c in ctx])
-    for folder, files in written:
-        click.echo(printable(f"{folder}: {files} files and " + ("a manifest.json per site" if fleet else "manifest.json")))
+    if not quiet:
+        for folder, files in written:
+            click.echo(printable(f"{folder}: {files} files and "
+                                 + ("a manifest.json per site" if fleet else "manifest.json")))
     if failed:
-        click.echo(f"deploygen: {summary(findings)}; written anyway (--force)", err=True)
+        _say(f"deploygen: {summary(findings)}; written anyway (--force)", failed=True)
         sys.exit(1)
+
+
+def _check_render(ctx, fleet: bool, out: str, show_diff: bool, quiet: bool) -> None:
+    """`render --check`: exit 1, naming each file, when OUT is not what a render would write."""
+    from deploygen.fleet.render import render_hosts
+    from deploygen.render.check import format_stale, stale_files
+    from deploygen.render.site import render_site
+
+    rendered = render_hosts(ctx) if fleet else [render_site(c.loaded, c.effective) for c in ctx]
+    stale = stale_files(rendered, out, show_diff)
+    if stale:
+        click.echo(_printable_lines(format_stale(stale, out)), nl=False)
+        _say(printable(f"deploygen: {out} differs from what these sites render in {len(stale)} place(s): "
+                       "render again and commit the result"), failed=True)
+        sys.exit(1)
+    if not quiet:
+        _say(printable(f"deploygen: {out} is up to date ({_count(ctx)})"))
 
 
 @main.command()
 @SITES
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
-def validate(sites: tuple[str, ...], fmt: str, strict: bool) -> None:
-    """Check each SITE (or every host of a fleet file) against the rule catalogue."""
-    from deploygen.report.formats import format_findings, summary
+@_selection_options
+@_quiet_option
+@_stdin_option
+def validate(sites: tuple[str, ...], fmt: str, strict: bool, select, extend_select, ignore, quiet: bool,
+             stdin_filename: str | None) -> None:
+    """Check each SITE (a site file or a folder of them, `-` for standard input), or every host of a fleet
+    file, against the rule catalogue."""
+    from deploygen.report.formats import summary
 
-    _, findings = _load(sites, fmt)
-    click.echo(format_findings(findings, fmt), nl=False)
-    if fmt == "text" and findings:
-        click.echo(summary(findings), err=True)
-    if any(f.severity == "error" or strict for f in findings):
+    ctx, findings = _load(sites, fmt, selection=_selection(select, extend_select, ignore, fmt),
+                          stdin_name=stdin_filename)
+    _report(findings, fmt)
+    failed = any(f.severity == "error" or strict for f in findings)
+    if fmt == "text" and not quiet:
+        _say(f"{summary(findings)} in {_count(ctx)}" if findings else f"{_count(ctx)} checked: no findings",
+             failed=failed)
+    if failed:
         sys.exit(1)
+
+
+def _report(findings, fmt: str, *, err: bool = False) -> None:
+    """The findings in `fmt`; text in colour where colour is wanted (report.colour)."""
+    from deploygen.report import colour
+    from deploygen.report.formats import format_findings
+
+    stream = click.get_text_stream("stderr" if err else "stdout")
+    if fmt == "text" and findings and colour.wanted(stream):
+        click.echo("".join(colour.finding_line(f) + "\n" for f in sorted(findings)), nl=False, err=err, color=True)
+    else:
+        click.echo(format_findings(findings, fmt), nl=False, err=err)
+
+
+def _say(line: str, *, failed: bool = False) -> None:
+    """A summary line on stderr, green or red where colour is wanted."""
+    from deploygen.report import colour
+
+    if colour.wanted(click.get_text_stream("stderr")):
+        click.echo(colour.summary_line(line, failed), err=True, color=True)
+    else:
+        click.echo(line, err=True)
+
+
+def _count(ctx) -> str:
+    sites = len({c.loaded.file for c in ctx})
+    return f"{sites} site{'s' * (sites != 1)}"
+
+
+def _printable_lines(text: str) -> str:
+    """Each line of `text` made printable, the line breaks kept."""
+    return "".join(printable(line) + "\n" for line in text.splitlines())
 
 
 @main.command()
@@ -366,8 +489,10 @@ def _said(result) -> list[str]:
 
 @main.command()
 @_sources
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
-def audit(fmt, **sources) -> None:
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@_selection_options
+@_quiet_option
+def audit(fmt, select, extend_select, ignore, quiet, **sources) -> None:
     """Run the rules on configuration that already exists: findings point at its files and lines.
 
     Each gunicorn unit is an app, and so is each PHP-FPM pool (kind php: php-fpm.conf with its
@@ -377,22 +502,33 @@ def audit(fmt, **sources) -> None:
     from deploygen.audit.checking import audit_rules
     from deploygen.report.formats import format_findings, skipped_summary, summary
 
+    selection = _selection(select, extend_select, ignore, fmt)
     result = _read_existing("audit", **sources, fmt=fmt)
     findings, skipped = audit_rules(result.apps)
+    findings = [f for f in findings if selection.enabled(f.code)]
+    skipped = [s for s in skipped if selection.enabled(s.code)]
     said = _said(result)
     # What was read, per layer, and what was not: a clean report covers these files and no others.
-    for line in said:
-        click.echo(line, err=True)
+    if not quiet:
+        for line in said:
+            click.echo(line, err=True)
     if fmt == "text":
-        # Values read from a server reach the message: one line per finding, whatever they hold.
-        click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
+        # Values read from a server reach the message: one line per finding, whatever they hold
+        # (colour.finding_line makes each part printable too).
+        from deploygen.report import colour
+
+        if findings and colour.wanted(click.get_text_stream("stdout")):
+            click.echo("".join(colour.finding_line(f) + "\n" for f in sorted(findings)), nl=False, color=True)
+        else:
+            click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
     else:
         click.echo(format_findings(findings, fmt, skipped if fmt == "json" else (),
                                    said if fmt == "json" else ()), nl=False)
-    if fmt == "text" and findings:
-        click.echo(summary(findings), err=True)
-    if fmt == "text" and skipped:
-        click.echo(skipped_summary(skipped), err=True)
+    if fmt == "text" and not quiet:
+        failed = any(f.severity == "error" for f in findings)
+        _say(summary(findings) if findings else f"{len(result.apps)} app(s) audited: no findings", failed=failed)
+        if skipped:
+            click.echo(skipped_summary(skipped), err=True)
     if any(f.severity == "error" for f in findings):
         sys.exit(1)
 
@@ -469,7 +605,7 @@ def ansible(fleet: str, out: str, strict: bool) -> None:
     from deploygen.fleet.contexts import fleet_contexts
     from deploygen.fleet.load import is_fleet, load_fleet
     from deploygen.fleet.render import render_hosts
-    from deploygen.report.formats import format_findings, summary
+    from deploygen.report.formats import summary
     from deploygen.rules.runner import check
 
     try:
@@ -480,11 +616,10 @@ def ansible(fleet: str, out: str, strict: bool) -> None:
         ctx = fleet_contexts(loaded)
     except InputError as exc:
         _bad_input(exc)
-    findings = check(ctx)
-    if findings:
-        click.echo(format_findings(findings, "text"), nl=False, err=True)
+    findings = check(ctx, _selection((), (), ()))
+    _report(findings, "text", err=True)
     if any(f.severity == "error" or strict for f in findings):
-        click.echo(f"deploygen: {summary(findings)}; nothing written", err=True)
+        _say(f"deploygen: {summary(findings)}; nothing written", failed=True)
         sys.exit(1)
     with _writing(out, "what it held before"):
         project = build_project(loaded, ctx, render_hosts(ctx))
@@ -492,3 +627,43 @@ def ansible(fleet: str, out: str, strict: bool) -> None:
     hosts = sum(1 for path in project.files if path.startswith("host_vars/"))
     click.echo(printable(f"{written}: {hosts} host(s), {len(ctx)} site(s): "
                          f"ansible-playbook -i {written}/inventory.yml {written}/site.yml"))
+
+
+class _KindName(click.ParamType):
+    """An `app.framework`: the kinds are listed in --help and checked by the command, both lazily
+    (deploygen.kinds builds every kind's model: no command should pay for it at start)."""
+
+    name = "kind"
+
+    def get_metavar(self, param, ctx) -> str:
+        from deploygen.kinds import KINDS
+
+        return "[" + "|".join(KINDS) + "]"
+
+
+@main.command()
+@click.argument("name")
+@click.option("--framework", "kind", required=True, type=_KindName(), help="The app's kind (app.framework).")
+@click.option("--domain", "domains", multiple=True,
+              help="A domain nginx serves (repeat for more); default: a placeholder, NAME.example.org.")
+@click.option("--bind", help="Where the app server listens: unix:/run/NAME/FILE.sock, or IP:PORT (not for php); "
+                             "default: a socket under /run/NAME/.")
+@click.option("-o", "--output", "output", type=click.Path(), default=None,
+              help="The site file to write (its folder is made); default: sites/NAME.yaml. Never replaced.")
+def init(name: str, kind: str, domains: tuple[str, ...], bind: str | None, output: str | None) -> None:
+    """Write a new site file for NAME: commented, its placeholders marked, valid as it is."""
+    import shlex
+
+    from deploygen.sitefile.scaffold import scaffold
+
+    try:
+        written = scaffold(name, kind, domains, bind, output)
+    except DeploygenError as exc:
+        raise _Exit(exc) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(printable(f"deploygen: cannot write {output or 'the site file'}: {where}"
+                             f"{exc.strerror or exc}; nothing written"), err=True)
+        sys.exit(2)
+    shown = printable(written)
+    click.echo(f"{shown}: a new {kind} site; edit the placeholders, then deploygen validate {shlex.quote(shown)}")

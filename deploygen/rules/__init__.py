@@ -1,6 +1,7 @@
 """The rule catalogue: one explicit registry, sorted by code.
 
-Codes are grouped by the layers they relate: DG1xx nginx and gunicorn,
+Codes are grouped by the layers they relate: DG0xx deploygen's own (a suppression that
+suppresses nothing), DG1xx nginx and gunicorn,
 DG2xx PostgreSQL and the worker, DG3xx systemd, DG4xx connection pools,
 DG5xx sessions and cookies, DG6xx proxy headers and buffering, DG7xx what the service may do
 (privileges), DG8xx PHP-FPM and PHP, DG9xx collisions between sites.
@@ -9,6 +10,7 @@ DG5xx sessions and cookies, DG6xx proxy headers and buffering, DG7xx what the se
 from __future__ import annotations
 
 from deploygen.rules.base import Rule
+from deploygen.rules.dg001_unused_suppression import UnusedSuppression
 from deploygen.rules.dg101_proxy_timeout_below_worker_timeout import ProxyTimeoutBelowWorkerTimeout
 from deploygen.rules.dg102_proxy_timeout_below_statement_timeout import ProxyTimeoutBelowStatementTimeout
 from deploygen.rules.dg103_proxy_connect_timeout_above_cap import ProxyConnectTimeoutAboveCap
@@ -68,6 +70,7 @@ from deploygen.rules.dg908_php_fpm_master_settings_differ import PhpFpmMasterSet
 from deploygen.rules.dg909_shared_app_user import SharedAppUser
 
 RULES: tuple[type[Rule], ...] = (
+    UnusedSuppression,
     ProxyTimeoutBelowWorkerTimeout,
     ProxyTimeoutBelowStatementTimeout,
     ProxyConnectTimeoutAboveCap,

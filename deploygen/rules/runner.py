@@ -8,6 +8,7 @@ from deploygen.derive import derive
 from deploygen.report.findings import Finding
 from deploygen.rules import RULES
 from deploygen.rules.base import Rule, SiteContext
+from deploygen.rules.selection import Selection
 from deploygen.sitefile.load import LoadedSite
 
 
@@ -72,6 +73,18 @@ def _once(findings: list[Finding]) -> list[Finding]:
     return unique
 
 
-def check(sites: list[SiteContext]) -> list[Finding]:
-    """Every finding of every rule, sorted by file, line, column and code."""
-    return run(sites)[0]
+def check(sites: list[SiteContext], selection: Selection = Selection()) -> list[Finding]:
+    """Every finding of every rule the selection keeps, less those the sites' `ignore:` suppress,
+    with DG001 for each suppression that suppressed nothing; sorted by file, line, column and code."""
+    return select(sites, run(sites)[0], selection)
+
+
+def select(sites: list[SiteContext], findings: list[Finding], selection: Selection) -> list[Finding]:
+    """`findings` as the selection and the sites' suppressions leave them (see check)."""
+    from deploygen.rules.dg001_unused_suppression import UnusedSuppression
+
+    kept = [f for f in findings if selection.enabled(f.code)]
+    unused = UnusedSuppression().unused(sites, kept, selection)
+    kept += [f for f in unused if selection.enabled(f.code)]
+    suppressed = {(s.loaded.file, code) for s in sites if s.is_site_file for code in s.loaded.site.ignore}
+    return sorted(f for f in kept if (f.file, f.code) not in suppressed)

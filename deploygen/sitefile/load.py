@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from pydantic import BaseModel, ValidationError
 
 from deploygen.errors import InputError, Location, Problem, printable, shown
+from deploygen.fs.regular_file import SIZE_LIMIT, line_and_column, read_regular_file
 from deploygen.sitefile.acme import ACME_CHALLENGE, ACME_WEBROOT
 from deploygen.sitefile.model import SiteBase
-from deploygen.fs.regular_file import line_and_column, read_regular_file
 from deploygen.sitefile.yamlsource import Document, dotted, load_document
+
+# The name that reads a site from standard input, as for ruff and most Unix tools.
+STDIN = "-"
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,9 @@ def _may_be_a_file(entry: os.DirEntry) -> bool:
         return True
 
 
-def load_sites(arguments: list[str]) -> list[LoadedSite]:
-    """Load every site named; raise InputError listing every problem in every file."""
+def load_sites(arguments: list[str], stdin_name: str = STDIN) -> list[LoadedSite]:
+    """Load every site named (`-`: standard input, called `stdin_name` in messages and in the
+    rendered files); raise InputError listing every problem in every file."""
     files = expand(arguments)
     if not files:
         raise InputError(
@@ -123,7 +129,7 @@ def load_sites(arguments: list[str]) -> list[LoadedSite]:
     loaded: list[LoadedSite] = []
     problems: list[Problem] = []
     for file in files:
-        site, found = load_site(file)
+        site, found = load_site(file, stdin_name) if file == STDIN else load_site(file)
         problems.extend(found)
         if site is not None:
             loaded.append(site)
@@ -132,13 +138,15 @@ def load_sites(arguments: list[str]) -> list[LoadedSite]:
     return loaded
 
 
-def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
-    """Load one site file."""
-    refused = _unsafe_file_name(file)
+def load_site(file: str, stdin_name: str | None = None) -> tuple[LoadedSite | None, list[Problem]]:
+    """Load one site file, or standard input when `stdin_name` is given (what to call it)."""
+    refused = _unsafe_file_name(file if stdin_name is None else stdin_name)
     if refused:
         return None, [refused]
     try:
-        data = read_regular_file(file)
+        data = read_regular_file(file) if stdin_name is None else _read_stdin()
+        if stdin_name is not None:
+            file = stdin_name
         text = data.decode("utf-8")
     except OSError as exc:
         return None, [Problem(Location(file, 1, 1), "", f"cannot read the site file: {exc.strerror or exc}")]
@@ -173,6 +181,14 @@ def load_site(file: str) -> tuple[LoadedSite | None, list[Problem]]:
         if problems:
             return None, problems
     return LoadedSite(file, site, document, snippet), []
+
+
+def _read_stdin() -> bytes:
+    """Standard input, bounded as a site file is: a pipe has no size to check first."""
+    data = sys.stdin.buffer.read(SIZE_LIMIT + 1)
+    if len(data) > SIZE_LIMIT:
+        raise OSError(errno.EFBIG, f"more than the {SIZE_LIMIT} bytes allowed")
+    return data
 
 
 def _snippet(file: str, site: SiteBase, document: Document) -> tuple[list | None, list[Problem]]:

@@ -284,6 +284,29 @@ class SiteBase(Strict):
     timeouts: Timeouts
     nginx: Nginx = Nginx()
     database: Database | None = None
+    ignore: dict[str, str] = Field(
+        default_factory=dict,
+        description="rules this site does not report, each with the reason (`DG603: TLS ends at the load "
+                    "balancer`); one that no longer suppresses anything is reported itself (DG001)",
+        examples=[{"DG603": "TLS ends at the load balancer"}])
+
+    @model_validator(mode="after")
+    def _suppressions_say_why(self) -> "SiteBase":
+        from deploygen.rules import BY_CODE
+
+        problems = []
+        for code, reason in self.ignore.items():
+            if code not in BY_CODE:
+                problems.append(_owned(("ignore", code), code, f"{code!r} is no rule's code: a suppression names "
+                                       "one rule (DG603); `deploygen rules` lists them"))
+            elif not reason.strip():
+                problems.append(_owned(("ignore", code), reason, "say why the rule does not apply here: a "
+                                       "suppression without a reason cannot be reviewed"))
+            elif not reason.isprintable() or len(reason) > 500:
+                problems.append(_owned(("ignore", code), reason, "one line of at most 500 printable characters"))
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
 
     @model_validator(mode="after")
     def _owns_only_its_own_folders(self) -> "SiteBase":

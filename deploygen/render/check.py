@@ -1,0 +1,95 @@
+"""`render --check`: does an output folder hold exactly what a render would write? Nothing is written.
+
+For CI and pre-commit: the committed `out/` must be what the committed site files render, or a
+review approves one thing and the server gets another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploygen.fs.regular_file import read_regular_file
+from deploygen.render.drift import unified_diff
+from deploygen.render.output import STATE
+
+
+@dataclass(frozen=True)
+class Stale:
+    """One path of the output folder that a render would change: `missing`, `changed`, `mode` or `extra`."""
+
+    path: str
+    state: str
+    diff: str = ""
+
+
+def expected_files(rendered: Sequence) -> dict[str, tuple[bytes, int]]:
+    """Every file a render of `rendered` (sites, or a fleet's hosts) writes, by path below OUT."""
+    files: dict[str, tuple[bytes, int]] = {}
+    for item in rendered:
+        for folder, site in item.parts():
+            for f in site.files:
+                files[f"{folder}/{f.relative}"] = (f.content, int(f.mode, 8))
+            files[f"{folder}/manifest.json"] = (site.manifest, 0o644)
+            if site.manifest_target:
+                files[f"{folder}/root{site.manifest_target}"] = (site.manifest, 0o644)
+    return files
+
+
+def stale_files(rendered: Sequence, out: str | os.PathLike, with_diff: bool = False) -> list[Stale]:
+    """What differs between OUT and a render of `rendered`, sorted by path."""
+    out = Path(out)
+    expected = expected_files(rendered)
+    folders = sorted({folder for item in rendered for folder, _ in item.parts()})
+    # A site never rendered into OUT is one line, not one per file.
+    absent = [folder for folder in folders if not (out / folder).is_dir()]
+    stale = [Stale(folder, "missing") for folder in absent]
+    for path, (content, mode) in sorted(expected.items()):
+        if any(path.startswith(folder + "/") for folder in absent):
+            continue
+        try:
+            installed = read_regular_file(out / path)
+            installed_mode = os.stat(out / path).st_mode & 0o7777
+        except FileNotFoundError:
+            stale.append(Stale(path, "missing"))
+            continue
+        except OSError as exc:
+            stale.append(Stale(path, "changed", f"{path}: cannot be read: {exc.strerror or exc}\n"))
+            continue
+        if installed != content:
+            stale.append(Stale(path, "changed", unified_diff(path, installed, content) if with_diff else ""))
+        elif installed_mode != mode:
+            stale.append(Stale(path, "mode", f"{path}: mode {installed_mode:04o}, rendered {mode:04o}\n"
+                               if with_diff else ""))
+    for folder in folders:
+        stale.extend(Stale(path, "extra") for path in _files_below(out, folder) if path not in expected)
+    return sorted(stale, key=lambda s: s.path)
+
+
+def _files_below(out: Path, folder: str) -> list[str]:
+    """Every file in OUT/FOLDER (deploygen's link to its release is followed, nothing below it)."""
+    top = out / folder
+    if not top.is_dir():
+        return []
+    found = []
+    for current, dirs, names in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d != STATE)
+        relative = Path(current).relative_to(top)
+        found.extend(str(Path(folder) / relative / name) for name in sorted(names))
+    return found
+
+
+def format_stale(stale: list[Stale], out: str) -> str:
+    lines = [f"{Path(out) / s.path}: {_SAID[s.state]}" for s in stale]
+    text = "".join(line + "\n" for line in lines)
+    return text + "".join(s.diff for s in stale if s.diff)
+
+
+_SAID = {
+    "missing": "missing: a render would write it",
+    "changed": "would change",
+    "mode": "mode would change",
+    "extra": "not rendered from these sites: a render would remove it",
+}
