@@ -403,10 +403,13 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
 @click.option("--root", "root", default="/", show_default=True, type=click.Path(file_okay=False),
               help="The server's file tree: / on the server, or a copy of it.")
 def diff(sites: tuple[str, ...], root: str) -> None:
-    """Compare what `render` would write for each SITE with what is installed under ROOT."""
+    """Compare what `render` would write for each SITE with what is installed under ROOT.
+
+    Exit status 1 when a file's settings differ (or it is missing, foreign, ...); a file
+    whose comments alone differ is printed as `comments` and is no drift."""
     from pathlib import Path
 
-    from deploygen.render.drift import compare, format_drift
+    from deploygen.render.drift import compare, drifted as settings_drifted, format_drift
     from deploygen.render.site import render_site
 
     # A mistyped ROOT would otherwise report every file `missing`, which looks like drift.
@@ -418,7 +421,7 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     for c in ctx:
         drifts = compare(render_site(c.loaded, c.effective), Path(root))
         click.echo(format_drift(c.name, drifts), nl=False)
-        drifted = drifted or any(d.state != "same" for d in drifts)
+        drifted = settings_drifted(drifts) or drifted
     if drifted:
         sys.exit(1)
 
@@ -522,8 +525,9 @@ def audit(fmt, select, extend_select, ignore, quiet, **sources) -> None:
         else:
             click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
     else:
-        click.echo(format_findings(findings, fmt, skipped if fmt == "json" else (),
-                                   said if fmt == "json" else ()), nl=False)
+        # JSON and SARIF carry what audit read and skipped too (SARIF as notes, never alerts).
+        logged = fmt in ("json", "sarif")
+        click.echo(format_findings(findings, fmt, skipped if logged else (), said if logged else ()), nl=False)
     if fmt == "text" and not quiet:
         failed = any(f.severity == "error" for f in findings)
         _say(summary(findings) if findings else f"{len(result.apps)} app(s) audited: no findings", failed=failed)
@@ -654,16 +658,17 @@ def init(name: str, kind: str, domains: tuple[str, ...], bind: str | None, outpu
     """Write a new site file for NAME: commented, its placeholders marked, valid as it is."""
     import shlex
 
-    from deploygen.sitefile.scaffold import scaffold
+    from deploygen.sitefile.scaffold import default_output, scaffold
 
+    target = output if output is not None else default_output(name)
     try:
-        written = scaffold(name, kind, domains, bind, output)
+        scaffold(name, kind, domains, bind, target)
     except DeploygenError as exc:
         raise _Exit(exc) from None
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(printable(f"deploygen: cannot write {output or 'the site file'}: {where}"
-                             f"{exc.strerror or exc}; nothing written"), err=True)
+        click.echo(printable(f"deploygen: cannot write {target}: {where}{exc.strerror or exc}; nothing written"),
+                   err=True)
         sys.exit(2)
-    shown = printable(written)
+    shown = printable(target)
     click.echo(f"{shown}: a new {kind} site; edit the placeholders, then deploygen validate {shlex.quote(shown)}")

@@ -43,19 +43,17 @@ def find_config(start: str | os.PathLike | None = None) -> Path | None:
 
 def _has_table(pyproject: Path) -> bool:
     # Read twice when it applies (here, then by load_config), which keeps finding apart from
-    # reporting: a broken pyproject.toml that says nothing of deploygen is not deploygen's to judge.
+    # reporting: a broken pyproject.toml that says nothing of deploygen is not deploygen's to
+    # judge, one that names [tool.deploygen] is, and load_config says where it breaks.
     try:
-        data = tomllib.loads(read_regular_file(pyproject, SIZE_LIMIT).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return b"[tool.deploygen]" in _head(pyproject)
-    return isinstance(data.get("tool"), dict) and "deploygen" in data["tool"]
-
-
-def _head(path: Path) -> bytes:
-    try:
-        return read_regular_file(path, SIZE_LIMIT)
+        data = read_regular_file(pyproject, SIZE_LIMIT)
     except OSError:
-        return b""
+        return False
+    try:
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return b"[tool.deploygen]" in data
+    return isinstance(parsed.get("tool"), dict) and "deploygen" in parsed["tool"]
 
 
 def load_config(path: Path) -> Config:
@@ -70,7 +68,7 @@ def load_config(path: Path) -> Config:
     except UnicodeDecodeError:
         raise InputError([Problem(Location(shown, 1, 1), "", "is not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as exc:
-        line, column = _toml_position(str(exc))
+        line, column = _toml_position(str(exc), text)
         raise InputError([Problem(Location(shown, line, column), "", f"TOML syntax: {exc}")]) from None
     table, prefix = (data, "") if path.name == "deploygen.toml" else (data["tool"]["deploygen"], "tool.deploygen.")
     if not isinstance(table, dict):
@@ -105,13 +103,15 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _toml_position(message: str) -> tuple[int, int]:
+def _toml_position(message: str, text: str) -> tuple[int, int]:
     found = re.search(r"at line (\d+), column (\d+)", message)
-    return (int(found[1]), int(found[2])) if found else (1, 1)
+    if found:
+        return int(found[1]), int(found[2])
+    return (max(1, len(text.splitlines())), 1) if "end of document" in message else (1, 1)
 
 
 def _line_of(text: str, key: str, start: int) -> int:
     """The line a key is written on, from `start` (its table's header): tomllib keeps no positions."""
-    pattern = re.compile(rf'^\s*(?:"{re.escape(key)}"|{re.escape(key)})\s*=', re.MULTILINE)
+    pattern = re.compile(rf'^[ \t]*(?:"{re.escape(key)}"|{re.escape(key)})\s*=', re.MULTILINE)
     found = pattern.search(text, start)
     return text.count("\n", 0, found.start()) + 1 if found else 1

@@ -11,7 +11,7 @@ from deploygen.report.findings import Finding
 if TYPE_CHECKING:
     from deploygen.rules.runner import Skipped
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "sarif")
 
 
 def _github_escape(text: str, *, property_value: bool = False) -> str:
@@ -32,10 +32,14 @@ def format_findings(findings: list[Finding], fmt: str, skipped: Sequence[Skipped
     """The whole report; an empty string for text with no findings.
 
     `skipped` (rules that did not run for lack of settings, `audit`) and `said` (audit's lines
-    of what it read and did not) are listed in JSON only, after the findings, with severities
-    `skipped` and `read`; text and GitHub formats report findings alone (audit prints the rest
-    on stderr)."""
+    of what it read and did not) are listed in JSON, after the findings, with severities
+    `skipped` and `read`, and in SARIF as `note` notifications (never alerts); text and GitHub
+    formats report findings alone (audit prints the rest on stderr)."""
     findings = sorted(findings)
+    if fmt == "sarif":
+        from deploygen.report.sarif import sarif_log
+
+        return sarif_log(findings, skipped=skipped, said=said)
     if fmt == "json":
         import json
 
@@ -69,9 +73,14 @@ def format_problems(problems: list[Problem], fmt: str) -> str:
     """Bad input in the report's own format, so that a dashboard is never blank for a broken file.
 
     JSON objects have the findings' fields, with `code` null (no rule fired: the input could not
-    be read) and `key`; GitHub lines are `::error` commands titled `bad input`.
+    be read) and `key`; GitHub lines are `::error` commands titled `bad input`; SARIF results are
+    of the pseudo-rule `input-error`, so that code scanning shows them as alerts.
     """
     problems = sorted(problems)
+    if fmt == "sarif":
+        from deploygen.report.sarif import sarif_log
+
+        return sarif_log((), problems)
     if fmt == "json":
         import json
 
