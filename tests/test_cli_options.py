@@ -207,3 +207,14 @@ def test_the_pre_commit_hooks_name_real_options():
     for hook in hooks:
         command = hook["entry"].split()[1:]
         assert run(*command, "--help").returncode == 0
+
+
+def test_render_check_never_follows_a_link_in_the_output_folder(cli, out, tmp_path):
+    secret = tmp_path / "runner-key"
+    secret.write_text("PRIVATE KEY\n")
+    conf = out / "dokon" / "root" / "etc" / "nginx" / "sites-available" / "dokon.conf"
+    conf.unlink()
+    conf.symlink_to(secret)
+    result = cli("render", SITES / "dokon.yaml", SITES / "yayin.yaml", "-o", out, "--check", "--diff")
+    assert result.exit_code == 1 and "PRIVATE KEY" not in result.stdout + result.stderr
+    assert "dokon.conf: cannot be read: a symbolic link; not followed" in result.stdout

@@ -32,6 +32,25 @@ CASES = {
         [{**GTHREAD, "database": None}],
         [GTHREAD, {"database": None}],
     ),
+    "DG105": (
+        [{"timeouts": {"request": "300s", "gunicorn": {"timeout": "60s"}}},
+         {"timeouts": {"request": "5m", "gunicorn": {"timeout": "4m59s"}}}],
+        # derived from the budget; written at or above it; a heartbeat with gthread workers
+        [{"timeouts": {"request": "300s"}},
+         {"timeouts": {"request": "300s", "gunicorn": {"timeout": "300s"}}},
+         {"timeouts": {"request": "300s", "gunicorn": {"timeout": "600s"}}},
+         {"timeouts": {"request": "300s", "gunicorn": {"timeout": "60s"}}, **GTHREAD}],
+    ),
+    "DG106": (
+        [{"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "120s"},
+                       "postgres": {"statement_timeout": "100s"}}, **GTHREAD},
+         {"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "60s"}}, **GTHREAD, "database": None},
+         {"timeouts": {"request": "300s", "gunicorn": {"timeout": "60s"}, "nginx": {"proxy_read_timeout": "65s"}}}],
+        # derived; written above the budget; below gunicorn's timeout, which is DG101's line
+        [{"timeouts": {"request": "300s"}}, {"timeouts": {"request": "300s"}, **GTHREAD},
+         {"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "330s"}}},
+         {"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "120s"}}}],
+    ),
     "DG111": (
         [{"timeouts": {"gunicorn": {"keepalive": "2s"}, "nginx": {"upstream": {"keepalive_timeout": "60s"}}},
           **GTHREAD}],
@@ -298,6 +317,24 @@ def test_finding_on_derived_value_points_at_its_budget(make_site, cli):
     findings, _ = _codes(cli, site)
     [f] = [f for f in findings if f["code"] == "DG102"]
     assert site.read_text().splitlines()[f["line"] - 1].strip() == "proxy_read_timeout: 100s"
+
+
+def test_a_written_layer_below_the_budget_is_reported_once_at_its_line(make_site, cli):
+    site = make_site({"timeouts": {"request": "5m", "gunicorn": {"timeout": "1m"},
+                                   "nginx": {"proxy_read_timeout": "65s"}}})
+    findings, status = _codes(cli, site)
+    lines = site.read_text().splitlines()
+    assert status == 1
+    assert [(f["code"], lines[f["line"] - 1].strip(), f["detail"], f["settings"]) for f in findings] == [
+        ("DG105", "timeout: 1m", "gunicorn.timeout=1m < timeouts.request=5m", {"gunicorn.timeout": "60s"}),
+        ("DG106", "proxy_read_timeout: 65s", "nginx.proxy_read_timeout=65s < timeouts.request=5m",
+         {"nginx.proxy_read_timeout": "65s"}),
+    ]
+    assert findings[0]["message"] == ("gunicorn kills the worker of every request that runs longer than 1m, "
+                                      "although the budget lets one run 5m: clients get 502")
+    # nginx below gunicorn's timeout (derived: the budget) is DG101's line, and DG102's: not DG106's too.
+    findings, _ = _codes(cli, make_site({"timeouts": {"request": "300s", "nginx": {"proxy_read_timeout": "60s"}}}))
+    assert sorted(f["code"] for f in findings) == ["DG101", "DG102"]
 
 
 def test_shipped_sites_are_clean(cli):

@@ -277,8 +277,8 @@ def test_finding_points_at_the_written_line(make_django, cli):
 def test_messages_say_what_the_user_sees(make_django, cli):
     site = make_django({"session": {"refresh_each_request": False}})
     [f] = [f for f in _findings(cli, site)[0] if f["code"] == "DG506"]
-    assert f["detail"] == "django.SESSION_SAVE_EVERY_REQUEST=false with django.SESSION_COOKIE_AGE=1800s"
-    assert "logged out 1800s after logging in" in f["message"]
+    assert f["detail"] == "django.SESSION_SAVE_EVERY_REQUEST=false with django.SESSION_COOKIE_AGE=30m"
+    assert "logged out 30m after logging in" in f["message"]
     site = make_django({"domains": ["shop.example.com", "www.shop.example.com"],
                         "django": {"ALLOWED_HOSTS": ["shop.example.com"]}})
     [f] = [f for f in _findings(cli, site)[0] if f["code"] == "DG605"]
@@ -298,16 +298,16 @@ def test_flask_sites_keep_their_findings(make_site, cli):
     cases = {
         "DG401": ({"timeouts": {"postgres": {"idle_session_timeout": "10m"}},
                    "database": {"pool": {"recycle": "1h", "pre_ping": False}}},
-                  "sqlalchemy.pool_recycle=3600s >= postgres.idle_session_timeout=600s"),
+                  "sqlalchemy.pool_recycle=1h >= postgres.idle_session_timeout=10m"),
         "DG403": ({"timeouts": {"request": "30s"}, "database": {"pool": {"timeout": "60s"}}},
                   "sqlalchemy.pool_timeout=60s >= timeouts.request=30s"),
         "DG404": ({"server": {"worker_class": "gthread", "threads": 32}, "database": {"pool": {"size": 5}}},
                   "gunicorn.threads=32 > pool_size + max_overflow = 15 sqlalchemy.pool_size=5"),
         "DG506": ({"session": {"lifetime": "30m", "permanent": "remember-me"}},
                   ("flask.SESSION_REFRESH_EACH_REQUEST=true with session.permanent=remember-me and "
-                   "flask.PERMANENT_SESSION_LIFETIME=1800s")),
+                   "flask.PERMANENT_SESSION_LIFETIME=30m")),
         "DG509": ({"session": {"store": "filesystem", "lifetime": "30m", "cleanup": {"every": "1d"}}},
-                  "session.cleanup.every=86400s > flask.PERMANENT_SESSION_LIFETIME=1800s"),
+                  "session.cleanup.every=1d > flask.PERMANENT_SESSION_LIFETIME=30m"),
     }
     for code, (overrides, detail) in cases.items():
         findings, _ = _findings(cli, make_site(overrides))

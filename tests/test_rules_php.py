@@ -30,6 +30,21 @@ WARNING = "warning"
 
 # code -> (PHP sites that must fire it, PHP sites that must not); overrides of PHP.
 PHP_CASES = {
+    "DG105": (
+        [{"timeouts": {"request": "300s", "php-fpm": {"request_terminate_timeout": "60s"}}}],
+        # derived from the budget; written above it; 0 (off) is DG803's
+        [{"timeouts": {"request": "300s"}},
+         {"timeouts": {"request": "300s", "php-fpm": {"request_terminate_timeout": "330s"}}},
+         {"timeouts": {"request": "300s", "php-fpm": {"request_terminate_timeout": 0}}}],
+    ),
+    "DG106": (
+        [{"timeouts": {"request": "300s", "php-fpm": {"request_terminate_timeout": "60s"},
+                       "nginx": {"fastcgi_read_timeout": "90s"}}}],
+        # derived; written above the budget; below request_terminate_timeout, which is DG801's line
+        [{"timeouts": {"request": "300s"}},
+         {"timeouts": {"request": "300s", "nginx": {"fastcgi_read_timeout": "420s"}}},
+         {"timeouts": {"request": "300s", "nginx": {"fastcgi_read_timeout": "60s"}}}],
+    ),
     "DG801": (
         [{"timeouts": {"request": "120s", "nginx": {"fastcgi_read_timeout": "60s"}}},
          ({"timeouts": {"request": "60s", "nginx": {"fastcgi_read_timeout": "60s"}}}, WARNING),

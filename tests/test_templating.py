@@ -33,3 +33,26 @@ def test_dot_reads_dict_keys_and_still_fails_on_missing_ones():
     assert template.render(layer={"proxy_read_timeout": "310s", "upstream.keepalive": 8}, n=3) == "310s 8 3"
     with pytest.raises(jinja2.UndefinedError):
         env.from_string("{{ layer.proxy_send_timeout }}").render(layer={"proxy_read_timeout": "310s"})
+
+
+def test_a_written_setting_is_noted_by_its_key_never_its_line():
+    from deploygen.derive.settings import Provenance
+    from deploygen.errors import Location
+
+    at = Location("sites/dokon.yaml", 20, 3)
+    assert Provenance("written", "server.bind", "", at).comment("dokon.yaml") == "dokon.yaml: server.bind"
+    assert Provenance("written", "php.session.gc_maxlifetime", "", at).comment("x.yaml") == \
+        "x.yaml: php.session.gc_maxlifetime"
+    assert Provenance("derived", "= timeouts.request", "why", at).comment("dokon.yaml") == \
+        "derived: = timeouts.request"
+
+
+@pytest.mark.parametrize("formula", ["a\nb", "a\rb", "x\\", "x;y", "the unit's name", "", "a..b", ".a", "a.",
+                                     "server.bind # x"])
+def test_a_written_note_that_is_no_key_path_names_the_file_alone(formula):
+    # Only a site-file key path goes into a rendered comment: nothing that could end the
+    # comment (a line break), continue it (a backslash) or say a value.
+    from deploygen.derive.settings import Provenance
+    from deploygen.errors import Location
+
+    assert Provenance("written", formula, "", Location("f", 1, 1)).comment("dokon.yaml") == "dokon.yaml"

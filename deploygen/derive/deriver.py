@@ -63,7 +63,8 @@ class Deriver:
             location = self.loaded.locate(*(at or path))
             items = tuple(self.loaded.locate(*path, i) for i in range(len(written))) \
                 if isinstance(written, list) else ()
-            provenance = Provenance("written", ".".join(path), "", location, items=items)
+            text = self._written_text(path, written) if isinstance(written, Duration) else None
+            provenance = Provenance("written", ".".join(path), "", location, items=items, text=text)
             value = written
         else:
             value = derive()
@@ -75,6 +76,27 @@ class Deriver:
                 provenance = Provenance("default", formula, reason, location)
         self.settings[key] = Setting(key, value, provenance)
         return value
+
+    def _written_text(self, path: tuple[str, ...], value: Duration) -> str | None:
+        """How the site file wrote the duration at `path` (`12h`; a bare integer is `300s`), or None
+        when what is there is not that value (a kind may put another key's value)."""
+        node: object = self.loaded.document.data
+        for part in path:
+            found = part in node if isinstance(node, dict) else \
+                isinstance(node, list) and isinstance(part, int) and part < len(node)
+            if not found:
+                return None
+            node = node[part]
+        if isinstance(node, int) and not isinstance(node, bool):
+            text = f"{node}s"
+        elif isinstance(node, str):
+            text = node.strip()
+        else:
+            return None
+        try:
+            return text if Duration.parse(text) == value else None
+        except ValueError:
+            return None
 
     def _nearest(self, path: tuple[str, ...]) -> Location:
         """The line of the closest written parent: where a default 'would go'."""

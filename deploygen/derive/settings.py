@@ -7,12 +7,17 @@ Keys are `LAYER.NATIVE_NAME`, the names the layers use themselves
 
 from __future__ import annotations
 
+import re
 from typing import Literal, NamedTuple
 
 from deploygen.sitefile.duration import Duration, Unbounded
 from deploygen.errors import Location
 
 Kind = Literal["written", "derived", "default"]
+
+# A site-file key path as rendered comments name it (`timeouts.nginx.proxy_read_timeout`,
+# `php.session.gc_maxlifetime`): nothing that could end a comment or continue its line.
+_KEY_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*")
 
 
 # NamedTuples rather than frozen dataclasses for the same reason as Location: one per setting.
@@ -31,6 +36,8 @@ class Provenance(NamedTuple):
     inputs: tuple[str, ...] = ()
     # Where each item of a written list is (`domains[1]`): a finding about one item points there.
     items: tuple[Location, ...] = ()
+    # A written duration as the site file wrote it (`12h`, `90m`): findings and `explain` print that.
+    text: str | None = None
 
     def item(self, index: int) -> Location:
         """Where item `index` of the value was written, else where the whole value was."""
@@ -48,9 +55,12 @@ class Provenance(NamedTuple):
         return f"default: {self.how}"
 
     def comment(self, file_name: str) -> str:
-        """The short note beside a value in a rendered file."""
+        """The short note beside a value in a rendered file: the site-file key that wrote it
+        (`dokon.yaml: server.bind`), never its line, so that a comment or a key moved in the
+        site file changes no rendered byte; else how it was derived or defaulted."""
         if self.kind == "written":
-            return f"{file_name}:{self.location.line}"
+            # The key path, never a value: the model's own names, which cannot end the comment.
+            return f"{file_name}: {self.formula}" if _KEY_PATH.fullmatch(self.formula) else file_name
         return f"{self.kind}: {self.formula}"
 
 
@@ -84,15 +94,36 @@ class Setting(NamedTuple):
 
     @property
     def display(self) -> str:
-        """The value as findings and `explain` show it: `310s`, `true`, `Lax`."""
+        """The value in one stable form, whoever wrote it (`310s`, `12h`, `true`, `Lax`): a
+        finding's `settings` in JSON, and whatever compares values."""
         return display(self.value)
+
+    @property
+    def shown(self) -> str:
+        """The value as findings and `explain` show it to people: a written duration as the site
+        file wrote it (`12h`, `90m`, not `43200s`), anything else as `display`."""
+        text = self.provenance.text
+        if text is not None and isinstance(self.value, Duration) and _means(text, self.value):
+            return text
+        return display(self.value)
+
+
+def _means(text: str, value: Duration) -> bool:
+    """Whether `text` still says `value` (a copy of the setting may carry another value)."""
+    try:
+        return Duration.parse(text) == value
+    except ValueError:
+        return False
 
 
 def display(value: Value) -> str:
     if isinstance(value, Unbounded):
         return str(value)  # a server's `timeout = 0`, `infinity`: read by audit, never rendered
     if isinstance(value, Duration):
-        return value.nginx()
+        # Seconds below an hour, as the layers and the findings' contract print them (`310s`,
+        # `1500ms`); from an hour up in the site file's units (`12h`, `1h30m`, `31d`): 43200s
+        # says nothing at a glance.
+        return value.nginx() if value.ms < 3_600_000 else str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:

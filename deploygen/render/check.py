@@ -6,6 +6,7 @@ review approves one thing and the server gets another.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ def stale_files(rendered: Sequence, out: str | os.PathLike, with_diff: bool = Fa
         if any(path.startswith(folder + "/") for folder in absent):
             continue
         try:
-            installed = read_regular_file(out / path)
-            installed_mode = os.stat(out / path).st_mode & 0o7777
+            real = _inside(out, path)
+            installed = read_regular_file(real, follow=False)
+            installed_mode = os.stat(real, follow_symlinks=False).st_mode & 0o7777
         except FileNotFoundError:
             stale.append(Stale(path, "missing"))
             continue
@@ -66,6 +68,23 @@ def stale_files(rendered: Sequence, out: str | os.PathLike, with_diff: bool = Fa
     for folder in folders:
         stale.extend(Stale(path, "extra") for path in _files_below(out, folder) if path not in expected)
     return sorted(stale, key=lambda s: s.path)
+
+
+def _inside(out: Path, path: str) -> Path:
+    """OUT/PATH on disk, following deploygen's own link OUT/NAME (or OUT/HOST) and no other.
+
+    The output folder is often a pull request's: a link in it to a CI runner's key would
+    otherwise print that key in the job's log, through --diff."""
+    head, _, rest = path.partition("/")
+    top = Path(os.path.realpath(out / head))
+    if not top.is_relative_to(os.path.realpath(out)):
+        raise OSError(errno.ELOOP, "a link out of the output folder; not followed")
+    current = top
+    for part in Path(rest).parts:
+        current = current / part
+        if current.is_symlink():
+            raise OSError(errno.ELOOP, "a symbolic link; not followed")
+    return current
 
 
 def _files_below(out: Path, folder: str) -> list[str]:

@@ -1,12 +1,17 @@
 """`deploygen diff`: what `render` would write against what a server has installed.
 
-Each file is one of: `same`; `missing` (not installed); `outdated` (installed
-as deploygen last wrote it, per the installed manifest's checksum, but the
-site file has changed since); `edited` (deploygen wrote it, per its header or
-the manifest, and someone changed it by hand); `foreign` (a file deploygen
-never wrote sits where it would write); `not-a-file` (a directory, FIFO,
-device or socket stands there); `unreadable` (it cannot be read: permissions,
-more than read_regular_file's cap, a symlink loop).
+Each file is one of: `same`; `comments` (deploygen wrote it and it holds the
+same settings, line for line: only comments differ, as the file's own reader
+sees comments, render.comments); `missing` (not installed); `outdated`
+(installed as deploygen last wrote it, per the installed manifest's checksum,
+but the site file has changed since); `edited` (deploygen wrote it, per its
+header or the manifest, and someone changed it by hand); `foreign` (a file
+deploygen never wrote sits where it would write); `not-a-file` (a directory,
+FIFO, device or socket stands there); `unreadable` (it cannot be read:
+permissions, more than read_regular_file's cap, a symlink loop).
+
+`same` and `comments` are no drift of settings (`drifted`): a server's cron
+that runs `diff` is not woken by a reworded comment, which is still printed.
 
 ROOT is a server's tree, possibly a copy someone else controls, read as root:
 every path is resolved as if ROOT were / (a symlink to /etc/shadow means
@@ -24,10 +29,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploygen.render.site import RenderedSite
 from deploygen.fs.rootpath import read_in_root
+from deploygen.render.comments import only_comments_differ
+from deploygen.render.site import RenderedFile, RenderedSite
 
 HEADER_MARK = b"Written by deploygen "
+
+# States that are no drift of settings: `diff` exits 0 when every file is in one of them.
+SETTLED = frozenset({"same", "comments"})
 
 # A rendered file is a few hundred lines; past these the diff says how much differs instead of
 # showing it, so a 1 MiB file of short lines costs neither difflib's time nor the terminal.
@@ -100,14 +109,35 @@ def compare(site: RenderedSite, root: Path) -> list[FileDrift]:
             out.append(FileDrift(f.target, "same"))
             continue
         digest = hashlib.sha256(installed.content).hexdigest()
+        reason = ""
         if checksums.get(f.target) == digest:
             state = "outdated"
         elif f.target in checksums or HEADER_MARK in installed.content.split(b"\n", 1)[0]:
             state = "edited"
         else:
-            state = "foreign"
-        out.append(FileDrift(f.target, state, unified_diff(f.target, installed.content, f.content)))
+            state = "foreign"  # whoever wrote it, its being there is the news: never `comments`
+        if state != "foreign" and _only_comments(f, installed.content):
+            reason = ("only comments differ; as deploygen last wrote it" if state == "outdated"
+                      else "only comments differ; changed by hand")
+            state = "comments"
+        out.append(FileDrift(f.target, state, unified_diff(f.target, installed.content, f.content), reason))
     return out
+
+
+def drifted(drifts: list[FileDrift]) -> bool:
+    """Whether any file's settings differ from what render writes (or it is not there as a file)."""
+    return any(d.state not in SETTLED for d in drifts)
+
+
+def _only_comments(rendered: RenderedFile, installed: bytes) -> bool:
+    """Whether `installed` holds the rendered file's settings, line for line, and other comments."""
+    if _CONTROL.search(installed):
+        return False
+    try:
+        text = installed.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return only_comments_differ(rendered.kind, text, rendered.content.decode())
 
 
 def unified_diff(target: str, installed: bytes, rendered: bytes) -> str:

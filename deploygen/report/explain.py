@@ -62,7 +62,7 @@ def as_rows(ctx: SiteContext) -> list[dict]:
             margin = _margin(setting, ctx)
             p = setting.provenance
             rows.append({
-                "setting": setting.key, "value": setting.display, "source": p.kind, "how": p.how,
+                "setting": setting.key, "value": setting.shown, "source": p.kind, "how": p.how,
                 "line": p.location.line, "column": p.location.column,
                 "margin": None if margin is None else {"over": margin[0], "seconds": margin[1]},
             })
@@ -81,7 +81,7 @@ def explain_json(sites: list[SiteContext]) -> str:
         session, _ = kind_of(ctx.loaded.site).explain_session(ctx)
         out.append({
             "site": ctx.name, "file": ctx.loaded.file,
-            "request": eff["deploygen.request"].display,
+            "request": eff["deploygen.request"].shown,
             "worker_class": _worker_class(ctx),
             "settings": as_rows(ctx),
             **({"session": session} if session is not None else {}),
@@ -101,7 +101,7 @@ def explain_text(ctx: SiteContext) -> str:
     request = eff["deploygen.request"]
     worker_class = _worker_class(ctx)
     server = f"{worker_class} workers" if worker_class else f"php-fpm pm = {eff.value('php-fpm.pm')}"
-    lines = [f"{ctx.name} ({ctx.loaded.file}): request budget {request.display} "
+    lines = [f"{ctx.name} ({ctx.loaded.file}): request budget {request.shown} "
              f"(line {request.provenance.location.line}), {server}", ""]
     table = [("setting", "value", "margin", "source")]
     for row in as_rows(ctx):

@@ -15,6 +15,8 @@ from deploygen.rules.dg101_proxy_timeout_below_worker_timeout import ProxyTimeou
 from deploygen.rules.dg102_proxy_timeout_below_statement_timeout import ProxyTimeoutBelowStatementTimeout
 from deploygen.rules.dg103_proxy_connect_timeout_above_cap import ProxyConnectTimeoutAboveCap
 from deploygen.rules.dg104_request_unbounded_with_async_workers import RequestUnboundedWithAsyncWorkers
+from deploygen.rules.dg105_worker_timeout_below_request_budget import WorkerTimeoutBelowRequestBudget
+from deploygen.rules.dg106_upstream_read_timeout_below_request_budget import UpstreamReadTimeoutBelowRequestBudget
 from deploygen.rules.dg111_upstream_keepalive_outlives_worker import UpstreamKeepaliveOutlivesWorker
 from deploygen.rules.dg112_upstream_keepalive_with_sync_workers import UpstreamKeepaliveWithSyncWorkers
 from deploygen.rules.dg113_upstream_keepalive_without_http11 import UpstreamKeepaliveWithoutHttp11
@@ -75,6 +77,8 @@ RULES: tuple[type[Rule], ...] = (
     ProxyTimeoutBelowStatementTimeout,
     ProxyConnectTimeoutAboveCap,
     RequestUnboundedWithAsyncWorkers,
+    WorkerTimeoutBelowRequestBudget,
+    UpstreamReadTimeoutBelowRequestBudget,
     UpstreamKeepaliveOutlivesWorker,
     UpstreamKeepaliveWithSyncWorkers,
     UpstreamKeepaliveWithoutHttp11,

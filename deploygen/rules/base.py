@@ -160,9 +160,9 @@ class Rule:
         """A finding at the line that caused `at` (or `location`): `[at=V RELATION other=W] message`."""
         location = location or at.provenance.location
         about = [s for s in (at, other) if s is not None]
-        detail = f"{at.label}={at.display}"
+        detail = f"{at.label}={at.shown}"
         if other is not None:
-            detail += f" {relation} {other.label}={other.display}"
+            detail += f" {relation} {other.label}={other.shown}"
         elif relation:
             detail += f" {relation}"
         return Finding(location.file, location.line, location.column, self.code,

@@ -71,5 +71,5 @@ class SlidingSessionNeverRefreshed(Rule):
         if written.kind == "written" and written.formula == "session.idle_timeout" and not refresh.value:
             yield self.finding(site, refresh, "with", lifetime,
                                f"the session's expiry moves only when the app changes it: a user active every "
-                               f"minute is logged out {lifetime.display} after logging in, not after "
-                               f"{lifetime.display} idle")
+                               f"minute is logged out {lifetime.shown} after logging in, not after "
+                               f"{lifetime.shown} idle")

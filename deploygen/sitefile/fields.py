@@ -12,12 +12,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler
+from pydantic import AfterValidator, BeforeValidator, Field, GetCoreSchemaHandler, WrapValidator
 from pydantic_core import PydanticCustomError, core_schema
 
-from deploygen.sitefile.duration import POSTGRES_MAX_MS, Duration
+from deploygen.sitefile.duration import POSTGRES_MAX_MS, Duration, DurationError, nearest, suggestion
 from deploygen.errors import shown
 from deploygen.sitefile.reserved_names import why_reserved
 from deploygen.sitefile.system_accounts import why_system_account
@@ -423,43 +424,98 @@ def _command(value: str) -> str:
 Command = Annotated[str, Field(max_length=4095), AfterValidator(_command)]
 
 
-def _divides_hour_or_day(value: Duration) -> Duration:
-    if not value.is_whole_seconds or not (
-        (value.ms % 60_000 == 0 and 3_600_000 % value.ms == 0)
-        or (value.ms % 3_600_000 == 0 and 86_400_000 % value.ms == 0)
-    ):
-        raise _fail(f"{value} must divide an hour (1m, 5m, 15m, 30m, ...) or a day (1h, 2h, 6h, 1d, ...) "
-                    "so that the timer can run on the calendar")
-    return value
+YEAR_MS = 365 * 86_400_000
+
+# What cleanup.every may be: a step of the clock's hour or of its day, for OnCalendar=.
+CALENDAR_MS = tuple(sorted({m * 60_000 for m in range(1, 61) if 60 % m == 0}
+                           | {h * 3_600_000 for h in range(1, 25) if 24 % h == 0}))
 
 
-def _positive(value: Duration) -> Duration:
-    if value.ms == 0:
-        raise _fail("must be longer than 0 (0 would switch the timeout off)")
-    return value
+def _largest_at_most(most: int, step: int) -> int:
+    """The roundest value up to `most` a message can suggest: `365d`, `24d` (PostgreSQL's 24.8 days)."""
+    for size in (86_400_000, 3_600_000, 60_000, 1000, 1):
+        if size >= step and most >= size:
+            return most // size * size
+    return step
 
 
-def _whole_seconds(value: Duration) -> Duration:
-    if not value.is_whole_seconds:
-        raise _fail(f"{value} is not a whole number of seconds, which is all this layer accepts")
-    return value
+@dataclass(frozen=True)
+class DurationRules:
+    """What one kind of duration field accepts, and how its messages say what to write instead.
+
+    Every value a message suggests is one the field accepts: a whole-seconds field suggests
+    whole seconds (`2s`, never `1500ms`), the calendar's field one of its steps, a bounded
+    field its bound. `whole` is the clause that says who reads whole seconds (`gunicorn.timeout
+    takes whole seconds (gunicorn reads an integer)`); None: milliseconds are fine.
+    """
+
+    whole: str | None = None
+    zero: bool = False  # 0 is a value (CONN_MAX_AGE, FPM's off), not a switched-off timeout
+    most: int = YEAR_MS
+    too_long: str = "is longer than a year"
+    calendar: bool = False
+
+    @property
+    def step(self) -> int:
+        return 1000 if self.whole else 1
+
+    @property
+    def examples(self) -> str:
+        if self.calendar:
+            return "5m, 15m, 1h or 1d"
+        return "30s, 5m, 12h, 1d or 1h30m" if self.whole else "500ms, 30s, 5m, 12h, 1d or 1h30m"
+
+    def suggest(self, exact: Fraction) -> list[str]:
+        """Values of this field next to `exact` (ms), the nearer first."""
+        if self.calendar:
+            below = [v for v in CALENDAR_MS if v <= exact][-1:]
+            above = [v for v in CALENDAR_MS if v >= exact][:1]
+            found = sorted(set(below + above), key=lambda v: (abs(v - exact), -v))
+            return [suggestion(v) for v in found]
+        if exact > self.most:
+            return [suggestion(_largest_at_most(self.most, self.step))]
+        return [suggestion(v) for v in nearest(exact, self.step)]
+
+    def refuse(self, problem: str, exact: Fraction) -> PydanticCustomError:
+        return _fail(DurationError(problem, exact).message(self.suggest, self.examples))
+
+    def validate(self, value: object, handler: Any) -> Duration:
+        try:
+            duration = Duration.parse(value)
+        except DurationError as exc:
+            exact = exc.exact
+            if exact is not None and self.whole and exact % 1000 and exact <= self.most:
+                # `1.5s` on gunicorn.timeout: the fraction is not the point, the unit is.
+                raise self.refuse(f"{shown(value)}: {self.whole}", exact) from None
+            raise _fail(exc.message(self.suggest, self.examples)) from None
+        ms = duration.ms
+        if ms == 0 and not self.zero:
+            raise _fail("must be longer than 0 (0 would switch the timeout off)")
+        if self.calendar and ms not in CALENDAR_MS:
+            raise self.refuse(f"{shown(value)} must divide an hour (1m, 5m, 15m, 30m, ...) or a day (1h, 2h, "
+                              "6h, 1d, ...) so that the timer can run on the calendar", Fraction(ms))
+        if ms > self.most:
+            raise self.refuse(f"{shown(value)} {self.too_long}", Fraction(ms))
+        if self.whole and not duration.is_whole_seconds:
+            raise self.refuse(f"{shown(value)}: {self.whole}", Fraction(ms))
+        return handler(duration)
 
 
-def _postgres_range(value: Duration) -> Duration:
-    if value.ms > POSTGRES_MAX_MS:
-        raise _fail(f"{value} is above PostgreSQL's limit of 2147483647ms (about 24.8 days)")
-    return value
+def duration_field(**rules: Any) -> Any:
+    """A duration type with `DurationRules(**rules)` (its JSON schema is the duration's)."""
+    return Annotated[Duration, WrapValidator(DurationRules(**rules).validate)]
 
 
-def _at_most_a_year(value: Duration) -> Duration:
-    if value.ms > 365 * 86_400_000:
-        raise _fail(f"{value} is longer than a year")
-    return value
+def whole_seconds(why: str, *, zero: bool = False) -> Any:
+    """A duration the layer reads as whole seconds; `why` names the key and the reader:
+    `gunicorn.timeout takes whole seconds (gunicorn reads an integer)`."""
+    return duration_field(whole=why, zero=zero)
 
 
-Span = Annotated[Duration, AfterValidator(_positive), AfterValidator(_at_most_a_year)]
-Seconds = Annotated[Span, AfterValidator(_whole_seconds)]
+Span = duration_field()
+Seconds = whole_seconds("this key takes whole seconds")
 # A duration where 0 is a value, not "off": Django's CONN_MAX_AGE = 0 closes after each request.
-SecondsOrZero = Annotated[Duration, AfterValidator(_at_most_a_year), AfterValidator(_whole_seconds)]
-PgSpan = Annotated[Span, AfterValidator(_postgres_range)]
-CleanupInterval = Annotated[Span, AfterValidator(_divides_hour_or_day)]
+SecondsOrZero = whole_seconds("this key takes whole seconds", zero=True)
+PgSpan = duration_field(most=POSTGRES_MAX_MS,
+                        too_long="is above PostgreSQL's limit of 2147483647ms (about 24.8 days)")
+CleanupInterval = duration_field(calendar=True)

@@ -245,8 +245,9 @@ def _site_model(document: Document) -> tuple[type[SiteBase], Problem | None]:
     framework = app["framework"]
     if isinstance(framework, str) and framework in KINDS:
         return KINDS[framework].site_model, None
+    hint = _did_you_mean(framework, names) if isinstance(framework, str) else ""
     return KINDS["flask"].site_model, Problem(document.locate(("app", "framework")), "app.framework",
-                                              f"Input should be {expected} (got {shown(framework)})")
+                                              f"Input should be {expected} (got {shown(framework)}){hint}")
 
 
 # What a site file's name may hold. The name is written into every rendered file's header
@@ -287,7 +288,19 @@ def _problem(document: Document, error: dict, model: type[BaseModel]) -> Problem
         message = message.removeprefix("Value error, ")
     elif "input" in error and not isinstance(error["input"], (dict, list)):
         message = f"{message} (got {shown(error['input'])})"
+        if kind == "literal_error" and isinstance(error["input"], str):
+            message += _did_you_mean(error["input"], re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", "")))
     return Problem(document.locate(loc), dotted(loc), message)
+
+
+def _did_you_mean(written: str, choices: list[str]) -> str:
+    """`: did you mean 'Lax'?` for `lax`: the choice that differs only in case, else the closest
+    (as for keys); empty when none is close."""
+    import difflib
+
+    same = [c for c in choices if c.casefold() == written.strip().casefold()]
+    close = same or difflib.get_close_matches(written, choices, n=1)
+    return f": did you mean {close[0]!r}?" if close else ""
 
 
 def _unknown_key(loc: tuple, model: type[BaseModel]) -> str:

@@ -30,13 +30,13 @@ from deploygen.sitefile.fields import (
     PgDatabase,
     PgRole,
     PgSpan,
-    Seconds,
     Span,
     StateDir,
     SnippetFile,
     StaticDir,
     UriPrefix,
     WsgiTarget,
+    whole_seconds,
 )
 
 
@@ -106,10 +106,14 @@ class NginxTimeouts(Strict):
     upstream: NginxUpstreamTimeouts = NginxUpstreamTimeouts()
 
 
+def _gunicorn(key: str):
+    return whole_seconds(f"gunicorn.{key} takes whole seconds (gunicorn reads an integer)")
+
+
 class GunicornTimeouts(Strict):
-    timeout: Seconds | None = None
-    graceful_timeout: Seconds | None = None
-    keepalive: Seconds | None = None
+    timeout: _gunicorn("timeout") | None = None
+    graceful_timeout: _gunicorn("graceful_timeout") | None = None
+    keepalive: _gunicorn("keepalive") | None = None
 
 
 class PostgresTimeouts(Strict):
@@ -136,8 +140,10 @@ class SystemdTimeouts(Strict):
 class Timeouts(Strict):
     """`request` is the budget; every other value is derived from it unless written."""
 
-    request: Seconds = Field(description="how long one request may legitimately run; every layer's timeout "
-                             "is derived from it", examples=["300s"])
+    request: whole_seconds("timeouts.request takes whole seconds (gunicorn.timeout is derived from it, and "
+                           "gunicorn reads an integer)") = Field(
+        description="how long one request may legitimately run; every layer's timeout is derived from it",
+        examples=["300s"])
     nginx: NginxTimeouts = NginxTimeouts()
     gunicorn: GunicornTimeouts = GunicornTimeouts()
     postgres: PostgresTimeouts = PostgresTimeouts()
@@ -196,7 +202,8 @@ class Pool(Strict):
     size: int | None = Field(None, ge=1, le=1000)
     max_overflow: int | None = Field(None, ge=0, le=1000)
     timeout: Span | None = None
-    recycle: Seconds | None = None
+    recycle: whole_seconds("database.pool.recycle takes whole seconds (SQLAlchemy's pool_recycle, psycopg_pool's "
+                           "max_lifetime and Django's CONN_MAX_AGE are integers)") | None = None
     pre_ping: bool | None = None
 
 
@@ -236,7 +243,8 @@ class SessionRedis(Strict):
     timeout: Span | None = Field(
         None, description="the Redis server's `timeout` (idle clients are closed); unset means 0, never"
     )
-    health_check_interval: Seconds | None = Field(
+    health_check_interval: whole_seconds("session.redis.health_check_interval takes whole seconds (redis-py "
+                                         "reads an integer)") | None = Field(
         None, description="redis-py's health_check_interval: ping a connection idle longer than this"
     )
 
@@ -256,10 +264,11 @@ class Cleanup(Strict):
 class SessionBase(Strict):
     """The session concepts every framework spells in its own settings (its kind maps them)."""
 
-    lifetime: Seconds | None = Field(
+    lifetime: whole_seconds("session.lifetime takes whole seconds (a cookie's Max-Age is an integer)") | None = Field(
         None, description="how long a session lasts: the sliding window with refresh_each_request, "
         "else an absolute cap", examples=["12h"])
-    idle_timeout: Seconds | None = Field(
+    idle_timeout: whole_seconds("session.idle_timeout takes whole seconds (the session's age is counted in "
+                                "seconds)") | None = Field(
         None, description="log out after this much inactivity", examples=["30m"])
     refresh_each_request: bool | None = None
     directory: StateDir | None = Field(

@@ -168,6 +168,18 @@ def _position(node: yaml.Node) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
+def _decimal(node: yaml.ScalarNode) -> str:
+    """The number YAML 1.1 reads in `node` as a plain decimal, and for leading zeros the decimal
+    the digits say too (`010`: 10 or 8): what to write instead."""
+    if len(node.value) > 40:
+        return "a plain decimal number"
+    read = _SCALARS[_INT_TAG](_constructor, node)
+    digits = node.value.replace("_", "")
+    if re.fullmatch(r"[-+]?0[0-9]+", digits) and int(digits) != read:
+        return f"{int(digits)} or {read}"
+    return str(read)
+
+
 class _Builder:
     def __init__(self, file: str, tagged: bool = True) -> None:
         self.file = file
@@ -207,8 +219,8 @@ class _Builder:
                 self._problem(node, path, f"YAML tag {shown(tag)} is not allowed: write a plain value")
                 return None
             if tag == _INT_TAG and not _DECIMAL.fullmatch(node.value):
-                self._problem(node, path, f"write {shown(node.value)} as a plain decimal number: YAML 1.1 reads "
-                                          "010 as 8, 0x10 as 16 and 1:30 as 90")
+                self._problem(node, path, f"{shown(node.value)} is not a plain decimal number (YAML 1.1 reads "
+                                          f"010 as 8, 0x10 as 16 and 1:30 as 90): write {_decimal(node)}")
                 return None
             try:
                 return _SCALARS[tag](_constructor, node)

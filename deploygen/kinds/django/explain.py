@@ -35,13 +35,13 @@ def explain_session(ctx: SiteContext) -> tuple[dict, list[str]]:
     data = {
         "store": ctx.loaded.site.session.store,
         "engine": eff.value("django.SESSION_ENGINE"),
-        "lifetime": eff["django.SESSION_COOKIE_AGE"].display,
+        "lifetime": eff["django.SESSION_COOKIE_AGE"].shown,
         "refresh_each_request": eff.value("django.SESSION_SAVE_EVERY_REQUEST"),
         "idle_session_ends": idle_json(end),
     }
     lines = [f"session: {eff.value('django.SESSION_ENGINE')}, "
              f"{'sliding' if eff.value('django.SESSION_SAVE_EVERY_REQUEST') else 'absolute'} "
-             f"SESSION_COOKIE_AGE {eff['django.SESSION_COOKIE_AGE'].display}.",
+             f"SESSION_COOKIE_AGE {eff['django.SESSION_COOKIE_AGE'].shown}.",
              f"an idle session ends {end.earliest.nginx()} to {end.latest.nginx()} after the last request: "
              f"{end.words}.",
              f"the project's settings end with: from {MODULE} import *"]

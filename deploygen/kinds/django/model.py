@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from deploygen.sitefile.fields import AbsPath, HostName, PythonModule, Seconds, SecondsOrZero
+from deploygen.sitefile.fields import AbsPath, HostName, PythonModule, whole_seconds
 from deploygen.sitefile.model import GunicornApp, SessionBase, SiteBase, Strict
 
 
@@ -67,10 +67,12 @@ class DjangoSection(Strict):
     SECURE_SSL_REDIRECT: bool | None = Field(None, description="default: true with tls")
     SECURE_PROXY_SSL_HEADER: bool | None = Field(
         None, description="true (the default): trust the X-Forwarded-Proto nginx sets; false: None")
-    SECURE_HSTS_SECONDS: Seconds | None = Field(None, description="default: 1y with tls, off without")
+    SECURE_HSTS_SECONDS: whole_seconds("django.SECURE_HSTS_SECONDS takes whole seconds (Django reads an "
+                                       "integer)") | None = Field(None, description="default: 1y with tls, off without")
     SECURE_HSTS_INCLUDE_SUBDOMAINS: bool | None = None
     SECURE_HSTS_PRELOAD: bool | None = None
-    CONN_MAX_AGE: SecondsOrZero | None = Field(
+    CONN_MAX_AGE: whole_seconds("django.CONN_MAX_AGE takes whole seconds (Django reads an integer)",
+                                zero=True) | None = Field(
         None, description="how long a connection is kept between requests; default: database.pool.recycle's")
     pool: bool = Field(False, description="Django 5.1+'s psycopg pool (OPTIONS['pool']); needs psycopg_pool")
     cache: Literal["redis", "locmem"] | None = Field(

@@ -49,13 +49,13 @@ def explain_session(ctx: SiteContext) -> tuple[dict, list[str]]:
     data = {
         "store": s.store,
         "permanent": s.permanent,
-        "lifetime": eff["flask.PERMANENT_SESSION_LIFETIME"].display,
+        "lifetime": eff["flask.PERMANENT_SESSION_LIFETIME"].shown,
         "refresh_each_request": eff.value("flask.SESSION_REFRESH_EACH_REQUEST"),
         "idle_session_ends": idle_json(end),
     }
     lines = [f"session: {s.store} store, permanent: {s.permanent}, "
              f"{'sliding' if eff.value('flask.SESSION_REFRESH_EACH_REQUEST') else 'absolute'} "
-             f"{eff['flask.PERMANENT_SESSION_LIFETIME'].display}.",
+             f"{eff['flask.PERMANENT_SESSION_LIFETIME'].shown}.",
              f"an idle session ends {end.earliest.nginx()} to {end.latest.nginx()} after the last request: "
              f"{end.words}."]
     if end.remember:

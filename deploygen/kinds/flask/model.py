@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from deploygen.sitefile.fields import AbsPath, Seconds
+from deploygen.sitefile.fields import AbsPath, whole_seconds
 from deploygen.sitefile.model import GunicornApp, SessionBase, SiteBase
 
 
@@ -21,7 +21,8 @@ class FlaskSession(SessionBase):
 
     permanent: Literal["always", "remember-me"] = "always"
     store: Literal["cookie", "redis", "filesystem"] = "cookie"
-    remember_cookie_duration: Seconds | None = Field(
+    remember_cookie_duration: whole_seconds("session.remember_cookie_duration takes whole seconds (Flask-Login's "
+                                             "REMEMBER_COOKIE_DURATION is an integer)") | None = Field(
         None, description="Flask-Login's REMEMBER_COOKIE_DURATION (permanent: remember-me)")
 
 

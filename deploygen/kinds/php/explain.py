@@ -41,11 +41,11 @@ def explain_session(ctx: SiteContext) -> tuple[dict, list[str]]:
     data = {
         "store": eff.value("php.session.save_handler"),
         "save_path": eff.value("php.session.save_path"),
-        "lifetime": eff["php.session.gc_maxlifetime"].display,
+        "lifetime": eff["php.session.gc_maxlifetime"].shown,
         "idle_session_ends": idle_json(end),
     }
     lines = [f"session: {eff.value('php.session.save_handler')} in {eff.value('php.session.save_path')}, "
-             f"session.gc_maxlifetime {eff['php.session.gc_maxlifetime'].display}, sliding with every request.",
+             f"session.gc_maxlifetime {eff['php.session.gc_maxlifetime'].shown}, sliding with every request.",
              f"an idle session ends {end.earliest.nginx()} to {end.latest.nginx()} after the last request: "
              f"{end.words}.",
              "the app connects with getenv('DATABASE_DSN'), getenv('DATABASE_USER'), getenv('DATABASE_PASSWORD')."

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from deploygen.errors import shown
-from deploygen.sitefile.fields import AbsPath, AppGroup, AppUser, Bind, Seconds, SecondsOrZero, Span, StaticDir
+from deploygen.sitefile.fields import AbsPath, AppGroup, AppUser, Bind, Span, StaticDir, whole_seconds
 from deploygen.sitefile.model import (
     AppBase,
     PostgresTimeouts,
@@ -87,6 +87,11 @@ class PhpApp(AppBase):
         return self
 
 
+def _fpm(key: str, *, zero: bool = False):
+    return whole_seconds(f"{key} takes whole seconds (php-fpm misreads anything else: 1.5s as 1s, 100ms as "
+                         "100s)", zero=zero)
+
+
 class Pool(Strict):
     """The FPM pool: where it listens and how many children serve it (php-fpm's `pm`)."""
 
@@ -98,19 +103,21 @@ class Pool(Strict):
     min_spare_servers: int | None = Field(None, ge=1, le=10_000)
     max_spare_servers: int | None = Field(None, ge=1, le=10_000)
     max_requests: int | None = Field(None, ge=0, le=10_000_000, description="pm.max_requests (default 500)")
-    process_idle_timeout: Seconds | None = Field(None, description="pm.process_idle_timeout (ondemand)")
+    process_idle_timeout: _fpm("server.process_idle_timeout") | None = Field(
+        None, description="pm.process_idle_timeout (ondemand)")
 
 
 class PhpFpmTimeouts(Strict):
     """FPM's own limits, whole seconds; 0 is FPM's `off` (the rules say what that costs)."""
 
-    request_terminate_timeout: SecondsOrZero | None = None
-    request_slowlog_timeout: SecondsOrZero | None = None
-    process_control_timeout: SecondsOrZero | None = None
+    request_terminate_timeout: _fpm("php-fpm.request_terminate_timeout", zero=True) | None = None
+    request_slowlog_timeout: _fpm("php-fpm.request_slowlog_timeout", zero=True) | None = None
+    process_control_timeout: _fpm("php-fpm.process_control_timeout", zero=True) | None = None
 
 
 class PhpIniTimeouts(Strict):
-    max_execution_time: SecondsOrZero | None = None
+    max_execution_time: whole_seconds("php.max_execution_time takes whole seconds (php.ini's value is an "
+                                      "integer)", zero=True) | None = None
 
 
 class PhpNginxTimeouts(Strict):
@@ -128,7 +135,9 @@ class PhpNginxTimeouts(Strict):
 class PhpTimeouts(Strict):
     """`request` is the budget; FPM's request_terminate_timeout and everything around it follow."""
 
-    request: Seconds = Field(description="how long one request may legitimately run", examples=["60s"])
+    request: whole_seconds("timeouts.request takes whole seconds (php-fpm's request_terminate_timeout is "
+                           "derived from it, and php-fpm reads whole seconds)") = Field(
+        description="how long one request may legitimately run", examples=["60s"])
     nginx: PhpNginxTimeouts = PhpNginxTimeouts()
     php_fpm: PhpFpmTimeouts = Field(PhpFpmTimeouts(), alias="php-fpm")
     php: PhpIniTimeouts = PhpIniTimeouts()
@@ -174,7 +183,8 @@ class PhpSession(SessionBase):
 class PhpSection(Strict):
     """php.ini settings only PHP has, under their own names; each is derived when left out."""
 
-    session_cookie_lifetime: SecondsOrZero | None = Field(
+    session_cookie_lifetime: whole_seconds("php.session.cookie_lifetime takes whole seconds (php.ini's value is "
+                                           "an integer)", zero=True) | None = Field(
         None, alias="session.cookie_lifetime", description="0 (default): the cookie lasts until the browser "
         "closes and the session slides; above 0 it ends that long after login, however active the user is")
     session_gc_probability: int | None = Field(

@@ -21,7 +21,7 @@ SECURE_HSTS_PRELOAD = False  # default: false
 
 # -- sessions ------------------------------------------------------------------------
 SESSION_ENGINE = "django.contrib.sessions.backends.db"  # derived: Django's db engine (session.store db)
-SESSION_COOKIE_AGE = 1800  # analytics.yaml:31
+SESSION_COOKIE_AGE = 1800  # analytics.yaml: session.idle_timeout
 SESSION_SAVE_EVERY_REQUEST = True  # derived: true with an idle timeout
 SESSION_EXPIRE_AT_BROWSER_CLOSE = False  # default: false (Django's default)
 SESSION_COOKIE_NAME = "sessionid"  # default: sessionid (Django's default)

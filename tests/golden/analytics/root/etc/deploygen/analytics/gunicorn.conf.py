@@ -4,11 +4,11 @@
 
 wsgi_app = "analytics.wsgi:application"
 chdir = "/srv/analytics"
-bind = ["unix:/run/analytics/gunicorn.sock"]  # analytics.yaml:20
+bind = ["unix:/run/analytics/gunicorn.sock"]  # analytics.yaml: server.bind
 # Sockets and files the app creates: owner and group only (nginx is in the group).
 umask = 0o007
 
-workers = 3  # analytics.yaml:21
+workers = 3  # analytics.yaml: server.workers
 worker_class = "sync"  # default: sync (gunicorn's default)
 threads = 1  # default: 1 thread (gunicorn's default)
 max_requests = 1000  # default: 1000

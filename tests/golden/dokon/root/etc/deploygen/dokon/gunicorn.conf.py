@@ -4,14 +4,14 @@
 
 wsgi_app = "app:app"
 chdir = "/var/www/dokon"
-bind = ["unix:/run/dokon/gunicorn.sock"]  # dokon.yaml:20
+bind = ["unix:/run/dokon/gunicorn.sock"]  # dokon.yaml: server.bind
 # Sockets and files the app creates: owner and group only (nginx is in the group).
 umask = 0o007
 
-workers = 3  # dokon.yaml:21
-worker_class = "sync"  # dokon.yaml:22
+workers = 3  # dokon.yaml: server.workers
+worker_class = "sync"  # dokon.yaml: server.worker_class
 threads = 1  # default: 1 thread (gunicorn's default)
-max_requests = 1000  # dokon.yaml:23
+max_requests = 1000  # dokon.yaml: server.max_requests
 max_requests_jitter = 100  # derived: max_requests / 10
 
 timeout = 300  # derived: = timeouts.request

@@ -4,19 +4,19 @@
 
 wsgi_app = "app:app"
 chdir = "/var/www/sergeli0606"
-bind = ["127.0.0.1:8002"]  # sergeli0606.yaml:20
+bind = ["127.0.0.1:8002"]  # sergeli0606.yaml: server.bind
 # Sockets and files the app creates: owner and group only (nginx is in the group).
 umask = 0o007
 
-workers = 2  # sergeli0606.yaml:21
-worker_class = "gthread"  # sergeli0606.yaml:22
-threads = 4  # sergeli0606.yaml:23
+workers = 2  # sergeli0606.yaml: server.workers
+worker_class = "gthread"  # sergeli0606.yaml: server.worker_class
+threads = 4  # sergeli0606.yaml: server.threads
 max_requests = 1000  # default: 1000
 max_requests_jitter = 100  # derived: max_requests / 10
 
 timeout = 300  # derived: = timeouts.request
 graceful_timeout = 30  # derived: min(30s, gunicorn.timeout)
-keepalive = 5  # sergeli0606.yaml:28
+keepalive = 5  # sergeli0606.yaml: timeouts.gunicorn.keepalive
 
 # nginx in front sets X-Forwarded-For/-Proto/-Host; trust them only from it.
 forwarded_allow_ips = "127.0.0.1,::1"  # derived: the address nginx connects from
