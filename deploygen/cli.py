@@ -351,6 +351,7 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
     import signal
     from fractions import Fraction
 
+    from deploygen.drill.progress import Progress
     from deploygen.drill.runner import format_json, format_table, run_drill
     from deploygen.report.formats import format_findings
 
@@ -379,7 +380,8 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
             sys.exit(2)
         for c in ctx:
             try:
-                reports.append(run_drill(c.loaded, factor))
+                # Each scenario's name as it runs, on a terminal only: a log or CI gets the report alone.
+                reports.append(run_drill(c.loaded, factor, Progress(sys.stderr)))
             except DeploygenError as exc:
                 raise _Exit(exc) from None
     except KeyboardInterrupt:
@@ -392,7 +394,7 @@ def drill(site: str, scale: str | None, fmt: str) -> None:
     for report in reports:
         click.echo(format_json(report) if fmt == "json" else format_table(report), nl=False)
         if fmt == "json":  # the table says it last; stdout stays one JSON array
-            for line in report.chain_lines():
+            for line in report.problems():
                 click.echo(f"deploygen: {report.site}: {line}", err=True)
     if not all(r.passed for r in reports):
         sys.exit(1)
@@ -530,7 +532,9 @@ def audit(fmt, select, extend_select, ignore, quiet, **sources) -> None:
         click.echo(format_findings(findings, fmt, skipped if logged else (), said if logged else ()), nl=False)
     if fmt == "text" and not quiet:
         failed = any(f.severity == "error" for f in findings)
-        _say(summary(findings) if findings else f"{len(result.apps)} app(s) audited: no findings", failed=failed)
+        apps = len(result.apps)
+        _say(summary(findings) if findings else f"deploygen: {apps} app{'s' * (apps != 1)} audited: no findings",
+             failed=failed)
         if skipped:
             click.echo(skipped_summary(skipped), err=True)
     if any(f.severity == "error" for f in findings):

@@ -442,7 +442,7 @@ def test_a_fraction_of_a_second_for_fpm_is_refused_at_load(path, tmp_path):
     problems = result.stderr.splitlines()
     assert len(problems) == 1, result.stderr
     assert re.fullmatch(rf"{re.escape(str(site))}:{line}:\d+: {re.escape('.'.join(path))}: "
-                        r"1s500ms is not a whole number of seconds.*", problems[0]), problems
+                        r"'1500ms': \S+ takes whole seconds .*: write 2s or 1s", problems[0]), problems
     assert not out.exists()
 
 

@@ -82,7 +82,7 @@ def test_explain_margins_are_the_derived_gaps(cli):
     assert rows["flask.PERMANENT_SESSION_LIFETIME"]["source"] == "written"
     assert report["session"]["idle_session_ends"] == {
         "earliest_seconds": 43200.0, "latest_seconds": 43200.0, "remember_me": None,
-        "text": "the cookie expires and is refused 43200s after the last request"}
+        "text": "the cookie expires and is refused 12h after the last request"}
 
 
 def test_explain_of_the_outage_lists_its_findings(cli):
@@ -106,7 +106,7 @@ def test_filesystem_sessions_disappear_within_one_cleanup_interval(cli, make_sit
 def test_redis_sessions_expire_with_the_key(cli, make_site):
     idle = _idle(cli, make_site, {"session": {"store": "redis", "lifetime": "2h"}})
     assert (idle["earliest_seconds"], idle["latest_seconds"]) == (7200.0, 7200.0)
-    assert idle["text"] == "Redis deletes the key 7200s after the last request"
+    assert idle["text"] == "Redis deletes the key 2h after the last request"
 
 
 def test_idle_timeout_and_absolute_lifetime(cli, make_site):
@@ -114,7 +114,7 @@ def test_idle_timeout_and_absolute_lifetime(cli, make_site):
                                               "refresh_each_request": False}})
     assert (idle["earliest_seconds"], idle["latest_seconds"]) == (1800.0, 43200.0)
     assert idle["text"].startswith("the app logs an idle user out after 1800s; the cookie expires and is "
-                                   "refused 43200s after login (nothing refreshes it)")
+                                   "refused 12h after login (nothing refreshes it)")
 
 
 def test_remember_cookie_outliving_the_session_is_said(cli, make_site):
@@ -122,4 +122,4 @@ def test_remember_cookie_outliving_the_session_is_said(cli, make_site):
                                               "remember_cookie_duration": "30d"}})
     assert idle["earliest_seconds"] == 0.0
     assert idle["remember_me"] == ("a remember-me cookie outlives the session: it logs the user back in for up "
-                                   "to 2592000s after login")
+                                   "to 30d after login")

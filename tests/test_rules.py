@@ -15,6 +15,11 @@ TLS = {"tls": {"certificate": "/etc/ssl/shop.pem", "certificate_key": "/etc/ssl/
 
 # code -> (sites that must fire it, sites that must not); each site is overrides of BASE_SITE.
 CASES = {
+    "DG001": (
+        [{"ignore": {"DG502": "TLS ends at the load balancer"}}],
+        [{**TLS, "session": {"cookie": {"secure": False}}, "ignore": {"DG502": "set Secure by the load balancer"}},
+         {}],
+    ),
     "DG101": (
         [{"timeouts": {"request": "120s", "nginx": {"proxy_read_timeout": "60s"}}}],
         [{"timeouts": {"request": "120s"}},

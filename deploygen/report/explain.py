@@ -52,6 +52,15 @@ class IdleEnd:
     words: str
     remember: str = ""
 
+    @property
+    def span(self) -> str:
+        """`12h`, or `2h to 2h30m` when a cleanup's interval makes the end a range."""
+        from deploygen.derive.settings import display
+
+        if self.earliest == self.latest:
+            return display(self.earliest)
+        return f"{display(self.earliest)} to {display(self.latest)}"
+
 
 def as_rows(ctx: SiteContext) -> list[dict]:
     rows = []

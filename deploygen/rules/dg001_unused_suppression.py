@@ -54,4 +54,4 @@ class UnusedSuppression(Rule):
                 where = site.loaded.locate("ignore", code)
                 yield Finding(where.file, where.line, where.column, self.code, self.severity, site.name,
                               f"{code} finds nothing in this site any more: remove the suppression "
-                              f"(its reason: {reason!r})", f"ignore.{code}")
+                              f"(its reason: {reason!r})", f"ignore.{code}", {f"ignore.{code}": reason})

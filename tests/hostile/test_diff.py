@@ -211,7 +211,7 @@ def test_a_huge_text_file_gives_a_bounded_diff(installed):
 def test_a_broken_installed_manifest_is_ignored(installed, manifest):
     site, root = installed
     (root / MANIFEST).write_bytes(manifest)
-    (root / NGINX).write_text((root / NGINX).read_text() + "# by hand\n")
+    (root / NGINX).write_text((root / NGINX).read_text() + "client_max_body_size 1m;  # by hand\n")
     result = _diff(site, root)
     states = _states(result.stdout)
     assert states[f"/{NGINX}"] == "edited"  # its header still says deploygen wrote it

@@ -1,6 +1,6 @@
 """A site file's name is copied into every rendered file: it must stay a name there.
 
-The header comment of each file and every `FILE:LINE` provenance note carry the site
+The header comment of each file and every `FILE: key` provenance note carry the site
 file's name. A name that could end its comment line (a newline, CR, U+2028, a form feed
 and the other non-printable characters) or continue it (a backslash: systemd's line
 continuation, psql's meta-commands) is refused at load: exit 2, one located line, nothing
@@ -137,7 +137,7 @@ def workspace(tmp_path_factory):
 
 
 def _site(ws: dict) -> dict:
-    """BASE_SITE with a value written for each layer, so that each file has `FILE:LINE` notes."""
+    """BASE_SITE with a value written for each layer, so that each file has `FILE: key` notes."""
     return merge(BASE_SITE, {
         "app": {"root": str(ws["root"]), "venv": str(ws["venv"])},
         "server": {"bind": f"127.0.0.1:{ws['upstream_port']}", "worker_class": "sync"},
@@ -527,7 +527,7 @@ def test_the_plain_name_is_written_where_the_awkward_ones_are(rendered):
     for kind, path in files.items():
         text = path.read_text()
         assert re.search(r"Written by deploygen \S+ from shop\.yaml:", text), kind
-        assert re.search(r"shop\.yaml:\d+", text), f"{kind} has no FILE:LINE note"
+        assert re.search(r"shop\.yaml: [a-z_.]+", text), f"{kind} has no `FILE: key` note"
 
 
 def test_the_drill_runs_the_sql_with_no_more_than_the_postgres_users_rights(cluster, tmp_path):

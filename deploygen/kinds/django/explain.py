@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deploygen.derive.settings import display
 from deploygen.kinds.django.derive import NEEDS_CLEANUP, engine
 from deploygen.kinds.django.files import MODULE
 from deploygen.report.explain import IdleEnd, idle_json
@@ -17,13 +18,13 @@ def idle_session_end(ctx: SiteContext) -> IdleEnd:
     short = engine(ctx.loaded.site)
     if short in NEEDS_CLEANUP:
         every: Duration = eff.value("deploygen.cleanup_every")
-        words = (f"Django refuses the session {age.nginx()} after {since}; clearsessions removes it "
-                 f"{age.nginx()} to {(age + every).nginx()} after it")
+        words = (f"Django refuses the session {display(age)} after {since}; clearsessions removes it "
+                 f"{display(age)} to {display(age + every)} after it")
         end = IdleEnd(age, age + every, words)
     elif short == "cache":
-        end = IdleEnd(age, age, f"the cache entry expires {age.nginx()} after {since}")
+        end = IdleEnd(age, age, f"the cache entry expires {display(age)} after {since}")
     else:
-        end = IdleEnd(age, age, f"the signed cookie is refused {age.nginx()} after {since}")
+        end = IdleEnd(age, age, f"the signed cookie is refused {display(age)} after {since}")
     if eff.value("django.SESSION_EXPIRE_AT_BROWSER_CLOSE"):
         end = IdleEnd(Duration(0), end.latest, f"when the browser closes, or at the latest: {end.words}")
     return end
@@ -42,7 +43,7 @@ def explain_session(ctx: SiteContext) -> tuple[dict, list[str]]:
     lines = [f"session: {eff.value('django.SESSION_ENGINE')}, "
              f"{'sliding' if eff.value('django.SESSION_SAVE_EVERY_REQUEST') else 'absolute'} "
              f"SESSION_COOKIE_AGE {eff['django.SESSION_COOKIE_AGE'].shown}.",
-             f"an idle session ends {end.earliest.nginx()} to {end.latest.nginx()} after the last request: "
+             f"an idle session ends {end.span} after the last request: "
              f"{end.words}.",
              f"the project's settings end with: from {MODULE} import *"]
     return data, lines

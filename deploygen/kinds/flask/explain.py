@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deploygen.derive.settings import display
 from deploygen.report.explain import IdleEnd, idle_json
 from deploygen.rules.base import SiteContext
 from deploygen.sitefile.duration import Duration
@@ -15,30 +16,30 @@ def idle_session_end(ctx: SiteContext) -> IdleEnd:
     sliding = eff.value("flask.SESSION_REFRESH_EACH_REQUEST")
     since = "the last request" if sliding else "login (nothing refreshes it)"
     if s.store == "redis":
-        words = f"Redis deletes the key {lifetime.nginx()} after {since}"
+        words = f"Redis deletes the key {display(lifetime)} after {since}"
         end = IdleEnd(lifetime, lifetime, words)
     elif s.store == "filesystem":
         every: Duration = eff.value("deploygen.cleanup_every")
-        words = (f"the session is refused {lifetime.nginx()} after {since}; its file is removed by the next "
-                 f"cleanup, {lifetime.nginx()} to {(lifetime + every).nginx()} after it")
+        words = (f"the session is refused {display(lifetime)} after {since}; its file is removed by the next "
+                 f"cleanup, {display(lifetime)} to {display(lifetime + every)} after it")
         end = IdleEnd(lifetime, lifetime + every, words)
     else:
-        words = f"the cookie expires and is refused {lifetime.nginx()} after {since}"
+        words = f"the cookie expires and is refused {display(lifetime)} after {since}"
         end = IdleEnd(lifetime, lifetime, words)
     if s.permanent == "remember-me":
-        words = (f"without remember-me when the browser closes, or at the latest {lifetime.nginx()} after "
+        words = (f"without remember-me when the browser closes, or at the latest {display(lifetime)} after "
                  f"the session was last modified; with remember-me: {end.words}")
         end = IdleEnd(Duration(0), end.latest, words)
     if "flask.SESSION_IDLE_TIMEOUT" in eff:
         idle: Duration = eff.value("flask.SESSION_IDLE_TIMEOUT")
         if idle < end.earliest:
-            end = IdleEnd(idle, end.latest, f"the app logs an idle user out after {idle.nginx()}; {end.words}")
+            end = IdleEnd(idle, end.latest, f"the app logs an idle user out after {display(idle)}; {end.words}")
     if "flask.REMEMBER_COOKIE_DURATION" in eff:
         remember: Duration = eff.value("flask.REMEMBER_COOKIE_DURATION")
         if remember > lifetime:
             end = IdleEnd(end.earliest, end.latest, end.words,
                           f"a remember-me cookie outlives the session: it logs the user back in for up to "
-                          f"{remember.nginx()} after login")
+                          f"{display(remember)} after login")
     return end
 
 
@@ -56,7 +57,7 @@ def explain_session(ctx: SiteContext) -> tuple[dict, list[str]]:
     lines = [f"session: {s.store} store, permanent: {s.permanent}, "
              f"{'sliding' if eff.value('flask.SESSION_REFRESH_EACH_REQUEST') else 'absolute'} "
              f"{eff['flask.PERMANENT_SESSION_LIFETIME'].shown}.",
-             f"an idle session ends {end.earliest.nginx()} to {end.latest.nginx()} after the last request: "
+             f"an idle session ends {end.span} after the last request: "
              f"{end.words}."]
     if end.remember:
         lines.append(end.remember + ".")
