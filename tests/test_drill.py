@@ -14,7 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SITES, merge, require_binary
 
 BEFORE_FIX = REPO / "tests" / "fixtures" / "dokon-before-fix.yaml"
@@ -59,7 +58,7 @@ def _ours(folder: Path) -> list[str]:
 def _drill(site: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     return subprocess.run([sys.executable, "-m", "deploygen", "drill", str(site), "--format", "json", *args],
-                          capture_output=True, text=True, env=env, timeout=180)
+                          capture_output=True, text=True, env=env, timeout=180, check=False)
 
 
 @pytest.mark.parametrize("site", ["dokon", "sergeli0606"])
@@ -84,10 +83,20 @@ def test_shipped_site_holds_its_chain(site, tmp_path):
 
 
 def test_the_outage_before_its_fix_is_observed(tmp_path):
-    """nginx's 60 s under gunicorn's 120 s: the drill sees the 504 while the worker runs, as DG101 says."""
+    """nginx's 60 s under gunicorn's 120 s: the drill sees the 504 while the worker runs, as DG101 says.
+    Every prediction is right, and the chain does not hold: exit 1, each lost request named."""
     result = _drill(BEFORE_FIX, tmp_path)
     assert "DG101 error" in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert {o["verdict"] for o in json.loads(result.stdout)} == {"pass"}
+    said = "deploygen: dokon: the chain does not hold:"
+    assert [line for line in result.stderr.splitlines() if line.startswith("deploygen: dokon:")] == [
+        f"{said} query longer than statement_timeout: stopped by nginx with 504 instead of by postgres",
+        f"{said} Python work longer than the worker timeout: stopped by nginx with 504 instead of by gunicorn",
+    ]
     outcomes = {o["scenario"]: o for o in json.loads(result.stdout)}
+    assert (outcomes["query longer than statement_timeout"]["chain_layer"],
+            outcomes["query longer than statement_timeout"]["chain_holds"]) == ("postgres", False)
     worker = outcomes["Python work longer than the worker timeout"]
     assert (worker["expected_layer"], worker["observed_layer"], worker["status"]) == ("nginx", "nginx", 504)
     assert worker["note"] == "the worker was still running when nginx answered"
@@ -114,7 +123,11 @@ def test_an_observation_that_differs_fails_the_drill():
     assert (held.verdict, broken.verdict) == ("pass", "fail")
     report = DrillReport("shop", Fraction(1, 75), [held, broken])
     assert not report.passed
-    assert format_table(report).splitlines()[-1] == "1 passed, 1 failed"
+    assert format_table(report).splitlines()[-3:] == [
+        "prediction: 1 of 2 scenarios as predicted; not as predicted:",
+        "  slow work: expected gunicorn, observed nginx",
+        "chain: holds",
+    ]
 
 
 def test_interrupt_stops_every_server(tmp_path):
@@ -154,7 +167,8 @@ SCENARIOS = [
     "transaction idle past idle_in_transaction_session_timeout", "session set by one worker, read by another",
     "keepalive reuse under a short burst", "graceful reload (HUP)", "graceful stop (TERM)",
 ]
-FIELDS = {"scenario", "expected_layer", "observed_layer", "status", "seconds", "verdict", "note"}
+FIELDS = {"scenario", "expected_layer", "observed_layer", "status", "seconds", "verdict", "note", "chain_layer",
+          "chain_holds"}
 
 
 def _require_module(name: str) -> None:
@@ -221,8 +235,8 @@ def test_django_site_with_pool_threads_and_a_redis_cache(tmp_path, make_site):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "drill of shop: every duration scaled by 1/75 (0.01333x); layers named by who gave up first"
-    assert lines[-1] == "9 passed, 0 failed"
-    rows = {line[:59].rstrip(): line[59:].split() for line in lines[3:-2]}
+    assert lines[-2:] == ["prediction: 9 of 9 scenarios as predicted", "chain: holds"]
+    rows = {line[:59].rstrip(): line[59:].split() for line in lines[3:-3]}
     assert list(rows) == SCENARIOS
     assert rows["Python work longer than the worker timeout"][:3] == ["nginx", "nginx", "504"]
     for scenario in ("query longer than statement_timeout", "lock wait longer than lock_timeout",

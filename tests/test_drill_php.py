@@ -32,7 +32,8 @@ PHP_SCENARIOS = [
     "transaction idle past idle_in_transaction_session_timeout", "session set by one worker, read by another",
     "graceful reload (USR2)", "graceful stop (QUIT)",
 ]
-FIELDS = {"scenario", "expected_layer", "observed_layer", "status", "seconds", "verdict", "note"}
+FIELDS = {"scenario", "expected_layer", "observed_layer", "status", "seconds", "verdict", "note", "chain_layer",
+          "chain_holds"}
 LAYERS = {"app", "postgres", "php-fpm", "nginx", "systemd"}
 
 
@@ -162,9 +163,11 @@ def test_misaligned_php_site_shows_nginx_and_systemd_giving_up_first(tmp_path):
     chain = [line for line in result.stderr.splitlines() if "the chain does not hold" in line]
     said = "deploygen: yayin: the chain does not hold:"
     assert chain == [
-        f"{said} query longer than statement_timeout was stopped by nginx, not postgres",
-        f"{said} PHP work longer than request_terminate_timeout was stopped by nginx, not php-fpm",
-        f"{said} graceful stop (QUIT) was stopped by systemd, not answered by the app",
+        f"{said} query longer than statement_timeout: stopped by nginx with 504 instead of by postgres",
+        f"{said} PHP work longer than request_terminate_timeout: stopped by nginx with 504 instead of by php-fpm",
+        f"{said} graceful stop (QUIT): stopped by systemd with {stop['status']} instead of answered by the app"
+        if stop["status"] is not None else
+        f"{said} graceful stop (QUIT): stopped by systemd with no answer instead of answered by the app",
     ], result.stderr
     assert _ours(tmp_path) == [] and [p.name for p in tmp_path.iterdir()] == ["yayin.yaml"]
 
@@ -269,7 +272,8 @@ def test_a_chain_that_breaks_as_predicted_still_fails_the_drill():
     work = Outcome("PHP work longer than request_terminate_timeout", "nginx", "nginx", 504, 2.0, holds="php-fpm")
     report = DrillReport("yayin", Fraction(1), [work])
     assert work.verdict == "pass" and not report.passed
-    assert format_table(report).splitlines()[-2:] == [
-        "1 passed, 0 failed",
-        "the chain does not hold: PHP work longer than request_terminate_timeout was stopped by nginx, not php-fpm",
+    assert format_table(report).splitlines()[-3:] == [
+        "prediction: 1 of 1 scenarios as predicted",
+        "chain: does not hold: clients lose 1 kind of request:",
+        "  PHP work longer than request_terminate_timeout: stopped by nginx with 504 instead of by php-fpm",
     ]

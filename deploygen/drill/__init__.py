@@ -10,5 +10,8 @@ probe    the Flask probe, a WSGI app with an endpoint that is slow in each layer
 probe_django  the same endpoints as a one-file Django project that imports the rendered settings last
 probe.php     the same endpoints as a PHP front controller, run by php-fpm from the rendered pool
 scenarios what each slow request should meet first, and what it met
-runner   every scenario against the stack; the report, and whether the chain held
+pool     which scenarios run at the same time: each on a worker that is free for it
+runner   every scenario against the stack, in the order that lets the most of them overlap
+report   the table or JSON, and the two verdicts: as predicted, and whether the chain held
+progress the scenario running now, on a terminal's one line
 """

@@ -20,13 +20,13 @@ from itertools import pairwise
 from pathlib import Path
 
 from deploygen.derive import derive
+from deploygen.derive.settings import Effective, Setting
 from deploygen.drill.probes import FLASK_PROBE, Probe
-from deploygen.sitefile.duration import Duration
 from deploygen.errors import DeploygenError
 from deploygen.kinds import kind_of
-from deploygen.sitefile.load import LoadedSite
 from deploygen.render.site import RenderedSite, render_site
-from deploygen.derive.settings import Effective, Setting
+from deploygen.sitefile.duration import Duration
+from deploygen.sitefile.load import LoadedSite
 
 # The scaled app server's timeout (gunicorn's timeout, php-fpm's request_terminate_timeout) the
 # default scale aims at: long enough for loopback round trips to be small next to the gaps,

@@ -5,7 +5,7 @@ and reports, as JSON, what happened: a PostgreSQL error comes back as 503 with
 the SQLSTATE, so the drill can tell "PostgreSQL gave up" from "gunicorn killed
 the worker" (500/502 without this body) and "nginx gave up" (504).
 Markers in DRILL_STATE_DIR tell whether a request is still running after the
-client was answered.
+client was answered, and which workers have loaded the app (PID.ready).
 """
 
 from __future__ import annotations
@@ -102,3 +102,7 @@ def session_view():
         session["n"] = os.getpid()
     time.sleep(min(float(request.args.get("s", 0)), 1))  # holds the worker so that parallel requests spread
     return jsonify({"layer": "app", "pid": os.getpid(), "first_pid": session["n"]})
+
+
+# Last: this worker takes requests from now on (the drill sends none to a worker still loading).
+(STATE / f"{os.getpid()}.ready").write_text("")

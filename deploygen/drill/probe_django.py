@@ -11,7 +11,8 @@ Django importing this module as its settings does not build a second one).
 As the Flask probe: a PostgreSQL error comes back as 503 with its SQLSTATE (Django wraps
 psycopg's error, which carries it), so that the drill tells "PostgreSQL gave up" from
 "gunicorn killed the worker" (500/502 without this body) and "nginx gave up" (504).
-Markers in DRILL_STATE_DIR tell whether a request is still running after the client was answered.
+Markers in DRILL_STATE_DIR tell whether a request is still running after the client was answered,
+and which workers have loaded the app (PID.ready).
 """
 
 import os
@@ -135,4 +136,7 @@ urlpatterns = [
 def wsgi_application():
     from django.core.wsgi import get_wsgi_application
 
-    return get_wsgi_application()
+    application = get_wsgi_application()
+    # This worker takes requests from now on (the drill sends none to a worker still setting Django up).
+    (STATE / f"{os.getpid()}.ready").write_text("")
+    return application

@@ -79,6 +79,14 @@ class Probe:
     # for gunicorn: at the default scale its graceful_timeout rounds up past the scaled
     # TimeoutStopSec, and its stop scenario's request is shorter than both.
     stop_chain: tuple[str, ...] = ()
+    # Whether each worker marks in DRILL_STATE_DIR that it has loaded the app (PID.ready): a
+    # gunicorn worker takes a moment to, in which a request would wait in the listen backlog
+    # and count against nginx's timeout. FPM's children fork from a master that loaded PHP.
+    ready_markers = True
+    # Whether the app server can start before PostgreSQL is up (it then starts while initdb runs).
+    starts_before_database = True
+    # What the probe imports that gunicorn's arbiter may import first (start).
+    preloaded: tuple[str, ...] = ("flask", "psycopg")
 
     def requires(self, site: SiteBase) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
         """The packages and the programs (beyond nginx and PostgreSQL's) the drill of `site` needs."""
@@ -121,8 +129,13 @@ class Probe:
               prepared: Prepared) -> None:
         """The app server, from its rendered configuration in `files` (by role)."""
         config = files["gunicorn-config"]
-        # Loopback copy only: the control socket goes to the temp folder, not /run.
-        config.write_text(config.read_text() + f'control_socket = "{stack.folder}/gunicorn.ctl"\n')
+        # Loopback copy only: the control socket goes to the temp folder, not /run; the probe's
+        # libraries imported by the arbiter (gunicorn runs this file), which forks them into each
+        # worker: every worker would otherwise import them itself, three or four at once with
+        # initdb on two cores, and the drill waits for each worker to load the probe (pool.py).
+        # The probe itself is still loaded by each worker, as without preload_app.
+        config.write_text(config.read_text() + f'control_socket = "{stack.folder}/gunicorn.ctl"\n'
+                          + "".join(f'__import__("{module}")\n' for module in self.preloaded))
         stack.start_gunicorn(config, app_dir, env, prepared.app_port)
 
     def host_for(self, prepared: Prepared) -> str:
@@ -136,6 +149,26 @@ class Probe:
         """The account nginx's workers run as, when it matters (they reach the app through a
         socket only that account may use); None: nginx's own default."""
         return None
+
+    def full(self, eff: Effective) -> int:
+        """How many workers the app server runs when it is idle."""
+        return eff.value("gunicorn.workers")
+
+    def capacity(self, eff: Effective, ready: int) -> int:
+        """How many requests `ready` workers take at once, each at once: a sync worker one; a
+        gthread worker `threads`, counted once, since the kernel may hand every connection to
+        one worker, which queues what its threads cannot take; a worker of greenlets one, as
+        nothing here shows what it does with several."""
+        if ready == 0:
+            return 0
+        worker_class = eff.value("gunicorn.worker_class")
+        if worker_class == "sync":
+            return ready
+        return eff.value("gunicorn.threads") if worker_class == "gthread" else 1
+
+    def timed_out(self, log: str, pid: str) -> bool:
+        """Whether the app server's log says it ended worker `pid` at its limit."""
+        return f"WORKER TIMEOUT (pid:{pid})" in log
 
     def bounds_requests(self, eff: Effective) -> bool:
         """Whether the app server ends a request at its limit: only sync workers' timeout does
@@ -158,6 +191,9 @@ class DjangoProbe(Probe):
     source = "probe_django.py"
     wsgi = f"{MODULE}:wsgi_application()"
     packages = (("django", "Django"),)
+    starts_before_database = False  # before_start runs `migrate`
+    # Django's request handling, which needs no settings to import (get_wsgi_application sets Django up).
+    preloaded = ("django.core.handlers.wsgi", "psycopg")
 
     def requires(self, site):
         packages = self.packages
@@ -261,6 +297,7 @@ class PhpProbe(Probe):
     # nginx opens a new FastCGI connection per request (no fastcgi_keep_conn): nothing goes stale.
     keepalive = False
     stop_chain = ("php-fpm.request_terminate_timeout", "php-fpm.process_control_timeout", "systemd.TimeoutStopSec")
+    ready_markers = False
 
     @staticmethod
     def _program(site) -> str:
@@ -370,6 +407,23 @@ class PhpProbe(Probe):
 
     def nginx_user(self, stack):
         return stack.pool_account
+
+    def full(self, eff):
+        """The children FPM keeps when idle: pm.start_servers for dynamic (it starts them; more come
+        when it is busy), none for ondemand."""
+        pm = eff.value("php-fpm.pm")
+        if pm == "ondemand":
+            return 0
+        return eff.value("php-fpm.pm.start_servers" if pm == "dynamic" else "php-fpm.pm.max_children")
+
+    def capacity(self, eff, ready):
+        """A child per request; ondemand forks one for each connection up to max_children."""
+        if eff.value("php-fpm.pm") == "ondemand":
+            return eff.value("php-fpm.pm.max_children")
+        return ready
+
+    def timed_out(self, log, pid):
+        return re.search(rf"child {re.escape(pid)}\b[^\n]*execution timed out", log) is not None
 
     def bounds_requests(self, eff):
         """FPM's master ends any child past request_terminate_timeout (0: never)."""

@@ -16,9 +16,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
-from deploygen.sitefile.duration import Duration
 from deploygen.derive.settings import Effective
+from deploygen.sitefile.duration import Duration
 
 # The layers results name (`none`: no answer that tells). The app server is gunicorn for the
 # Python kinds and php-fpm for PHP.
@@ -47,9 +48,13 @@ class Outcome:
         return self.holds is None or self.observed_layer == self.holds
 
     def as_dict(self) -> dict:
+        """`verdict`: deploygen's prediction; `chain_layer`: the layer that should stop the request
+        (`app`: it should be answered; null: the scenario asks only for the prediction), and
+        whether it did (`chain_holds`)."""
         return {"scenario": self.scenario, "expected_layer": self.expected_layer,
                 "observed_layer": self.observed_layer, "status": self.status,
-                "seconds": round(self.seconds, 3), "verdict": self.verdict, "note": self.note}
+                "seconds": round(self.seconds, 3), "verdict": self.verdict, "note": self.note,
+                "chain_layer": self.holds, "chain_holds": self.chain_holds}
 
 
 def limits(eff: Effective, server: tuple[str, str] | None = ("gunicorn", "gunicorn.timeout"),
@@ -138,7 +143,7 @@ class ArbiterClock:
         while not self._stop.wait(0.02):
             self._wake()
 
-    def __enter__(self) -> ArbiterClock:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

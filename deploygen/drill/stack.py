@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import grp
+import importlib.util
 import os
 import pwd
 import shutil
@@ -90,16 +91,25 @@ def check_programs(packages: tuple[tuple[str, str], ...] = (("flask", "Flask"),)
     `packages` ((module, package) pairs) import."""
     apt = "install it with: apt-get install -y nginx postgresql"
     programs = {name: _find(name, apt) for name in ("nginx", "initdb", "psql")}
-    # The server of initdb's own version, which is not on PATH on Debian (only the clients are).
-    beside = Path(os.path.realpath(programs["initdb"])).with_name("postgres")
-    programs["postgres"] = str(beside) if os.access(beside, os.X_OK) else _find("postgres", apt)
+    # The server of initdb's own version, which is not on PATH on Debian (only the clients are),
+    # and its psql: Debian's /usr/bin/psql is a Perl wrapper that costs a tenth of a second a run.
+    beside = Path(os.path.realpath(programs["initdb"])).parent
+    programs["postgres"] = str(beside / "postgres") if os.access(beside / "postgres", os.X_OK) \
+        else _find("postgres", apt)
+    if os.access(beside / "psql", os.X_OK):
+        programs["psql"] = str(beside / "psql")
     for name in extra:
         programs[name] = _find(name, f"install it with: apt-get install -y {_package(name)}")
-    # psycopg for the drill itself: it holds the lock of the lock scenario.
+    # psycopg for the drill itself, imported: it holds the lock of the lock scenario. The others
+    # only found: the app server's processes import them, and a fifth of a second of imports
+    # here would come before anything starts.
     for module, package in (*server, ("psycopg", "psycopg[binary]"), *packages):
         try:
-            __import__(module)
-        except ImportError:
+            if module == "psycopg":
+                __import__(module)
+            elif importlib.util.find_spec(module) is None:
+                raise ImportError(module)
+        except (ImportError, ValueError):  # ValueError: a module in sys.modules without a spec
             raise MissingProgram(f"deploygen drill needs {package}: pip install 'deploygen[drill]'") from None
     return programs
 
@@ -166,7 +176,7 @@ def wait_for_socket(path: Path, seconds: float, process: subprocess.Popen) -> No
                 s.connect(str(path))
                 return
             except OSError:
-                time.sleep(0.05)
+                time.sleep(0.01)
     raise DeploygenError(f"nothing answered on {path} within {seconds:g}s")
 
 
@@ -179,7 +189,7 @@ def wait_for_port(port: int, seconds: float, process: subprocess.Popen) -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.01)
     raise DeploygenError(f"nothing answered on 127.0.0.1:{port} within {seconds:g}s")
 
 
@@ -199,6 +209,8 @@ class Stack:
         self.app: subprocess.Popen | None = None
         self.app_log_path: Path | None = None
         self._pg_user = "postgres" if os.geteuid() == 0 else None
+        self._pg_root: Path | None = None
+        self._initdb: subprocess.Popen | None = None
         self._cleanup: list[Path] = []
 
     # -- lifecycle ---------------------------------------------------------
@@ -240,16 +252,21 @@ class Stack:
         program and everything it started (initdb runs `postgres --single` children that
         would go on writing into the folder being removed).
         """
+        return self._finish(self._begin(args, as_pg=as_pg, input=input, **kwargs), input)
+
+    def _begin(self, args: list[str], *, as_pg: bool = False, input: str | None = None, **kwargs) -> subprocess.Popen:
         if input is not None:
             kwargs["stdin"] = subprocess.PIPE
-        process = self._start(args, TOOL_STOP, as_pg=as_pg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, **kwargs)
+        return self._start(args, TOOL_STOP, as_pg=as_pg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, **kwargs)
+
+    def _finish(self, process: subprocess.Popen, input: str | None = None) -> str:
         stdout, stderr = process.communicate(input)  # interrupted: stop() stops it, as a server
         with signals_held():
             _reap_group(process.pid)
             self.processes.remove((process, TOOL_STOP))
         if process.returncode != 0:
-            raise DeploygenError(f"{' '.join(args)} failed: {stderr.strip() or stdout.strip()}")
+            raise DeploygenError(f"{' '.join(process.args)} failed: {stderr.strip() or stdout.strip()}")
         return stdout
 
     def run(self, args: list[str], **kwargs) -> str:
@@ -258,8 +275,8 @@ class Stack:
 
     # -- PostgreSQL --------------------------------------------------------
 
-    def start_postgres(self, role: str, database: str, sql_file: Path) -> str:
-        """A fresh cluster with the site's role and database and the rendered SQL applied."""
+    def begin_postgres(self) -> None:
+        """initdb, left running: the app server and nginx start meanwhile (start_postgres waits for it)."""
         parent = self.folder
         if self._pg_user and not _reachable(self.folder):
             # initdb runs as the postgres user, who cannot enter a private TMPDIR.
@@ -269,7 +286,7 @@ class Stack:
             if self._on_folder is not None:
                 self._on_folder(parent)
             os.chmod(parent, 0o711)  # mkdtemp's 0700 would shut the postgres user out of it too
-        root = parent / "postgres"
+        root = self._pg_root = parent / "postgres"
         root.mkdir()
         self.pg_data, sockets = root / "data", root / "sockets"
         sockets.mkdir()
@@ -278,22 +295,38 @@ class Stack:
             os.chown(root, uid, gid)
             os.chown(sockets, uid, gid)
         # cwd: the postgres user may not be able to enter ours (root's home).
-        self._tool([self.programs["initdb"], "-D", str(self.pg_data), "-A", "trust", "-U", "postgres",
-                    "--no-sync", "-E", "UTF8"], as_pg=True, cwd=root)
+        self._initdb = self._begin([self.programs["initdb"], "-D", str(self.pg_data), "-A", "trust", "-U", "postgres",
+                                    "--no-sync", "-E", "UTF8"], as_pg=True, cwd=root)
+
+    def start_postgres(self, role: str, database: str, sql_file: Path) -> str:
+        """A fresh cluster with the site's role and database and the rendered SQL applied."""
+        if self._initdb is None:
+            self.begin_postgres()
+        self._finish(self._initdb)
+        self._initdb = None
+        root = self._pg_root
         with open(root / "server.log", "w") as log:
             postmaster = self._start([self.programs["postgres"], "-D", str(self.pg_data), "-p", str(self.pg_port),
-                                      "-k", str(sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                                      "-k", str(root / "sockets"), "-c", "listen_addresses=127.0.0.1",
+                                      "-c", "fsync=off"],
                                      POSTGRES_STOP, as_pg=True, cwd=root, stdout=log, stderr=subprocess.STDOUT)
         _wait_for_postmaster(self.pg_data, postmaster, 60, root / "server.log")
         quoted_role, quoted_db = quote_ident(role), quote_ident(database)
-        self.psql(f"CREATE ROLE {quoted_role} LOGIN", database="postgres")
-        self.psql(f"CREATE DATABASE {quoted_db} OWNER {quoted_role}", database="postgres")
-        self.psql(f"SET ROLE {quoted_role}; CREATE TABLE drill_lock (id int PRIMARY KEY); "
-                  "INSERT INTO drill_lock VALUES (1)", database=database)
-        self.psql(None, database=database, file=sql_file)
+        # Two psql runs, not one per statement: each costs a connection and a process.
+        self.psql([f"CREATE ROLE {quoted_role} LOGIN", f"CREATE DATABASE {quoted_db} OWNER {quoted_role}"],
+                  database="postgres")
+        # The site's SQL runs as the superuser's, after RESET ROLE, as post_install runs it.
+        self.psql(None, database=database, file=sql_file,
+                  before=f"SET ROLE {quoted_role};\nCREATE TABLE drill_lock (id int PRIMARY KEY);\n"
+                         "INSERT INTO drill_lock VALUES (1);\nRESET ROLE;\n")
+        return self.database_url(role, database)
+
+    def database_url(self, role: str, database: str) -> str:
         return f"postgresql://{role}@127.0.0.1:{self.pg_port}/{database}"
 
-    def psql(self, sql: str | None, database: str, file: Path | None = None) -> str:
+    def psql(self, sql: str | list[str] | None, database: str, file: Path | None = None, before: str = "") -> str:
+        """`sql`: one statement or several (each its own -c, its own transaction); or `file`'s
+        statements after `before`'s."""
         args = [self.programs["psql"], "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
                 "-p", str(self.pg_port), "-U", "postgres", "-d", database]
         # As the postgres user, as the manifest's post_install runs it: the rendered SQL is the
@@ -302,8 +335,9 @@ class Stack:
         if file:
             args += ["-f", "-"]
         else:
-            args += ["-c", sql]
-        return self._tool(args, as_pg=True, cwd=self.pg_data, input=file.read_text() if file else None)
+            for statement in [sql] if isinstance(sql, str) else sql:
+                args += ["-c", statement]
+        return self._tool(args, as_pg=True, cwd=self.pg_data, input=before + file.read_text() if file else None)
 
     def superuser_url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{database}"
@@ -332,7 +366,11 @@ class Stack:
         with open(self.app_log_path, "w") as log:  # gunicorn writes to its own copy
             self.app = self._start([sys.executable, "-m", "gunicorn", "-c", str(config)], GUNICORN_STOP,
                                    cwd=probe_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(port, 30, self.app)  # generous: a loaded 2-core box imports Flask slowly
+        try:
+            wait_for_port(port, 30, self.app)  # generous: a loaded 2-core box imports Flask slowly
+        except DeploygenError as exc:
+            tail = " / ".join(self.app_log().strip().splitlines()[-3:])
+            raise DeploygenError(f"gunicorn did not start: {exc}: {tail}") from None
 
     @property
     def pool_account(self) -> tuple[str, str] | None:
@@ -409,6 +447,19 @@ class Stack:
     def app_log(self) -> str:
         path = self.app_log_path
         return path.read_text(errors="replace") if path is not None and path.exists() else ""
+
+    def app_workers(self) -> set[int]:
+        """The app server's live workers (gunicorn's, FPM's children): its process group but itself."""
+        if self.app is None or self.app.poll() is not None:
+            return set()
+        return set(_live_members(self.app.pid)) - {self.app.pid}
+
+    def is_worker(self, pid: int) -> bool:
+        """Whether `pid` is a live worker of the app server (in its process group, not a zombie)."""
+        if self.app is None or pid == self.app.pid:
+            return False
+        state = _stat(pid)
+        return state is not None and state[1] == self.app.pid and state[0] != b"Z"
 
     def signal_app(self, sig: int) -> None:
         """`sig` to the app server's master only (`systemctl reload`'s `kill -HUP $MAINPID`)."""
@@ -506,7 +557,7 @@ def _wait_for_postmaster(data: Path, process: subprocess.Popen, seconds: float, 
             lines = []
         if len(lines) >= 8 and lines[0] == str(process.pid) and lines[7].strip() == "ready":
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise DeploygenError(f"postgres was not ready within {seconds:g}s")
 
 
@@ -553,13 +604,19 @@ def _live_members(pgid: int) -> list[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
-        state, _, pgrp = stat[stat.rindex(b")") + 2:].split(b" ", 3)[:3]
-        if int(pgrp) == pgid and state != b"Z":
+        state = _stat(int(entry.name))
+        if state is not None and state[1] == pgid and state[0] != b"Z":
             found.append(int(entry.name))
     return found
+
+
+def _stat(pid: int) -> tuple[bytes, int] | None:
+    """The state and process group of `pid`, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
+    state, _, pgrp = stat[stat.rindex(b")") + 2:].split(b" ", 3)[:3]
+    return state, int(pgrp)
