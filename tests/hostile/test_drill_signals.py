@@ -208,6 +208,8 @@ def _signalled(d: Drill, sig: int, stage: str) -> None:
 @pytest.mark.parametrize("stage", ["initdb", "postgres", "gunicorn", "nginx"])
 def test_sigkill_leaves_no_server_running(drill, stage):
     d = drill()
+    if stage == "nginx":  # the whole stack: PostgreSQL starts beside nginx and the app server
+        d.wait_for("postgres")
     _signalled(d, signal.SIGKILL, stage)
     d.process.wait(timeout=GONE_SECONDS)
     d.look()
@@ -236,6 +238,7 @@ def test_a_private_tmpdir_the_cluster_outside_it_is_removed_too(drill, sig):
         pytest.skip("only root runs the cluster as another user, outside a private TMPDIR")
     d = drill(private=True)
     d.wait_for("nginx")
+    d.wait_for("postgres")  # started beside nginx and the app server, not before them
     clusters = {m.group(1) for cmd in d.seen.values() if (m := re.search(r"/postgres -D (\S+)/postgres/data", cmd))}
     try:
         assert clusters and not any(c.startswith(f"{d.folder}/") for c in clusters), clusters
