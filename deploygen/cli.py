@@ -239,7 +239,10 @@ def _check_render(ctx, fleet: bool, out: str, show_diff: bool, quiet: bool) -> N
     from deploygen.render.site import render_site
 
     rendered = render_hosts(ctx) if fleet else [render_site(c.loaded, c.effective) for c in ctx]
-    stale = stale_files(rendered, out, show_diff)
+    try:
+        stale = stale_files(rendered, out, show_diff)
+    except InputError as exc:
+        _bad_input(exc)
     if stale:
         click.echo(_printable_lines(format_stale(stale, out)), nl=False)
         _say(printable(f"deploygen: {out} differs from what these sites render in {len(stale)} place(s): "
@@ -411,7 +414,8 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     whose comments alone differ is printed as `comments` and is no drift."""
     from pathlib import Path
 
-    from deploygen.render.drift import compare, drifted as settings_drifted, format_drift
+    from deploygen.render.drift import compare, format_drift
+    from deploygen.render.drift import drifted as settings_drifted
     from deploygen.render.site import render_site
 
     # A mistyped ROOT would otherwise report every file `missing`, which looks like drift.

@@ -29,31 +29,38 @@ class Config:
 
 
 def find_config(start: str | os.PathLike | None = None) -> Path | None:
-    """The configuration file that applies in `start` (default: the current folder), or None."""
+    """The configuration file that applies in `start` (default: the current folder), or None.
+
+    A deploygen.toml that is there applies, whatever it is (load_config says why it cannot be
+    read): skipping an unreadable one would let the search go on up to one planted above it."""
     folder = Path(start or os.getcwd()).absolute()
     for candidate in (folder, *folder.parents):
         own = candidate / "deploygen.toml"
-        if own.is_file():
+        if os.path.lexists(own):
             return own
         pyproject = candidate / "pyproject.toml"
-        if pyproject.is_file() and _has_table(pyproject):
+        if os.path.lexists(pyproject) and _applies(pyproject):
             return pyproject
     return None
 
 
-def _has_table(pyproject: Path) -> bool:
-    # Read twice when it applies (here, then by load_config), which keeps finding apart from
-    # reporting: a broken pyproject.toml that says nothing of deploygen is not deploygen's to
-    # judge, one that names [tool.deploygen] is, and load_config says where it breaks.
+def _applies(pyproject: Path) -> bool:
+    """Whether a pyproject.toml is deploygen's to read: one with a [tool.deploygen] table, or
+    one that cannot be read at all (load_config says why). A broken one that says nothing of
+    deploygen is another tool's business."""
     try:
         data = read_regular_file(pyproject, SIZE_LIMIT)
     except OSError:
-        return False
+        return True
     try:
         parsed = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return b"[tool.deploygen]" in data
     return isinstance(parsed.get("tool"), dict) and "deploygen" in parsed["tool"]
+
+
+# A few lines say what is wrong; thousands say nothing more.
+MAX_PROBLEMS = 20
 
 
 def load_config(path: Path) -> Config:
@@ -70,16 +77,18 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         line, column = _toml_position(str(exc), text)
         raise InputError([Problem(Location(shown, line, column), "", f"TOML syntax: {exc}")]) from None
+    except RecursionError:
+        raise InputError([Problem(Location(shown, 1, 1), "", "nested too deep to be a configuration")]) from None
     table, prefix = (data, "") if path.name == "deploygen.toml" else (data["tool"]["deploygen"], "tool.deploygen.")
     if not isinstance(table, dict):
         raise InputError([Problem(Location(shown, 1, 1), prefix.rstrip("."), "must be a table")])
+    lines = _key_lines(text, bool(prefix))
     problems = []
     values: dict[str, tuple[str, ...]] = {}
-    header = re.search(r"^\s*\[\s*tool\.deploygen\s*\]", text, re.MULTILINE) if prefix else None
     for key, value in table.items():
-        where = Location(shown, _line_of(text, key, header.end() if header else 0), 1)
+        where = Location(shown, lines.get(key, 1), 1)
         if key not in KEYS:
-            problems.append(Problem(where, prefix + key, f"unknown key; deploygen reads {', '.join(KEYS)}"))
+            problems.append(Problem(where, printable(prefix + key), f"unknown key; deploygen reads {', '.join(KEYS)}"))
             continue
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
@@ -89,7 +98,14 @@ def load_config(path: Path) -> Config:
             values[key] = parse_selectors(items)
         except ValueError as exc:
             problems.append(Problem(where, prefix + key, str(exc)))
+            continue
+        if key == "select" and not values[key]:
+            problems.append(Problem(where, prefix + key, "selects no rule: leave it out to select every rule"))
     if problems:
+        if len(problems) > MAX_PROBLEMS:
+            rest = len(problems) - MAX_PROBLEMS
+            problems = problems[:MAX_PROBLEMS] + [Problem(problems[MAX_PROBLEMS].location, "",
+                                                          f"and {rest} more problem(s) in this file")]
         raise InputError(problems)
     return Config(shown, Layer(values.get("select"), values.get("extend-select", ()), values.get("ignore", ()),
                                shown))
@@ -110,8 +126,21 @@ def _toml_position(message: str, text: str) -> tuple[int, int]:
     return (max(1, len(text.splitlines())), 1) if "end of document" in message else (1, 1)
 
 
-def _line_of(text: str, key: str, start: int) -> int:
-    """The line a key is written on, from `start` (its table's header): tomllib keeps no positions."""
-    pattern = re.compile(rf'^[ \t]*(?:"{re.escape(key)}"|{re.escape(key)})\s*=', re.MULTILINE)
-    found = pattern.search(text, start)
-    return text.count("\n", 0, found.start()) + 1 if found else 1
+_KEY = re.compile(r'^[ \t]*"?([A-Za-z0-9_.-]+)"?[ \t]*=')
+_HEADER = re.compile(r"^[ \t]*\[\s*([^\]]*?)\s*\]")
+
+
+def _key_lines(text: str, in_pyproject: bool) -> dict[str, int]:
+    """The line each key of deploygen's table is written on (tomllib keeps no positions): at the
+    top of a deploygen.toml, under `[tool.deploygen]` in a pyproject.toml. One pass over the text."""
+    lines: dict[str, int] = {}
+    ours = not in_pyproject
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.match(line)
+        if header:
+            ours = in_pyproject and header[1] == "tool.deploygen"
+            continue
+        key = _KEY.match(line)
+        if ours and key:
+            lines.setdefault(key[1].split(".", 1)[0], number)  # `a.b = 1` is table a's
+    return lines

@@ -218,3 +218,44 @@ def test_render_check_never_follows_a_link_in_the_output_folder(cli, out, tmp_pa
     result = cli("render", SITES / "dokon.yaml", SITES / "yayin.yaml", "-o", out, "--check", "--diff")
     assert result.exit_code == 1 and "PRIVATE KEY" not in result.stdout + result.stderr
     assert "dokon.conf: cannot be read: a symbolic link; not followed" in result.stdout
+
+
+def test_render_check_stays_inside_the_output_folder(cli, out, tmp_path):
+    outside = tmp_path / "runner"
+    (outside / "home").mkdir(parents=True)
+    (outside / "home" / "id_rsa").write_text("KEY\n")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "dokon").symlink_to(outside)  # a site's folder that leads out
+    result = cli("render", SITES / "dokon.yaml", "-o", linked, "--check")
+    assert result.exit_code == 1 and "id_rsa" not in result.stdout
+    assert f"{linked}/dokon: not rendered from these sites" in result.stdout
+    (tmp_path / "out-link").symlink_to(outside)  # the output folder itself
+    refused = cli("render", SITES / "dokon.yaml", "-o", tmp_path / "out-link", "--check")
+    assert refused.exit_code == 2 and "is a symbolic link" in refused.stderr
+
+
+def test_render_check_walks_a_bounded_tree_and_names_stay_on_their_line(cli, out):
+    deep = out / "dokon" / "root"
+    for _ in range(40):
+        deep = deep / "a"
+    deep.mkdir(parents=True)
+    (out / "dokon" / "root" / "etc" / "x\n::error file=a::fake").write_text("")
+    result = cli("render", SITES / "dokon.yaml", SITES / "yayin.yaml", "-o", out, "--check")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert not any(line.startswith("::") for line in result.stdout.splitlines())
+    assert "x\\n::error file=a::fake: not rendered" in result.stdout
+    cut = re.search(rf"^{re.escape(str(out))}/dokon/root/((?:a/)*a): not rendered", result.stdout, re.MULTILINE)
+    assert cut and cut[1].count("a") < 40  # the walk stopped at its depth and named where
+
+
+def test_github_annotations_carry_no_control_characters(cli, tmp_path):
+    nginx = tmp_path / "x\x1b]0;t\x07\u2028y.conf"
+    nginx.write_text("server {\n    listen 80;\n    location / {\n        proxy_pass http://127.0.0.1:8000;\n"
+                     "        proxy_read_timeout 5s;\n    }\n}\n")
+    unit = tmp_path / "app.service"
+    unit.write_text("[Service]\nExecStart=/srv/app/venv/bin/gunicorn --timeout 60 -b 127.0.0.1:8000 app:app\n")
+    result = run("audit", "--nginx", nginx, "--unit", unit, "--format", "github")
+    lines = result.stdout.splitlines()
+    assert lines and all(_WORKFLOW_COMMAND.fullmatch(line) for line in lines), lines
+    assert all(c.isprintable() for c in result.stdout.replace("\n", "")) and "\\x1b]0" in result.stdout

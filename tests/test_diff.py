@@ -228,6 +228,25 @@ COMMENTED = [
 ]
 
 
+# A lone CR (or another break some program takes for one) after a comment: the programs start a
+# new line there, so what follows is a setting, whatever the readers here would make of it.
+HIDDEN = [
+    ("dokon", "/etc/deploygen/dokon/gunicorn.conf.py", "# a", '# a\rimport os; os.system("id")'),
+    ("dokon", "/etc/systemd/system/dokon.service", "# a", "# a\rExecStartPre=/bin/evil"),
+    ("dokon", "/etc/deploygen/dokon/flask.env", "# a", "# a\rFLASK_DEBUG=1"),
+    ("yayin", "/etc/php/8.2/fpm/pool.d/yayin.conf", "; a", "; a\rpm.max_children = 77"),
+    ("dokon", "/etc/deploygen/dokon/postgres.sql", "-- a", "-- a\rALTER ROLE dokon SUPERUSER;"),
+    ("dokon", "/etc/nginx/sites-available/dokon.conf", "# a", "# a\u2028server_tokens on;"),
+    ("dokon", "/etc/deploygen/dokon/gunicorn.conf.py", "# a", "# a\x0cb = 1"),
+]
+
+
+@pytest.mark.parametrize(("name", "target", "rendered_line", "installed_line"), HIDDEN)
+def test_a_setting_hidden_behind_another_line_break_is_a_setting(name, target, rendered_line, installed_line,
+                                                                 tmp_path):
+    assert _appended(name, target, rendered_line, installed_line, tmp_path)[target] == "edited"
+
+
 @pytest.mark.parametrize(("name", "target", "rendered_line", "installed_line"), COMMENTED)
 def test_a_change_of_comments_alone_is_told_for_every_kind(name, target, rendered_line, installed_line, tmp_path):
     assert _appended(name, target, rendered_line, installed_line, tmp_path)[target] == "comments"

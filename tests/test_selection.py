@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -171,3 +172,37 @@ def test_render_writes_a_site_whose_errors_are_suppressed(cli, make_site, here, 
                                          "DG102": "the same"}})
     result = cli("render", site, "-o", tmp_path / "out")
     assert result.exit_code == 0 and (tmp_path / "out" / "shop" / "manifest.json").is_file()
+
+
+def test_a_configuration_nested_too_deep_or_selecting_nothing_is_bad_input(cli, make_site, here):
+    site = make_site()
+    (here / "pyproject.toml").write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")  # another tool's, broken
+    assert cli("validate", site).exit_code == 0
+    (here / "pyproject.toml").write_text("[tool.deploygen]\nignore = " + "[" * 3000 + "]" * 3000 + "\n")
+    deep = cli("validate", site)
+    assert deep.exit_code == 2 and "nested too deep" in deep.stderr and "Traceback" not in deep.stderr
+    (here / "pyproject.toml").write_text("[tool.deploygen]\nselect = []\n")
+    empty = cli("validate", site)
+    assert empty.exit_code == 2 and "pyproject.toml:2:1: tool.deploygen.select: selects no rule" in empty.stderr
+    bad = cli("validate", site, "--select", ",")
+    assert bad.exit_code == 2 and "selects no rule" in bad.stderr
+
+
+def test_many_unknown_keys_are_reported_briefly_in_bounded_time(cli, make_site, here):
+    import time
+
+    site = make_site()
+    (here / "deploygen.toml").write_text("".join(f"k{i}.x = 1\n" for i in range(30_000)))
+    started = time.monotonic()
+    result = cli("validate", site)
+    assert time.monotonic() - started < 10
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 2 and len(lines) == 21 and lines[-1].endswith("and 29980 more problem(s) in this file")
+
+
+def test_a_configuration_that_cannot_be_read_is_not_passed_over(cli, make_site, here, tmp_path):
+    site = make_site()
+    (here.parent / "deploygen.toml").write_text('ignore = ["ALL"]\n')  # above: would hide every finding
+    os.mkfifo(here / "deploygen.toml")
+    result = cli("validate", site)
+    assert result.exit_code == 2 and "deploygen.toml:1:1: cannot read the configuration" in result.stderr

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploygen.errors import InputError, Location, Problem, printable
 from deploygen.fs.regular_file import read_regular_file
 from deploygen.render.drift import unified_diff
-from deploygen.render.output import STATE
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,10 @@ def expected_files(rendered: Sequence) -> dict[str, tuple[bytes, int]]:
 def stale_files(rendered: Sequence, out: str | os.PathLike, with_diff: bool = False) -> list[Stale]:
     """What differs between OUT and a render of `rendered`, sorted by path."""
     out = Path(out)
+    if out.is_symlink():
+        # Everything below would be "inside" it: a committed `out -> /` would list the runner's files.
+        raise InputError([Problem(Location(printable(str(out)), 1, 1), "-o", "is a symbolic link: --check compares "
+                                  "the output folder itself; name it")])
     expected = expected_files(rendered)
     folders = sorted({folder for item in rendered for folder, _ in item.parts()})
     # A site never rendered into OUT is one line, not one per file.
@@ -87,21 +91,43 @@ def _inside(out: Path, path: str) -> Path:
     return current
 
 
+# How deep and how many entries the extra-file walk goes: far beyond a rendered site's few
+# folders, and bounded on a tree a pull request made deep or wide on purpose.
+WALK_DEPTH = 32
+WALK_ENTRIES = 10_000
+
+
 def _files_below(out: Path, folder: str) -> list[str]:
-    """Every file in OUT/FOLDER (deploygen's link to its release is followed, nothing below it)."""
-    top = out / folder
+    """Every file in OUT/FOLDER: deploygen's link to its release is followed, no other link, and
+    a folder that leads out of OUT is not entered at all (it would list a runner's files)."""
+    try:
+        top = _inside(out, folder + "/.")
+    except OSError:
+        return [folder]  # not a folder of OUT's own: a render replaces it whole
     if not top.is_dir():
         return []
-    found = []
-    for current, dirs, names in os.walk(top):
-        dirs[:] = sorted(d for d in dirs if d != STATE)
-        relative = Path(current).relative_to(top)
-        found.extend(str(Path(folder) / relative / name) for name in sorted(names))
+    found: list[str] = []
+    pending = [(top, Path(folder), 0)]
+    seen = 0
+    while pending:
+        current, shown, depth = pending.pop()
+        with os.scandir(current) as entries:
+            listed = sorted(entries, key=lambda e: e.name)
+        seen += len(listed)
+        if seen > WALK_ENTRIES or (depth == WALK_DEPTH and any(e.is_dir(follow_symlinks=False) for e in listed)):
+            return [*found, str(shown)]  # the rest is reported as one path a render removes
+        for entry in listed:
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), shown / entry.name, depth + 1))
+            else:
+                found.append(str(shown / entry.name))
     return found
 
 
 def format_stale(stale: list[Stale], out: str) -> str:
-    lines = [f"{Path(out) / s.path}: {_SAID[s.state]}" for s in stale]
+    # printable: a path is the output folder's, which a pull request may name with a line break
+    # and a workflow command after it.
+    lines = [printable(f"{Path(out) / s.path}: {_SAID[s.state]}") for s in stale]
     text = "".join(line + "\n" for line in lines)
     return text + "".join(s.diff for s in stale if s.diff)
 

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploygen.errors import printable
 from deploygen.fs.rootpath import read_in_root
 from deploygen.render.comments import only_comments_differ
 from deploygen.render.site import RenderedFile, RenderedSite
@@ -155,7 +156,9 @@ def unified_diff(target: str, installed: bytes, rendered: bytes) -> str:
     shown = [_cut(line) for line in lines[:SHOWN_DIFF_LINES]]
     if len(lines) > SHOWN_DIFF_LINES:
         shown.append(f"... {len(lines) - SHOWN_DIFF_LINES} more lines of diff not shown\n")
-    return "".join(line if line.endswith("\n") else line + "\n" for line in shown)
+    # Each line printable: an installed file is anyone's, and its C1 controls, bidi overrides or
+    # line separators must not reach the terminal or the CI log that shows the diff.
+    return "".join(printable(line.removesuffix("\n")) + "\n" for line in shown)
 
 
 def _cut(line: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from deploygen.errors import Problem
+from deploygen.errors import Problem, printable
 from deploygen.report.findings import Finding
 
 if TYPE_CHECKING:
@@ -15,7 +15,8 @@ FORMATS = ("text", "json", "github", "sarif")
 
 
 def _github_escape(text: str, *, property_value: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # printable first: an ESC, a bidi override or U+2028 would reach the log's reader as it is.
+    text = printable(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if property_value:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text

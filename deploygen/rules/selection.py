@@ -91,5 +91,7 @@ def command_line_layer(select: Sequence[str], extend_select: Sequence[str], igno
     """The options' layer, or None when no option was given (ValueError: see parse_selectors)."""
     if not (select or extend_select or ignore):
         return None
-    return Layer(parse_selectors(select) if select else None, parse_selectors(extend_select),
-                 parse_selectors(ignore), "command line")
+    chosen = parse_selectors(select) if select else None
+    if chosen == ():
+        raise ValueError("selects no rule: leave --select out to select every rule")
+    return Layer(chosen, parse_selectors(extend_select), parse_selectors(ignore), "command line")
