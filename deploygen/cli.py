@@ -77,7 +77,7 @@ def _selection(select, extend_select, ignore, fmt: str = "text"):
 
 def _quiet_option(command):
     return click.option("-q", "--quiet", is_flag=True,
-                        help="Print the findings and nothing else (no summary, no progress).")(command)
+                        help="Print the findings and nothing else (no summary line).")(command)
 
 
 def _stdin_option(command):
@@ -284,6 +284,8 @@ def _report(findings, fmt: str, *, err: bool = False) -> None:
     stream = click.get_text_stream("stderr" if err else "stdout")
     if fmt == "text" and findings and colour.wanted(stream):
         click.echo("".join(colour.finding_line(f) + "\n" for f in sorted(findings)), nl=False, err=err, color=True)
+    elif fmt == "text":
+        click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False, err=err)
     else:
         click.echo(format_findings(findings, fmt), nl=False, err=err)
 
@@ -422,7 +424,7 @@ def diff(sites: tuple[str, ...], root: str) -> None:
     if not Path(root).is_dir():
         raise _Exit(InputError([Problem(Location(root, 1, 1), "--root", "not a folder: name the server's tree "
                                         "(/ on the server, or a copy of it)")]))
-    ctx, _ = _load(sites, fleet=False)
+    ctx = _contexts(sites, "text", fleet=False)  # no rules: diff compares files, whatever they find
     drifted = False
     for c in ctx:
         drifts = compare(render_site(c.loaded, c.effective), Path(root))
@@ -522,14 +524,7 @@ def audit(fmt, select, extend_select, ignore, quiet, **sources) -> None:
         for line in said:
             click.echo(line, err=True)
     if fmt == "text":
-        # Values read from a server reach the message: one line per finding, whatever they hold
-        # (colour.finding_line makes each part printable too).
-        from deploygen.report import colour
-
-        if findings and colour.wanted(click.get_text_stream("stdout")):
-            click.echo("".join(colour.finding_line(f) + "\n" for f in sorted(findings)), nl=False, color=True)
-        else:
-            click.echo("".join(printable(str(f)) + "\n" for f in sorted(findings)), nl=False)
+        _report(findings, fmt)  # values read from a server reach the message: each line made printable
     else:
         # JSON and SARIF carry what audit read and skipped too (SARIF as notes, never alerts).
         logged = fmt in ("json", "sarif")

@@ -107,8 +107,7 @@ def load_config(path: Path) -> Config:
             problems = problems[:MAX_PROBLEMS] + [Problem(problems[MAX_PROBLEMS].location, "",
                                                           f"and {rest} more problem(s) in this file")]
         raise InputError(problems)
-    return Config(shown, Layer(values.get("select"), values.get("extend-select", ()), values.get("ignore", ()),
-                               shown))
+    return Config(shown, Layer(values.get("select"), values.get("extend-select", ()), values.get("ignore", ())))
 
 
 def _display(path: Path) -> str:

@@ -229,7 +229,7 @@ def test_render_check_stays_inside_the_output_folder(cli, out, tmp_path):
     (linked / "dokon").symlink_to(outside)  # a site's folder that leads out
     result = cli("render", SITES / "dokon.yaml", "-o", linked, "--check")
     assert result.exit_code == 1 and "id_rsa" not in result.stdout
-    assert f"{linked}/dokon: not rendered from these sites" in result.stdout
+    assert f"{linked}/dokon: a link out of the output folder, not followed" in result.stdout
     (tmp_path / "out-link").symlink_to(outside)  # the output folder itself
     refused = cli("render", SITES / "dokon.yaml", "-o", tmp_path / "out-link", "--check")
     assert refused.exit_code == 2 and "is a symbolic link" in refused.stderr

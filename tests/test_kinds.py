@@ -170,7 +170,7 @@ def test_gunicorn_serves_an_asgi_app_with_the_rendered_config(tmp_path, cli):
 
 def test_django_explain_says_when_an_idle_session_ends(cli):
     text = cli("explain", SITES / "analytics.yaml").stdout
-    assert "an idle session ends 1800s to 2700s after the last request" in text
+    assert "an idle session ends 30m to 45m after the last request" in text
     assert "from deploygen_settings import *" in text
     [report] = json.loads(cli("explain", "--format", "json", SITES / "analytics.yaml").stdout)
     assert report["session"]["engine"] == "django.contrib.sessions.backends.db"

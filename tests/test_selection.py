@@ -80,7 +80,8 @@ def test_pyproject_is_found_upwards_and_the_command_line_goes_over_it(cli, make_
     monkeypatch.chdir(below)
     assert codes(cli("validate", site, "--format", "json")) == ["DG102"]
     # --ignore adds to the configuration's; --select starts over, --extend-select brings one back.
-    assert codes(cli("validate", site, "--format", "json", "--ignore", "DG102")) == []
+    # With DG101 and DG102 both out, DG106 (nginx below the budget) tells the line they told.
+    assert codes(cli("validate", site, "--format", "json", "--ignore", "DG102")) == ["DG106"]
     assert codes(cli("validate", site, "--format", "json", "--select", "DG1")) == ["DG101", "DG102"]
     assert codes(cli("validate", site, "--format", "json", "--extend-select", "DG101")) == ["DG101", "DG102"]
 
@@ -169,7 +170,7 @@ def test_a_suppression_needs_a_known_code_and_a_reason(cli, make_site, here, ign
 
 def test_render_writes_a_site_whose_errors_are_suppressed(cli, make_site, here, tmp_path):
     site = make_site({**SLOW, "ignore": {"DG101": "the app streams: nginx's limit is per read",
-                                         "DG102": "the same"}})
+                                         "DG102": "the same", "DG106": "the same"}})
     result = cli("render", site, "-o", tmp_path / "out")
     assert result.exit_code == 0 and (tmp_path / "out" / "shop" / "manifest.json").is_file()
 
@@ -206,3 +207,13 @@ def test_a_configuration_that_cannot_be_read_is_not_passed_over(cli, make_site, 
     os.mkfifo(here / "deploygen.toml")
     result = cli("validate", site)
     assert result.exit_code == 2 and "deploygen.toml:1:1: cannot read the configuration" in result.stderr
+
+
+def test_a_line_told_once_is_still_told_when_its_rule_is_not_selected(cli, make_site, here):
+    """DG106 leaves nginx's line to DG101/DG102 when they report it, and only then."""
+    site = make_site(SLOW)
+    assert codes(cli("validate", site, "--format", "json")) == ["DG101", "DG102"]
+    assert codes(cli("validate", site, "--format", "json", "--select", "DG106")) == ["DG106"]
+    assert codes(cli("validate", site, "--format", "json", "--ignore", "DG101")) == ["DG102"]
+    suppressed = make_site({**SLOW, "ignore": {"DG101": "streams", "DG102": "streams"}}, filename="s.yaml")
+    assert codes(cli("validate", suppressed, "--format", "json")) == ["DG106"]

@@ -19,7 +19,8 @@ from deploygen.render.drift import unified_diff
 
 @dataclass(frozen=True)
 class Stale:
-    """One path of the output folder that a render would change: `missing`, `changed`, `mode` or `extra`."""
+    """One path of the output folder that a render would change: `missing`, `changed`, `mode`, `extra`
+    or `outside` (a site's folder that links out of it)."""
 
     path: str
     state: str
@@ -70,7 +71,8 @@ def stale_files(rendered: Sequence, out: str | os.PathLike, with_diff: bool = Fa
             stale.append(Stale(path, "mode", f"{path}: mode {installed_mode:04o}, rendered {mode:04o}\n"
                                if with_diff else ""))
     for folder in folders:
-        stale.extend(Stale(path, "extra") for path in _files_below(out, folder) if path not in expected)
+        stale.extend(Stale(path.rstrip("/"), "outside" if path.endswith("/") else "extra")
+                     for path in _files_below(out, folder) if path not in expected)
     return sorted(stale, key=lambda s: s.path)
 
 
@@ -103,7 +105,7 @@ def _files_below(out: Path, folder: str) -> list[str]:
     try:
         top = _inside(out, folder + "/.")
     except OSError:
-        return [folder]  # not a folder of OUT's own: a render replaces it whole
+        return [folder + "/"]  # a link out of OUT: a render replaces it with the site's folder
     if not top.is_dir():
         return []
     found: list[str] = []
@@ -137,4 +139,5 @@ _SAID = {
     "changed": "would change",
     "mode": "mode would change",
     "extra": "not rendered from these sites: a render would remove it",
+    "outside": "a link out of the output folder, not followed: a render would replace it",
 }

@@ -54,12 +54,11 @@ class IdleEnd:
 
     @property
     def span(self) -> str:
-        """`12h`, or `2h to 2h30m` when a cleanup's interval makes the end a range."""
-        from deploygen.derive.settings import display
-
+        """`12h`, or `2h to 2h30m` when a cleanup's interval makes the end a range: prose, so in
+        the site file's units (`30m`, not the layers' `1800s`)."""
         if self.earliest == self.latest:
-            return display(self.earliest)
-        return f"{display(self.earliest)} to {display(self.latest)}"
+            return str(self.earliest)
+        return f"{self.earliest} to {self.latest}"
 
 
 def as_rows(ctx: SiteContext) -> list[dict]:

@@ -123,6 +123,9 @@ class Rule:
     concepts: ClassVar[tuple[str, ...]] = ()
     # The kinds the rule is about; None: every kind.
     kinds: ClassVar[frozenset[str] | None] = None
+    # Rules that report the same place better: where one of them is kept, this rule's finding
+    # there is dropped (rules.runner), so that a line is told once.
+    same_line_as: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def needs(cls, site: SiteContext) -> str | None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from deploygen.kinds import KINDS
-from deploygen.kinds.php.derive import fpm_latest_end
 from deploygen.report.findings import Finding
 from deploygen.rules.base import Rule, SiteContext
 
@@ -18,7 +17,8 @@ class UpstreamReadTimeoutBelowRequestBudget(Rule):
     budget plus a margin. When nginx's wait is already at or below the layer
     it proxies to, that rule reports the line instead, once: DG101 (gunicorn's
     `timeout`, sync workers), DG102 (`statement_timeout`), DG801 (FPM's
-    `request_terminate_timeout`).
+    `request_terminate_timeout`); when that rule is not selected or is
+    suppressed, this one reports it.
 
     ## Why it is bad
     Every request that runs longer than nginx's wait gets 504 Gateway
@@ -47,9 +47,10 @@ class UpstreamReadTimeoutBelowRequestBudget(Rule):
     severity = "error"
     summary = "written nginx proxy_read_timeout or fastcgi_read_timeout below timeouts.request"
     keys = ("deploygen.request",)
-    # The kind's nginx wait (Kind.upstream_read_timeout) and what DG101, DG102 and DG801 compare it with.
-    optional = ("nginx.proxy_read_timeout", "nginx.fastcgi_read_timeout", "gunicorn.timeout",
-                "gunicorn.worker_class", "postgres.statement_timeout", "php-fpm.request_terminate_timeout")
+    # The kind's nginx wait (Kind.upstream_read_timeout).
+    optional = ("nginx.proxy_read_timeout", "nginx.fastcgi_read_timeout")
+    # What reports the same line with the layer nginx proxies to: runner.select keeps theirs alone.
+    same_line_as = ("DG101", "DG102", "DG801")
 
     def check(self, site: SiteContext) -> Iterator[Finding]:
         eff = site.effective
@@ -59,23 +60,7 @@ class UpstreamReadTimeoutBelowRequestBudget(Rule):
         budget, read = eff["deploygen.request"], eff[key]
         if read.provenance.kind != "written" or read.value is None or budget.value is None:
             return
-        if read.value < budget.value and not _reported_against_inner_layer(site, key):
+        if read.value < budget.value:
             yield self.finding(site, read, "<", budget,
                                f"nginx answers 504 to every request that runs longer than {read.shown}, although "
                                f"the budget lets one run {budget.shown}: the app goes on running it for nobody")
-
-
-def _reported_against_inner_layer(site: SiteContext, key: str) -> bool:
-    """Whether DG101, DG102 or DG801 already reports nginx's wait (at or below what it proxies to)."""
-    eff = site.effective
-    read = eff.value(key)
-
-    def bound(name: str):
-        return eff.value(name) if name in eff else None
-
-    if key == "nginx.fastcgi_read_timeout":
-        terminate = bound("php-fpm.request_terminate_timeout")
-        return terminate is not None and terminate.ms > 0 and read <= fpm_latest_end(terminate)  # DG801
-    worker, statement = bound("gunicorn.timeout"), bound("postgres.statement_timeout")
-    sync = bound("gunicorn.worker_class") == "sync"
-    return (sync and worker is not None and read <= worker) or (statement is not None and read <= statement)

@@ -73,7 +73,11 @@ def _once(findings: list[Finding]) -> list[Finding]:
     return unique
 
 
-def check(sites: list[SiteContext], selection: Selection = Selection()) -> list[Finding]:
+# Every rule reports: the selection with no layers (frozen, so one is enough).
+EVERY_RULE = Selection()
+
+
+def check(sites: list[SiteContext], selection: Selection = EVERY_RULE) -> list[Finding]:
     """Every finding of every rule the selection keeps, less those the sites' `ignore:` suppress,
     with DG001 for each suppression that suppressed nothing; sorted by file, line, column and code."""
     return select(sites, run(sites)[0], selection)
@@ -87,4 +91,16 @@ def select(sites: list[SiteContext], findings: list[Finding], selection: Selecti
     unused = UnusedSuppression().unused(sites, kept, selection)
     kept += [f for f in unused if selection.enabled(f.code)]
     suppressed = {(s.loaded.file, code) for s in sites if s.is_site_file for code in s.loaded.site.ignore}
-    return sorted(f for f in kept if (f.file, f.code) not in suppressed)
+    kept = [f for f in kept if (f.file, f.code) not in suppressed]
+    return sorted(_once_per_line(kept))
+
+
+def _once_per_line(findings: list[Finding]) -> list[Finding]:
+    """Less the findings of a rule whose `same_line_as` rules report the same place: the line is
+    told once, by the rule that names the layer behind it (DG106's, when DG101 reports it)."""
+    from deploygen.rules import BY_CODE
+
+    places = {(f.file, f.line, f.column, f.code) for f in findings}
+    return [f for f in findings
+            if not any((f.file, f.line, f.column, other) in places
+                       for other in BY_CODE[f.code].same_line_as)]

@@ -31,7 +31,6 @@ class Layer:
     select: tuple[str, ...] | None = None
     extend_select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
-    source: str = "--select"
 
     def verdict(self, code: str) -> bool | None:
         """True or False when this layer decides `code`, None when it leaves it to the layers before."""
@@ -40,7 +39,7 @@ class Layer:
         for selector, on in [(s, True) for s in selected] + [(s, False) for s in self.ignore]:
             if _matches(selector, code):
                 length = 0 if selector == "ALL" else len(selector)
-                # Longer wins; at equal length `ignore` (False) wins, as it sorts first.
+                # Longer wins; at equal length `ignore` (False) wins.
                 if best is None or length > best[0] or (length == best[0] and not on):
                     best = (length, on)
         if best is not None:
@@ -94,4 +93,4 @@ def command_line_layer(select: Sequence[str], extend_select: Sequence[str], igno
     chosen = parse_selectors(select) if select else None
     if chosen == ():
         raise ValueError("selects no rule: leave --select out to select every rule")
-    return Layer(chosen, parse_selectors(extend_select), parse_selectors(ignore), "command line")
+    return Layer(chosen, parse_selectors(extend_select), parse_selectors(ignore))

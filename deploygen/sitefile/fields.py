@@ -513,9 +513,6 @@ def whole_seconds(why: str, *, zero: bool = False) -> Any:
 
 
 Span = duration_field()
-Seconds = whole_seconds("this key takes whole seconds")
-# A duration where 0 is a value, not "off": Django's CONN_MAX_AGE = 0 closes after each request.
-SecondsOrZero = whole_seconds("this key takes whole seconds", zero=True)
 PgSpan = duration_field(most=POSTGRES_MAX_MS,
                         too_long="is above PostgreSQL's limit of 2147483647ms (about 24.8 days)")
 CleanupInterval = duration_field(calendar=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from deploygen.derive.settings import display
 from deploygen.kinds.django.derive import NEEDS_CLEANUP, engine
 from deploygen.kinds.django.files import MODULE
 from deploygen.report.explain import IdleEnd, idle_json
@@ -18,13 +17,13 @@ def idle_session_end(ctx: SiteContext) -> IdleEnd:
     short = engine(ctx.loaded.site)
     if short in NEEDS_CLEANUP:
         every: Duration = eff.value("deploygen.cleanup_every")
-        words = (f"Django refuses the session {display(age)} after {since}; clearsessions removes it "
-                 f"{display(age)} to {display(age + every)} after it")
+        words = (f"Django refuses the session {age} after {since}; clearsessions removes it "
+                 f"{age} to {age + every} after it")
         end = IdleEnd(age, age + every, words)
     elif short == "cache":
-        end = IdleEnd(age, age, f"the cache entry expires {display(age)} after {since}")
+        end = IdleEnd(age, age, f"the cache entry expires {age} after {since}")
     else:
-        end = IdleEnd(age, age, f"the signed cookie is refused {display(age)} after {since}")
+        end = IdleEnd(age, age, f"the signed cookie is refused {age} after {since}")
     if eff.value("django.SESSION_EXPIRE_AT_BROWSER_CLOSE"):
         end = IdleEnd(Duration(0), end.latest, f"when the browser closes, or at the latest: {end.words}")
     return end

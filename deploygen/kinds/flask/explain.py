@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from deploygen.derive.settings import display
 from deploygen.report.explain import IdleEnd, idle_json
 from deploygen.rules.base import SiteContext
 from deploygen.sitefile.duration import Duration
@@ -16,30 +15,30 @@ def idle_session_end(ctx: SiteContext) -> IdleEnd:
     sliding = eff.value("flask.SESSION_REFRESH_EACH_REQUEST")
     since = "the last request" if sliding else "login (nothing refreshes it)"
     if s.store == "redis":
-        words = f"Redis deletes the key {display(lifetime)} after {since}"
+        words = f"Redis deletes the key {lifetime} after {since}"
         end = IdleEnd(lifetime, lifetime, words)
     elif s.store == "filesystem":
         every: Duration = eff.value("deploygen.cleanup_every")
-        words = (f"the session is refused {display(lifetime)} after {since}; its file is removed by the next "
-                 f"cleanup, {display(lifetime)} to {display(lifetime + every)} after it")
+        words = (f"the session is refused {lifetime} after {since}; its file is removed by the next "
+                 f"cleanup, {lifetime} to {lifetime + every} after it")
         end = IdleEnd(lifetime, lifetime + every, words)
     else:
-        words = f"the cookie expires and is refused {display(lifetime)} after {since}"
+        words = f"the cookie expires and is refused {lifetime} after {since}"
         end = IdleEnd(lifetime, lifetime, words)
     if s.permanent == "remember-me":
-        words = (f"without remember-me when the browser closes, or at the latest {display(lifetime)} after "
+        words = (f"without remember-me when the browser closes, or at the latest {lifetime} after "
                  f"the session was last modified; with remember-me: {end.words}")
         end = IdleEnd(Duration(0), end.latest, words)
     if "flask.SESSION_IDLE_TIMEOUT" in eff:
         idle: Duration = eff.value("flask.SESSION_IDLE_TIMEOUT")
         if idle < end.earliest:
-            end = IdleEnd(idle, end.latest, f"the app logs an idle user out after {display(idle)}; {end.words}")
+            end = IdleEnd(idle, end.latest, f"the app logs an idle user out after {idle}; {end.words}")
     if "flask.REMEMBER_COOKIE_DURATION" in eff:
         remember: Duration = eff.value("flask.REMEMBER_COOKIE_DURATION")
         if remember > lifetime:
             end = IdleEnd(end.earliest, end.latest, end.words,
                           f"a remember-me cookie outlives the session: it logs the user back in for up to "
-                          f"{display(remember)} after login")
+                          f"{remember} after login")
     return end
 
 

@@ -7,7 +7,6 @@ a live session until something deletes it, so the cleaner's schedule bounds the 
 
 from __future__ import annotations
 
-from deploygen.derive.settings import display
 from deploygen.report.explain import IdleEnd, idle_json
 from deploygen.rules.base import SiteContext
 from deploygen.sitefile.duration import Duration
@@ -17,14 +16,14 @@ def idle_session_end(ctx: SiteContext) -> IdleEnd:
     eff = ctx.effective
     age: Duration = eff.value("php.session.gc_maxlifetime")
     if eff.value("php.session.save_handler") == "redis":
-        end = IdleEnd(age, age, f"Redis expires the key {display(age)} after the last request (phpredis sends EXPIRE "
+        end = IdleEnd(age, age, f"Redis expires the key {age} after the last request (phpredis sends EXPIRE "
                                 "on every read)")
     elif "deploygen.cleanup_every" in eff:
         every: Duration = eff.value("deploygen.cleanup_every")
         end = IdleEnd(age, age + every, f"the session file is valid until the timer deletes it, every "
-                                        f"{display(every)}, once it is {display(age)} old")
+                                        f"{every}, once it is {age} old")
     elif eff.value("php.session.gc_probability"):
-        end = IdleEnd(age, age, f"PHP's own GC deletes it once it is {display(age)} old, on one session_start() in "
+        end = IdleEnd(age, age, f"PHP's own GC deletes it once it is {age} old, on one session_start() in "
                                 f"{eff.value('php.session.gc_divisor') // eff.value('php.session.gc_probability')} "
                                 "(no request at all: never)")
     else:
@@ -32,7 +31,7 @@ def idle_session_end(ctx: SiteContext) -> IdleEnd:
     cookie: Duration = eff.value("php.session.cookie_lifetime")
     if cookie.ms:
         end = IdleEnd(min(end.earliest, cookie), end.latest,
-                      f"{end.words}; the cookie ends {display(cookie)} after login however active the user is")
+                      f"{end.words}; the cookie ends {cookie} after login however active the user is")
     return end
 
 
